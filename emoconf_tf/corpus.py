@@ -1,0 +1,323 @@
+"""The corpus a protocol runs on: features, category labels and AVD, read from a features table.
+
+A *features table* (CSV or Parquet) has one row per utterance:
+
+- `id` (text, unique), `label` (category name), `arousal`, `valence`, `dominance` (corpus scale),
+- optional `speaker`, `group` (e.g. recording session) and `split`
+  (`train` / `validation` / `test`; `Train`, `Development`, `Validation`, `Test1`, ... are accepted),
+- every other column a numeric feature. The feature dimension D comes from the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from emoconf_tf.errors import EmoconfError
+
+AVD_COLUMNS = ("arousal", "valence", "dominance")
+META_COLUMNS = ("id", "label", *AVD_COLUMNS, "speaker", "group", "split")
+REQUIRED_COLUMNS = ("id", "label", *AVD_COLUMNS)
+SPLITS = ("train", "validation", "test")
+
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "development": "validation",
+    "dev": "validation",
+    "devel": "validation",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "test": "test",
+    "test1": "test",
+}
+
+
+def normalize_split(value: str) -> str:
+    """Maps a split name as corpora spell it to `train`, `validation`, `test` or `testN`.
+
+    `Train` -> `train`; `Development`/`Validation` -> `validation`; `Test`/`Test1` -> `test`;
+    `Test2`, `Test3` keep their own name (`test2`, ...) and are not used by the protocol.
+    Raises `EmoconfError` for anything else.
+    """
+    key = str(value).strip().lower()
+    if key in _SPLIT_ALIASES:
+        return _SPLIT_ALIASES[key]
+    if re.fullmatch(r"test\d+", key):
+        return key
+    raise EmoconfError(
+        f"unknown split {value!r}: expected train, validation (or development) or test (test1, test2, ...)"
+    )
+
+
+def parse_scale(text: str | Sequence[float]) -> tuple[float, float]:
+    """Parses an AVD scale `"LO,HI"` (e.g. `"1,7"`) into `(lo, hi)` with lo < hi."""
+    if isinstance(text, str):
+        parts = text.split(",")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) != 2:
+            raise EmoconfError(f"--scale {text!r}: expected two numbers 'LO,HI', e.g. '1,7'")
+    else:
+        values = [float(v) for v in text]
+        if len(values) != 2:
+            raise EmoconfError(f"scale {text!r}: expected (lo, hi)")
+    lo, hi = values
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise EmoconfError(f"scale {text!r}: expected LO < HI, both finite")
+    return lo, hi
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """Utterances with features, category labels and AVD annotations.
+
+    Attributes:
+        ids: str `[N]`, unique utterance ids.
+        features: float32 `[N, D]`.
+        labels: int64 `[N]`, index into `class_names`.
+        avd: float32 `[N, 3]`, arousal, valence, dominance on the corpus `scale`.
+        class_names: the K category names, in label-id order.
+        scale: `(lo, hi)` of the AVD scale (1-7 for MSP-Podcast, 1-5 for IEMOCAP).
+        speaker: str `[N]` ("" when unknown).
+        group: str `[N]` ("" when unknown), e.g. the recording session.
+        split: str `[N]`, `train`/`validation`/`test`/`testN`, or "" when the table has none.
+        feature_names: the D feature column names.
+        name: a short name used in titles and file names (`synthetic` for the built-in corpus).
+    """
+
+    ids: np.ndarray
+    features: np.ndarray
+    labels: np.ndarray
+    avd: np.ndarray
+    class_names: tuple[str, ...]
+    scale: tuple[float, float]
+    speaker: np.ndarray
+    group: np.ndarray
+    split: np.ndarray
+    feature_names: tuple[str, ...]
+    name: str = "corpus"
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_features(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.name.startswith("synthetic")
+
+    def subset(self, index: np.ndarray) -> "Corpus":
+        """Rows selected by a boolean mask `[N]` or an integer index array."""
+        return dataclasses.replace(
+            self,
+            ids=self.ids[index],
+            features=self.features[index],
+            labels=self.labels[index],
+            avd=self.avd[index],
+            speaker=self.speaker[index],
+            group=self.group[index],
+            split=self.split[index],
+        )
+
+
+def read_features_table(
+    path: str | os.PathLike,
+    *,
+    classes: Sequence[str] | None = None,
+    scale: tuple[float, float] | str = (1.0, 7.0),
+    name: str | None = None,
+) -> tuple[Corpus, dict[str, int]]:
+    """Reads and validates a features table (`.csv`, `.csv.gz` or `.parquet`).
+
+    Args:
+        path: the table.
+        classes: category names to keep, in label-id order. Rows with other labels are dropped
+            and counted. Default: every label in the table, sorted.
+        scale: AVD scale `(lo, hi)` or `"LO,HI"`. Values outside it are kept with a warning.
+        name: corpus name for titles; default the file stem.
+
+    Returns:
+        `(corpus, dropped)` where `dropped` maps each label not in `classes` to its row count.
+
+    Raises:
+        EmoconfError: naming the file and the column or row ids at fault.
+    """
+    path = Path(path)
+    scale = parse_scale(scale)
+    frame = _read_frame(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise EmoconfError(
+            f"{path}: missing column(s) {', '.join(missing)}; a features table needs "
+            f"{', '.join(REQUIRED_COLUMNS)} plus numeric feature columns"
+        )
+    feature_names = [c for c in frame.columns if c not in META_COLUMNS]
+    if not feature_names:
+        raise EmoconfError(f"{path}: no feature columns (every column besides {', '.join(META_COLUMNS)} is a feature)")
+    if len(frame) == 0:
+        raise EmoconfError(f"{path}: the table has no rows")
+
+    ids = frame["id"].astype(str).to_numpy()
+    duplicated = pd.unique(ids[pd.Series(ids).duplicated().to_numpy()])
+    if len(duplicated):
+        raise EmoconfError(f"{path}: duplicate id(s) {_few(duplicated)}; ids must be unique")
+    if frame["label"].isna().any():
+        raise EmoconfError(f"{path}: empty label in row id(s) {_few(ids[frame['label'].isna().to_numpy()])}")
+    labels_text = frame["label"].astype(str).str.strip().to_numpy()
+
+    if classes is None:
+        class_names = tuple(sorted(set(labels_text)))
+    else:
+        class_names = tuple(str(c).strip() for c in classes)
+        if len(set(class_names)) != len(class_names) or not all(class_names):
+            raise EmoconfError(f"--classes {','.join(class_names)}: class names must be unique and non-empty")
+    if len(class_names) < 2:
+        raise EmoconfError(f"{path}: need at least two classes, found {list(class_names)}")
+    keep = np.isin(labels_text, class_names)
+    dropped = pd.Series(labels_text[~keep]).value_counts().to_dict()
+    if not keep.any():
+        raise EmoconfError(f"{path}: no row has a label in {','.join(class_names)}")
+    frame = frame.loc[keep].reset_index(drop=True)
+    ids, labels_text = ids[keep], labels_text[keep]
+
+    avd = np.empty((len(frame), 3), dtype=np.float32)
+    for j, column in enumerate(AVD_COLUMNS):
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise EmoconfError(f"{path}: column {column!r} is missing or not numeric in row id(s) {_few(ids[bad])}")
+        outside = (values < scale[0]) | (values > scale[1])
+        if outside.any():
+            warnings.warn(
+                f"{path}: {int(outside.sum())} {column} value(s) outside the scale {scale[0]:g}-{scale[1]:g} "
+                f"(e.g. id {ids[outside][0]}); kept as they are",
+                stacklevel=2,
+            )
+        avd[:, j] = values
+
+    features = _feature_matrix(path, frame, feature_names, ids)
+    label_ids = {c: i for i, c in enumerate(class_names)}
+    labels = np.array([label_ids[c] for c in labels_text], dtype=np.int64)
+
+    def text_column(column: str) -> np.ndarray:
+        if column not in frame.columns:
+            return np.full(len(frame), "", dtype=object)
+        return frame[column].fillna("").astype(str).to_numpy(dtype=object)
+
+    split = text_column("split")
+    if "split" in frame.columns:
+        normalized = []
+        for row_id, value in zip(ids, split):
+            try:
+                normalized.append(normalize_split(value))
+            except EmoconfError as error:
+                raise EmoconfError(f"{path}: row id {row_id}: {error}") from None
+        split = np.array(normalized, dtype=object)
+
+    corpus = Corpus(
+        ids=ids.astype(object),
+        features=features,
+        labels=labels,
+        avd=avd,
+        class_names=class_names,
+        scale=scale,
+        speaker=text_column("speaker"),
+        group=text_column("group"),
+        split=split,
+        feature_names=tuple(str(c) for c in feature_names),
+        name=name or path.name.split(".")[0],
+    )
+    return corpus, dropped
+
+
+def write_features_table(corpus: Corpus, path: str | os.PathLike) -> Path:
+    """Writes `corpus` as a features table (CSV or Parquet by suffix), atomically."""
+    from emoconf_tf.atomic import atomic_path
+
+    path = Path(path)
+    frame = corpus_frame(corpus)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+    return path
+
+
+def corpus_frame(corpus: Corpus) -> pd.DataFrame:
+    """The corpus as a features-table DataFrame (meta columns first, then features)."""
+    meta = pd.DataFrame(
+        {
+            "id": corpus.ids,
+            "label": np.asarray(corpus.class_names, dtype=object)[corpus.labels],
+            "arousal": corpus.avd[:, 0],
+            "valence": corpus.avd[:, 1],
+            "dominance": corpus.avd[:, 2],
+            "speaker": corpus.speaker,
+            "group": corpus.group,
+            "split": corpus.split,
+        }
+    )
+    features = pd.DataFrame(corpus.features, columns=list(corpus.feature_names))
+    return pd.concat([meta, features], axis=1)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise EmoconfError(f"{path}: no such file; give the path of a features table (.csv or .parquet)")
+    if path.is_dir():
+        raise EmoconfError(f"{path}: is a directory; give the path of a features table (.csv or .parquet)")
+    if path.stat().st_size == 0:
+        raise EmoconfError(f"{path}: the file is empty")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        raise EmoconfError(f"{path}: cannot be read as a features table ({error})") from None
+    except Exception as error:  # pyarrow raises its own types for a corrupt Parquet file
+        raise EmoconfError(f"{path}: cannot be read as a features table ({type(error).__name__}: {error})") from None
+
+
+def _feature_matrix(path: Path, frame: pd.DataFrame, feature_names: list[str], ids: np.ndarray) -> np.ndarray:
+    block = frame[feature_names]
+    non_numeric = [c for c in feature_names if not pd.api.types.is_numeric_dtype(block[c])]
+    if non_numeric:
+        column = non_numeric[0]
+        values = pd.to_numeric(block[column], errors="coerce")
+        bad = values.isna() & block[column].notna()
+        example = ids[bad.to_numpy()][:1]
+        raise EmoconfError(
+            f"{path}: feature column {column!r} is not numeric"
+            + (f" (e.g. row id {example[0]}: {block[column][bad].iloc[0]!r})" if len(example) else "")
+            + (f"; {len(non_numeric)} such column(s)" if len(non_numeric) > 1 else "")
+        )
+    features = block.to_numpy(dtype=np.float32)
+    bad_rows = ~np.isfinite(features).all(axis=1)
+    if bad_rows.any():
+        raise EmoconfError(f"{path}: NaN or infinite feature values in row id(s) {_few(ids[bad_rows])}")
+    return np.ascontiguousarray(features)
+
+
+def _few(values: Sequence, limit: int = 5) -> str:
+    values = [str(v) for v in values]
+    text = ", ".join(values[:limit])
+    return text + (f" and {len(values) - limit} more" if len(values) > limit else "")

@@ -1,0 +1,72 @@
+"""Metrics on the test predictions that survive a rejection threshold (paper, Section 5.1)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from sklearn.metrics import precision_recall_fscore_support
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectiveScores:
+    """Scores of the accepted predictions at one threshold.
+
+    Attributes:
+        f1: 2 P R / (P + R) of macro precision P and macro recall R (the paper's F1).
+        uar: unweighted average recall (= R).
+        precision: float `[K]` per class; recall: float `[K]`; class_f1: float `[K]` per-class F1.
+        coverage: fraction of test predictions kept.
+        n_test: number of test predictions; removed: how many were rejected;
+        removed_correct: how many of the rejected were correct.
+    """
+
+    f1: float
+    uar: float
+    precision: np.ndarray
+    recall: np.ndarray
+    class_f1: np.ndarray
+    coverage: float
+    n_test: int
+    removed: int
+    removed_correct: int
+
+
+def selective_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, threshold: float, num_classes: int
+) -> SelectiveScores:
+    """Scores of the predictions whose confidence is >= `threshold`.
+
+    Per-class precision and recall come from scikit-learn over all K classes (a class with no
+    accepted prediction has precision 0; one with no accepted true sample has recall 0). Macro P and
+    R are their plain means; F1 = 2PR/(P+R) (0 when P + R = 0).
+
+    Args:
+        y_true: int `[N]` true class ids; y_pred: int `[N]` predicted ids.
+        confidence: float `[N]`; threshold: float.
+        num_classes: K.
+    """
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    kept = np.asarray(confidence) >= threshold
+    correct = y_true == y_pred
+    labels = np.arange(num_classes)
+    if kept.any():
+        precision, recall, class_f1, _ = precision_recall_fscore_support(
+            y_true[kept], y_pred[kept], labels=labels, average=None, zero_division=0
+        )
+    else:
+        precision = recall = class_f1 = np.zeros(num_classes)
+    macro_p, macro_r = float(np.mean(precision)), float(np.mean(recall))
+    f1 = 2 * macro_p * macro_r / (macro_p + macro_r) if macro_p + macro_r > 0 else 0.0
+    return SelectiveScores(
+        f1=f1,
+        uar=macro_r,
+        precision=np.asarray(precision, dtype=np.float64),
+        recall=np.asarray(recall, dtype=np.float64),
+        class_f1=np.asarray(class_f1, dtype=np.float64),
+        coverage=float(kept.mean()) if kept.size else 0.0,
+        n_test=int(kept.size),
+        removed=int((~kept).sum()),
+        removed_correct=int((~kept & correct).sum()),
+    )

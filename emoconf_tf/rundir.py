@@ -1,0 +1,167 @@
+"""A trained run on disk: one classifier + EmoConfidNet and what export needs to set thresholds.
+
+Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json` last)::
+
+    classifier.keras       the emotion classifier (standardisation inside)
+    emoconfidnet.keras     classifier + EmoConfidNet head, outputs `probabilities` and `p_hat`
+    validation.csv         id, label, predicted, confidence, baseline_confidence (validation split)
+    test.csv               the same for the test split
+    results.csv            the protocol's rows for this run (thresholds from validation, applied to test)
+    feature_names.txt      one feature column name per line, in input order
+    run.json               corpus, classes, AVD scale, filter, seed, settings, epochs, package version
+    manifest.json          file list with sizes and SHA-256, written last
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emoconf_tf import __version__
+from emoconf_tf.atomic import atomic_path, write_json
+from emoconf_tf.corpus import Corpus
+from emoconf_tf.errors import EmoconfError
+from emoconf_tf.folds import make_folds
+from emoconf_tf.protocol import RESULT_COLUMNS, ProtocolConfig, run_unit
+
+RUN_FORMAT = 1
+MANIFEST = "manifest.json"
+
+
+@dataclasses.dataclass
+class Run:
+    """A loaded run directory."""
+
+    path: Path
+    info: dict
+    classifier: object
+    emoconfidnet: object
+    validation: pd.DataFrame
+    results: pd.DataFrame | None
+    feature_names: list[str]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+
+def train_run(
+    corpus: Corpus,
+    out_dir: str | Path,
+    config: ProtocolConfig,
+    *,
+    seed: int = 0,
+    training: str = "filtered",
+    fold_index: int = 0,
+) -> Path:
+    """Trains one classifier + EmoConfidNet on one fold and writes the run directory.
+
+    Args:
+        corpus: the corpus.
+        out_dir: the run directory to create (it must not hold a finished run).
+        config: `ProtocolConfig` (its `cv`, filter and training settings are used).
+        seed: the seed.
+        training: `"raw"` or `"filtered"`.
+        fold_index: which fold of `config.cv` to train on.
+
+    Returns:
+        The run directory path.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / MANIFEST).exists():
+        raise EmoconfError(f"{out_dir}: already holds a finished run; choose another --out or delete it")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise EmoconfError(f"{out_dir}: exists and is not a finished run directory; choose another --out")
+    folds = make_folds(corpus, config.cv)
+    if not 0 <= fold_index < len(folds):
+        raise EmoconfError(f"--fold {fold_index}: the corpus has {len(folds)} fold(s) with --cv {config.cv}")
+    fold = folds[fold_index]
+    unit = run_unit(corpus, fold, seed, training, config)
+    val_out, val_scores = unit.scores["validation"]
+    test_out, test_scores, test_pred = unit.scores["test"]
+
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        unit.models["classifier"].save(tmp / "classifier.keras")
+        unit.models["emoconfidnet"].save(tmp / "emoconfidnet.keras")
+        names = np.asarray(corpus.class_names, dtype=object)
+        for part, rows, out, scores in (
+            ("validation", fold.validation, val_out, val_scores),
+            ("test", fold.test, test_out, test_scores),
+        ):
+            frame = pd.DataFrame({
+                "id": corpus.ids[rows],
+                "label": names[corpus.labels[rows]],
+                "predicted": names[out["probabilities"].argmax(axis=1)],
+                "confidence": scores["emoconfidnet"],
+                "baseline_confidence": scores["top2_margin"],
+            })
+            frame.to_csv(tmp / f"{part}.csv", index=False, float_format="%.8g")
+        pd.DataFrame(unit.results, columns=list(RESULT_COLUMNS)).to_csv(
+            tmp / "results.csv", index=False, float_format="%.6f")
+        (tmp / "feature_names.txt").write_text("\n".join(corpus.feature_names) + "\n", encoding="utf-8")
+        info = {
+            "format": RUN_FORMAT,
+            "version": __version__,
+            "corpus": corpus.name,
+            "synthetic": corpus.synthetic,
+            "class_names": list(corpus.class_names),
+            "scale": list(corpus.scale),
+            "num_features": corpus.num_features,
+            "training": training,
+            "filter": training == "filtered",
+            "filter_counts": unit.filter_counts,
+            "seed": seed,
+            "fold": fold.index,
+            "fold_name": fold.name,
+            "run": unit.run,
+            "protocol": config.fingerprint(),
+        }
+        write_json(tmp / "run.json", info)
+        _write_manifest(tmp)
+    return out_dir
+
+
+def load_run(path: str | Path, *, compile: bool = False) -> Run:
+    """Loads a run directory written by `train_run`, refusing unfinished or incompatible ones."""
+    import keras
+
+    import emoconf_tf.losses  # noqa: F401  registers PairwiseConfidenceLoss for deserialisation
+
+    path = Path(path)
+    if not path.is_dir():
+        raise EmoconfError(f"{path}: no such run directory; create one with `emoconf train --out {path}`")
+    if not (path / MANIFEST).exists():
+        raise EmoconfError(f"{path}: no {MANIFEST}, so the run is unfinished or not a run directory; rerun `emoconf train`")
+    info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    if info.get("format") != RUN_FORMAT:
+        raise EmoconfError(
+            f"{path}: run format {info.get('format')!r} written by emoconf-tf {info.get('version', '?')}; this is "
+            f"emoconf-tf {__version__} (format {RUN_FORMAT}); retrain the run with this version"
+        )
+    classifier = keras.saving.load_model(path / "classifier.keras", compile=compile, safe_mode=True)
+    emoconfidnet = keras.saving.load_model(path / "emoconfidnet.keras", compile=compile, safe_mode=True)
+    results_path = path / "results.csv"
+    return Run(
+        path=path,
+        info=info,
+        classifier=classifier,
+        emoconfidnet=emoconfidnet,
+        validation=pd.read_csv(path / "validation.csv"),
+        results=pd.read_csv(results_path) if results_path.exists() else None,
+        feature_names=(path / "feature_names.txt").read_text(encoding="utf-8").splitlines(),
+    )
+
+
+def _write_manifest(directory: Path) -> None:
+    files = {}
+    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        files[str(file.relative_to(directory))] = {"bytes": file.stat().st_size, "sha256": digest}
+    write_json(directory / MANIFEST, {"version": __version__, "format": RUN_FORMAT, "files": files})
+

@@ -1,0 +1,338 @@
+"""Tests for emoconf_tf.report: hand-computed tables, the curves file and report.md."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoconf_tf import report
+from emoconf_tf.errors import EmoconfError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+N_TEST = 100  # test predictions per fold
+
+# (training, method, rejection) -> per fold (fold 0, fold 1): (coverage, f1, uar, removed, removed_correct).
+# At rejection 0 both methods share the same numbers and remove nothing.
+_T0 = {
+    "filtered": [(1.0, 0.40, 0.50, 0, 0), (1.0, 0.40, 0.30, 0, 0)],
+    "raw": [(1.0, 0.30, 0.30, 0, 0), (1.0, 0.34, 0.34, 0, 0)],
+}
+_REJECTED = {
+    ("filtered", "emoconfidnet", 0.1): [(0.90, 0.42, 0.52, 10, 1), (0.90, 0.41, 0.38, 10, 2)],
+    ("filtered", "emoconfidnet", 0.2): [(0.82, 0.46, 0.55, 18, 2), (0.78, 0.42, 0.45, 22, 4)],
+    ("filtered", "top2_margin", 0.1): [(0.90, 0.41, 0.41, 10, 4), (0.90, 0.41, 0.41, 10, 5)],
+    ("filtered", "top2_margin", 0.2): [(0.80, 0.42, 0.42, 20, 8), (0.80, 0.42, 0.42, 20, 10)],
+    ("raw", "emoconfidnet", 0.1): [(0.90, 0.33, 0.33, 10, 3), (0.90, 0.35, 0.35, 10, 3)],
+    ("raw", "emoconfidnet", 0.2): [(0.80, 0.36, 0.36, 20, 5), (0.80, 0.36, 0.36, 20, 5)],
+    ("raw", "top2_margin", 0.1): [(0.90, 0.31, 0.31, 10, 5), (0.90, 0.35, 0.35, 10, 5)],
+    ("raw", "top2_margin", 0.2): [(0.80, 0.32, 0.32, 20, 9), (0.80, 0.36, 0.36, 20, 9)],
+}
+METHODS = ("emoconfidnet", "top2_margin")
+CLASSES = ("angry", "sad")
+
+
+def _results(methods=METHODS, seeds=(0,)) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        for training in ("raw", "filtered"):
+            for method in methods:
+                for rejection in (0.0, 0.1, 0.2):
+                    key = (training, method if method in METHODS else "emoconfidnet", rejection)
+                    per_fold = _T0[training] if rejection == 0.0 else _REJECTED[key]
+                    for fold, (coverage, f1, uar, removed, removed_correct) in enumerate(per_fold):
+                        rows.append(dict(
+                            fold=fold, seed=seed, training=training, method=method, rejection=rejection,
+                            threshold=0.0 if rejection == 0.0 else 0.3 + rejection, coverage=coverage,
+                            f1=f1, uar=uar, n_test=N_TEST, removed=removed, removed_correct=removed_correct,
+                        ))
+    return pd.DataFrame(rows)
+
+
+# Per-class values: `base + 0.2 * fold`, so the mean over folds 0 and 1 is `base + 0.1`.
+# (level, class) -> (precision, recall, f1) base; level "t0" is shared by all methods at rejection 0.
+_CLASS_BASE = {
+    ("t0", "angry"): (0.10, 0.20, 0.15),
+    ("t0", "sad"): (0.30, 0.40, 0.35),
+    ("emoconfidnet", "angry"): (0.20, 0.25, 0.22),
+    ("emoconfidnet", "sad"): (0.35, 0.50, 0.40),
+    ("top2_margin", "angry"): (0.12, 0.22, 0.16),
+    ("top2_margin", "sad"): (0.31, 0.41, 0.36),
+}
+
+
+def _per_class() -> pd.DataFrame:
+    rows = []
+    for training in ("raw", "filtered"):
+        for method in METHODS:
+            for rejection in (0.0, 0.1, 0.2):
+                level = "t0" if rejection == 0.0 else method
+                for class_name in CLASSES:
+                    for fold in (0, 1):
+                        precision, recall, f1 = (b + 0.2 * fold for b in _CLASS_BASE[(level, class_name)])
+                        rows.append(dict(
+                            fold=fold, seed=0, training=training, method=method, rejection=rejection,
+                            **{"class": class_name}, precision=precision, recall=recall, f1=f1,
+                        ))
+    return pd.DataFrame(rows)
+
+
+def _runs() -> pd.DataFrame:
+    return pd.DataFrame([
+        dict(fold=fold, seed=0, training=training, n_train=800 - (60 if training == "filtered" else 0),
+             n_validation=100, n_test=N_TEST, n_filtered_out=60 if training == "filtered" else 0,
+             classifier_epochs=12 + fold, confidence_epochs=8)
+        for training in ("raw", "filtered") for fold in (0, 1)
+    ])
+
+
+def _write(tmp_path, *, synthetic, filter_counts=None):
+    return report.write_report(
+        tmp_path / "out", _results(), _per_class(), _runs(),
+        corpus_name="TinyCorpus", synthetic=synthetic, class_names=list(CLASSES),
+        filter_counts=filter_counts, settings={"epochs": 50, "patience": 10},
+    )
+
+
+# --- table1 --------------------------------------------------------------------------------------
+
+
+def test_table1_rows_are_thresholds_in_order():
+    table = report.table1(_results())
+    assert list(table.index) == ["t0", "t10", "t20"]
+    assert table.index.name == "threshold"
+
+
+def test_table1_means_are_hand_averages():
+    table = report.table1(_results())
+    # filtered t0 F1: (0.40 + 0.40) / 2 = 0.40; UAR (0.50 + 0.30) / 2 = 0.40
+    assert table.loc["t0", "f1 emoconfidnet (filtered)"] == pytest.approx(0.40)
+    assert table.loc["t0", "uar top2_margin (filtered)"] == pytest.approx(0.40)
+    # filtered EmoConfidNet t20 F1: (0.46 + 0.42) / 2 = 0.44; UAR (0.55 + 0.45) / 2 = 0.50
+    assert table.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.44)
+    assert table.loc["t20", "uar emoconfidnet (filtered)"] == pytest.approx(0.50)
+    # raw baseline t20 F1: (0.32 + 0.36) / 2 = 0.34; t10: (0.31 + 0.35) / 2 = 0.33
+    assert table.loc["t20", "f1 top2_margin (raw)"] == pytest.approx(0.34)
+    assert table.loc["t10", "f1 top2_margin (raw)"] == pytest.approx(0.33)
+
+
+def test_table1_column_order_metric_method_training():
+    columns = list(report.table1(_results()).columns)
+    assert columns[:4] == [
+        "f1 emoconfidnet (raw)", "f1 emoconfidnet (filtered)", "f1 top2_margin (raw)", "f1 top2_margin (filtered)",
+    ]
+    assert columns[4].startswith("uar ")
+
+
+def test_table1_coverage_metric():
+    # filtered EmoConfidNet t20 coverage: (0.82 + 0.78) / 2 = 0.80
+    table = report.table1(_results(), metrics=("coverage",))
+    assert table.loc["t20", "coverage emoconfidnet (filtered)"] == pytest.approx(0.80)
+
+
+def test_rejection_curves_std_over_folds():
+    curves = report.rejection_curves(_results())
+    row = curves[(curves.method == "emoconfidnet") & (curves.training == "filtered") & (curves.rejection == 0.2)]
+    # F1 0.46, 0.42: sample std = sqrt(((0.02)^2 + (0.02)^2) / 1) = 0.02 * sqrt(2) = 0.028284
+    assert row["f1_std"].item() == pytest.approx(0.02 * math.sqrt(2))
+    assert row["n_runs"].item() == 2
+
+
+# --- relative gains ------------------------------------------------------------------------------
+
+
+def _gain_row(gains, method, training):
+    return gains[(gains.method == method) & (gains.training == training)].iloc[0]
+
+
+def test_relative_gains_by_hand():
+    gains = report.relative_gains(_results(), rejection=0.2)
+    ecn = _gain_row(gains, "emoconfidnet", "filtered")
+    # F1 0.40 -> 0.44: (0.44 - 0.40) / 0.40 * 100 = +10.0 %; UAR 0.40 -> 0.50: +25.0 %
+    assert ecn["f1_t0"] == pytest.approx(0.40) and ecn["f1_t20"] == pytest.approx(0.44)
+    assert ecn["f1_gain_pct"] == pytest.approx(10.0)
+    assert ecn["uar_gain_pct"] == pytest.approx(25.0)
+    assert ecn["coverage_t20"] == pytest.approx(0.80)  # (0.82 + 0.78) / 2
+    base = _gain_row(gains, "top2_margin", "filtered")
+    # F1 0.40 -> 0.42: +5.0 %; UAR 0.40 -> 0.42: +5.0 %
+    assert base["f1_gain_pct"] == pytest.approx(5.0)
+    assert base["uar_gain_pct"] == pytest.approx(5.0)
+    raw = _gain_row(gains, "top2_margin", "raw")
+    # F1 0.32 -> 0.34: 0.02 / 0.32 * 100 = +6.25 %
+    assert raw["f1_gain_pct"] == pytest.approx(6.25)
+
+
+def test_relative_gains_std_columns_with_several_runs():
+    gains = report.relative_gains(_results())
+    ecn = _gain_row(gains, "emoconfidnet", "filtered")
+    assert ecn["n_runs"] == 2
+    # per-run F1 gains: fold 0 (0.46 - 0.40) / 0.40 = +15 %, fold 1 (0.42 - 0.40) / 0.40 = +5 %;
+    # sample std = sqrt((5^2 + 5^2) / 1) = 7.0711
+    assert ecn["f1_gain_pct_std"] == pytest.approx(5 * math.sqrt(2))
+    assert ecn["f1_t20_std"] == pytest.approx(0.02 * math.sqrt(2))
+
+
+def test_relative_gains_without_std_for_one_run():
+    gains = report.relative_gains(_results().query("fold == 0"))
+    assert not any(c.endswith("_std") for c in gains.columns)
+    # fold 0 alone: F1 0.40 -> 0.46 = +15.0 %
+    assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(15.0)
+
+
+def test_relative_gains_missing_level_names_available_levels():
+    with pytest.raises(EmoconfError, match=r"rejection 0\.3; available levels: 0, 0\.1, 0\.2"):
+        report.relative_gains(_results(), rejection=0.3)
+
+
+def test_rejection_float_noise_matches_level():
+    results = _results()
+    results.loc[results.rejection == 0.2, "rejection"] = 0.1 + 0.1 + 1e-12
+    gains = report.relative_gains(results, rejection=0.2)
+    assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(10.0)
+
+
+# --- table2 and removed --------------------------------------------------------------------------
+
+
+def test_table2_values_are_fold_means():
+    table = report.table2(_results(), _per_class(), rejection=0.2, training="filtered")
+    assert list(table.columns) == ["angry", "sad"]
+    assert list(table.index.get_level_values("metric").unique()) == ["precision", "recall", "f1"]
+    assert list(table.loc["precision"].index) == ["no_rejection", "emoconfidnet", "top2_margin"]
+    # no rejection, angry precision: (0.10 + 0.30) / 2 = 0.20
+    assert table.loc[("precision", "no_rejection"), "angry"] == pytest.approx(0.20)
+    # EmoConfidNet t20, sad recall: (0.50 + 0.70) / 2 = 0.60
+    assert table.loc[("recall", "emoconfidnet"), "sad"] == pytest.approx(0.60)
+    # baseline t20, angry F1: (0.16 + 0.36) / 2 = 0.26
+    assert table.loc[("f1", "top2_margin"), "angry"] == pytest.approx(0.26)
+
+
+def test_table2_skips_undefined_precision():
+    per_class = _per_class()
+    undefined = (per_class.training == "filtered") & (per_class.method == "emoconfidnet") & (
+        per_class.rejection == 0.2) & (per_class["class"] == "angry") & (per_class.fold == 1)
+    per_class.loc[undefined, "precision"] = np.nan
+    table = report.table2(_results(), per_class)
+    assert table.loc[("precision", "emoconfidnet"), "angry"] == pytest.approx(0.20)  # fold 0 only
+
+
+def test_table2_class_names_set_column_order():
+    table = report.table2(_results(), _per_class(), class_names=["sad", "angry"])
+    assert list(table.columns) == ["sad", "angry"]
+
+
+def test_table2_unknown_class_raises():
+    with pytest.raises(EmoconfError, match="angry"):
+        report.table2(_results(), _per_class(), class_names=["sad"])
+
+
+def test_removed_summary_sums_over_folds():
+    summary = report.removed_summary(_results(), rejection=0.2)
+    row = summary[(summary.training == "filtered") & (summary.method == "emoconfidnet")].iloc[0]
+    # removed 18 + 22 = 40 (mean 20), correct 2 + 4 = 6 (mean 3); 6 / 40 = 0.15
+    assert row["removed_total"] == 40 and row["removed_mean"] == pytest.approx(20.0)
+    assert row["removed_correct_total"] == 6 and row["removed_correct_mean"] == pytest.approx(3.0)
+    assert row["correct_fraction"] == pytest.approx(0.15)
+    assert row["n_test_total"] == 2 * N_TEST
+    base = summary[(summary.training == "filtered") & (summary.method == "top2_margin")].iloc[0]
+    assert base["removed_total"] == 40 and base["removed_correct_total"] == 18  # 20 + 20, 8 + 10
+
+
+def test_removed_summary_averages_seeds():
+    # two identical seeds: the per-split totals stay 40 / 6, not 80 / 12
+    summary = report.removed_summary(_results(seeds=(0, 1)))
+    row = summary[(summary.training == "filtered") & (summary.method == "emoconfidnet")].iloc[0]
+    assert (row["removed_total"], row["removed_correct_total"], row["n_seeds"]) == (40, 6, 2)
+
+
+def test_missing_column_is_named():
+    with pytest.raises(EmoconfError, match="missing column\\(s\\) uar"):
+        report.table1(_results().drop(columns=["uar"]))
+
+
+def test_method_display_names():
+    assert report.method_display_name("emoconfidnet") == "EmoConfidNet"
+    assert report.method_display_name("top2_margin") == "Baseline (top-2 margin)"
+    assert report.method_display_name("entropy") == "entropy"
+
+
+def test_markdown_table_formats_floats_and_nan():
+    df = pd.DataFrame({"a": [0.12345, np.nan], "b": ["x|y", "z"]}, index=pd.Index(["r1", "r2"], name="row"))
+    assert report._markdown_table(df).splitlines() == [
+        "| row | a | b |",
+        "| :--- | ---: | :--- |",
+        "| r1 | 0.123 | x\\|y |",
+        "| r2 | n/a | z |",
+    ]
+
+
+# --- plot and report -----------------------------------------------------------------------------
+
+
+def test_plot_curves_writes_png_atomically(tmp_path):
+    path = report.plot_curves(_results(), tmp_path / "curves.png", title="TinyCorpus (synthetic data)")
+    data = path.read_bytes()
+    assert len(data) > 1000 and data.startswith(PNG_SIGNATURE)
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+def test_report_writes_only_curves_and_report(tmp_path):
+    path = _write(tmp_path, synthetic=True)
+    assert path == tmp_path / "out" / "report.md"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["curves.png", "report.md"]
+    assert (tmp_path / "out" / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_report_has_banner_only_when_synthetic(tmp_path):
+    synthetic = _write(tmp_path / "s", synthetic=True).read_text()
+    real = _write(tmp_path / "r", synthetic=False).read_text()
+    assert "SYNTHETIC DATA — not a real corpus" in synthetic
+    assert "SYNTHETIC" not in real and "synthetic" not in real
+    assert "TinyCorpus" in synthetic and "TinyCorpus" in real
+
+
+def test_report_has_tables_sentences_and_curves(tmp_path):
+    text = _write(tmp_path, synthetic=True, filter_counts={"happy: low arousal or low valence": 37}).read_text()
+    assert "## Table 1" in text and "## Table 2" in text
+    assert "| t20 | 0.360 | 0.440 |" in text  # F1 EmoConfidNet raw 0.36, filtered 0.44
+    assert "relative gain in F1 for EmoConfidNet is 10.0 % and 25.0 % in UAR" in text
+    assert "Baseline (top-2 margin) offers a 5.0 % relative gain in F1 and 5.0 % in UAR" in text
+    assert "40 predictions were removed by EmoConfidNet, among which 6 were correct (15.0 %)" in text
+    assert "40 predictions were removed by Baseline (top-2 margin), among which 18 were correct (45.0 %)" in text
+    assert "| No rejection | 0.200 | 0.400 |" in text  # Table 2 precision: (0.10+0.30)/2, (0.30+0.50)/2
+    assert "| happy: low arousal or low valence | 37 |" in text
+    assert "folds: 2 (0, 1)" in text and "`patience`: 10" in text
+    assert "![curves](curves.png)" in text
+
+
+def test_report_without_filter_counts_says_so(tmp_path):
+    assert "No filter counts were given." in _write(tmp_path, synthetic=False).read_text()
+
+
+def test_report_title_says_synthetic():
+    assert "synthetic" in report.report_title("TinyCorpus", synthetic=True)
+    assert "synthetic" not in report.report_title("TinyCorpus", synthetic=False)
+
+
+def test_unknown_method_shown_as_given(tmp_path):
+    results = _results(methods=("emoconfidnet", "top2_margin", "entropy"))
+    assert "f1 entropy (filtered)" in report.table1(results).columns
+    text = report.write_report(
+        tmp_path, results, _per_class(), _runs(), corpus_name="TinyCorpus", synthetic=True, class_names=CLASSES,
+    ).read_text()
+    assert "entropy offers a" in text
+
+
+def test_summary_lines_show_thresholds_and_gains():
+    lines = report.summary_lines(_results())
+    text = "\n".join(lines)
+    assert "0.440 / 0.500" in text  # EmoConfidNet filtered t20: F1 0.44, UAR 0.50
+    assert any(line.startswith("t20 emoconfidnet/filtered: F1 +10.0 %, UAR +25.0 %") for line in lines)
+
+
+def test_report_gains_table_shows_mean_and_std(tmp_path):
+    text = _write(tmp_path, synthetic=False).read_text()
+    # EmoConfidNet filtered: F1 t20 0.440 ± 0.028 (0.02 * sqrt(2)), gain 10.0 ± 7.1 (5 * sqrt(2))
+    assert "| EmoConfidNet | filtered | 2 | 0.400 ± 0.000 | 0.440 ± 0.028 | 10.0 ± 7.1 |" in text

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from emoconf_tf import EmoconfError, rejection_threshold, rejection_thresholds
+from emoconf_tf.thresholds import accept
+
+
+def test_paper_example_t20_is_the_80th_of_100_sorted_scores():
+    # scores 0.01 .. 1.00 shuffled; descending, the 80th is 0.21
+    scores = np.random.default_rng(0).permutation(np.arange(1, 101) / 100)
+    assert rejection_threshold(scores, 0.2) == pytest.approx(0.21)
+
+
+def test_t0_is_zero_so_nothing_is_rejected():
+    assert rejection_threshold([0.5, 0.6], 0.0) == 0.0
+    assert accept(np.array([0.0, 0.3]), 0.0).all()
+
+
+def test_threshold_position_rounds_up_for_non_integer_coverage():
+    # 7 scores, r = 0.5: coverage 3.5 -> the 4th score in descending order
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    assert rejection_threshold(scores, 0.5) == 0.6
+    # r = 0.1 on 10 scores: 9th; float 10 * 0.9 = 9.000000000000002 must not become 10
+    assert rejection_threshold(np.arange(10, 0, -1) / 10, 0.1) == pytest.approx(0.2)
+
+
+def test_thresholds_are_non_decreasing_in_the_rejection_rate():
+    scores = np.random.default_rng(3).random(57)
+    t = rejection_thresholds(scores, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert np.all(np.diff(t) >= 0)
+
+
+def test_validation_coverage_is_at_least_one_minus_r():
+    scores = np.random.default_rng(4).random(101)
+    for r in (0.1, 0.2, 0.3, 0.4, 0.5):
+        assert accept(scores, rejection_threshold(scores, r)).mean() >= 1 - r
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
+def test_rejection_outside_zero_one_is_refused(rate):
+    with pytest.raises(EmoconfError, match="outside"):
+        rejection_threshold([0.5], rate)
+
+
+def test_empty_validation_is_refused():
+    with pytest.raises(EmoconfError, match="validation set is empty"):
+        rejection_threshold([], 0.2)
