@@ -95,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--filter-midpoint", type=float, default=None, help="AVD midpoint for the filter (default: middle of the scale)")
     train.add_argument("--filter-rules", default=None, help="conflict rules (default: the paper's)")
     _add_training_options(train)
+
+    build = commands.add_parser(
+        "build", help="build a TFDS dataset (openSMILE features + AVD labels) from your licensed corpus copy",
+        description="Builds the msp_podcast, iemocap or ser_features TFDS dataset from a manual directory, extracting "
+        "openSMILE functionals in parallel (resumable: extracted files are cached), and optionally writes it as a "
+        "features table for `emoconf reproduce`. Nothing is downloaded.",
+        epilog="See tfds_builders/README.md for what goes in each manual directory.",
+    )
+    build.add_argument("name", choices=("msp_podcast", "iemocap", "ser_features"), help="dataset to build")
+    build.add_argument("--manual-dir", required=True, help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, or a features table for ser_features)")
+    build.add_argument("--data-dir", default="tensorflow_datasets", help="TFDS data directory (default: ./tensorflow_datasets)")
+    build.add_argument("--config", default="compare_2016", help="feature set: compare_2016 (6,373, the paper's) or egemaps_v02 (88); iemocap also *_hap_only (default: compare_2016)")
+    build.add_argument("--workers", type=int, default=2, help="parallel openSMILE workers (default: 2)")
+    build.add_argument("--table", default=None, help="also write the dataset as a features table (.csv, .csv.gz or .parquet)")
+    build.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset (the feature cache is kept)")
     return parser
 
 
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"demo": _demo, "reproduce": _reproduce, "train": _train}[args.command](args)
+        return {"demo": _demo, "reproduce": _reproduce, "train": _train, "build": _build}[args.command](args)
     except EmoconfError as error:
         if args.debug:
             raise
@@ -117,9 +132,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_tensorflow(debug: bool = False) -> None:
+    """Imports TensorFlow without its C++ start-up lines (oneDNN, "no CUDA drivers"): noise for a CPU user.
+
+    TensorFlow 2.21 prints them before absl logging is initialised, ignoring TF_CPP_MIN_LOG_LEVEL,
+    so the C-level stderr is muted for the import only (never with --debug).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message=".*Skipping variable loading for optimizer.*")
+    if debug or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    stderr_fd = 2  # the process's C-level stderr, whatever sys.stderr is (pytest, notebooks replace it)
+    saved = os.dup(stderr_fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), stderr_fd)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, stderr_fd)
+        os.close(saved)
 
 
 def _training_config(args):
@@ -223,14 +255,14 @@ def _run_and_report(corpus, config, out: Path) -> int:
 
 
 def _demo(args) -> int:
-    _quiet_tensorflow()
+    _quiet_tensorflow(args.debug)
     corpus = _synthetic_corpus(args)
     config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_trainings(args.trainings))
     return _run_and_report(corpus, config, Path(args.out))
 
 
 def _reproduce(args) -> int:
-    _quiet_tensorflow()
+    _quiet_tensorflow(args.debug)
     corpus = _load_table(args)
     config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_trainings(args.trainings))
     out = Path(args.out or f"emoconf_{corpus.name}")
@@ -238,7 +270,7 @@ def _reproduce(args) -> int:
 
 
 def _train(args) -> int:
-    _quiet_tensorflow()
+    _quiet_tensorflow(args.debug)
     from emoconf_tf.rundir import train_run
 
     corpus = _synthetic_corpus(args) if args.synthetic else _load_table(args)
@@ -248,6 +280,25 @@ def _train(args) -> int:
     train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold)
     print(f"wrote run directory {out} in {time.perf_counter() - start:.0f} s "
           f"(classifier.keras, emoconfidnet.keras, validation.csv, test.csv, results.csv, run.json, manifest.json)")
+    return 0
+
+
+def _build(args) -> int:
+    _quiet_tensorflow(args.debug)
+    from tfds_builders.build import build_dataset, export_features_table
+
+    if args.workers < 1:
+        raise EmoconfError("--workers must be at least 1")
+    builder = build_dataset(args.name, args.manual_dir, args.data_dir, config=args.config, num_workers=args.workers,
+                            overwrite=args.overwrite)
+    splits = ", ".join(f"{name} {info.num_examples}" for name, info in sorted(builder.info.splits.items()))
+    print(f"built {builder.info.full_name} in {args.data_dir}: {splits}")
+    skipped = builder.info.metadata.get("skipped_classes") if builder.info.metadata else None
+    if skipped:
+        print("skipped categories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    if args.table:
+        path = export_features_table(builder, args.data_dir, args.table)
+        print(f"wrote features table {path}")
     return 0
 
 

@@ -152,10 +152,19 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
     )
 
 
-def predict(emoconfidnet, features: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
-    """Runs the combined model in inference mode: `{"probabilities": [N, K], "p_hat": [N, K]}`."""
-    out = emoconfidnet.predict(features, batch_size=batch_size, verbose=0)
-    return {name: np.asarray(out[name]) for name in ("probabilities", "p_hat")}
+def predict(emoconfidnet, features: np.ndarray, batch_size: int = 4096) -> dict[str, np.ndarray]:
+    """Runs the combined model in inference mode: `{"probabilities": [N, K], "p_hat": [N, K]}`.
+
+    Calls the model directly on large batches rather than `model.predict`, which would trace a new
+    `tf.function` for every freshly trained model.
+    """
+    parts: dict[str, list[np.ndarray]] = {"probabilities": [], "p_hat": []}
+    for start in range(0, len(features), batch_size):
+        out = emoconfidnet(features[start:start + batch_size], training=False)
+        for name in parts:
+            parts[name].append(np.asarray(out[name]))
+    return {name: np.concatenate(chunks) if chunks else np.zeros((0, emoconfidnet.output["p_hat"].shape[-1]), np.float32)
+            for name, chunks in parts.items()}
 
 
 @dataclasses.dataclass

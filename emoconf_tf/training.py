@@ -114,8 +114,8 @@ def fit_emoconfidnet(
     if seed is not None:
         keras.utils.set_random_seed(seed + 1)
     extractor = penultimate_model(classifier)
-    embed_train = extractor.predict(x_train, batch_size=1024, verbose=0)
-    embed_val = extractor.predict(x_val, batch_size=1024, verbose=0)
+    embed_train = _embed(extractor, x_train)
+    embed_val = _embed(extractor, x_val)
     head = build_confidence_head(
         embed_train.shape[-1], int(classifier.output.shape[-1]), units=config.units,
         dropout_rate=config.dropout_rate, learning_rate=config.learning_rate, seed=seed,
@@ -128,3 +128,9 @@ def fit_emoconfidnet(
     )
     model = build_emoconfidnet(classifier, head, learning_rate=config.learning_rate)
     return model, len(history.history["loss"])
+
+
+def _embed(extractor: keras.Model, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Penultimate outputs `[N, 256]` in inference mode, by direct calls (no per-model `tf.function` trace)."""
+    chunks = [np.asarray(extractor(features[i:i + batch_size], training=False)) for i in range(0, len(features), batch_size)]
+    return np.concatenate(chunks).astype(np.float32)

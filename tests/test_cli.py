@@ -1,0 +1,106 @@
+"""The `emoconf` command line: help, errors in one line, and small real runs."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from emoconf_tf.cli import build_parser, main
+from emoconf_tf.corpus import write_features_table
+from emoconf_tf.synthetic import make_synthetic_corpus
+
+TINY = ["--max-epochs", "2", "--batch-size", "64"]
+
+
+@pytest.mark.parametrize("command", ["demo", "reproduce", "train"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: emoconf " + command in out and "--out" in out
+
+
+def test_console_script_help_runs_without_tensorflow_start_up_cost():
+    result = subprocess.run([sys.executable, "-m", "emoconf_tf.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "demo" in result.stdout and "reproduce" in result.stdout
+    code = "import sys, emoconf_tf.cli; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_missing_table_is_one_line_error(tmp_path, capsys):
+    code = main(["reproduce", "--table", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"emoconf reproduce: error: {tmp_path / 'missing.csv'}: no such file; give the path of a features table (.csv or .parquet)"
+    assert "Traceback" not in err
+
+
+def test_table_without_label_column_is_named(tmp_path, capsys):
+    path = tmp_path / "nolabel.csv"
+    pd.DataFrame({"id": ["a"], "arousal": [1], "valence": [1], "dominance": [1], "f": [0.0]}).to_csv(path, index=False)
+    assert main(["reproduce", "--table", str(path)]) == 2
+    assert "missing column(s) label" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from emoconf_tf import EmoconfError
+
+    with pytest.raises(EmoconfError):
+        main(["--debug", "reproduce", "--table", str(tmp_path / "missing.csv")])
+
+
+def test_bad_scale_and_seeds_are_refused(tmp_path, capsys):
+    corpus = make_synthetic_corpus(n_utterances=60, num_features=8)
+    path = write_features_table(corpus, tmp_path / "t.csv")
+    assert main(["reproduce", "--table", str(path), "--scale", "7,1"]) == 2
+    assert "scale '7,1': expected LO < HI" in capsys.readouterr().err
+    assert main(["reproduce", "--table", str(path), "--seeds", "0"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
+
+
+def test_reproduce_with_group_folds_runs_every_fold(tmp_path, capsys):
+    corpus = make_synthetic_corpus(n_utterances=400, num_features=24, seed=2)
+    table = write_features_table(corpus, tmp_path / "mine.parquet")
+    out = tmp_path / "out"
+    code = main(["reproduce", "--table", str(table), "--cv", "group", "--trainings", "filtered", "--out", str(out), *TINY])
+    assert code == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs.fold) == [0, 1, 2, 3, 4]
+    for name in ("results.csv", "per_class.csv", "runs.csv", "report.md", "curves.png", "manifest.json"):
+        assert (out / name).stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "t20" in printed and "fold 4" in printed
+    # a rerun reuses every finished fold
+    assert main(["reproduce", "--table", str(table), "--cv", "group", "--trainings", "filtered", "--out", str(out), *TINY]) == 0
+    assert "reused 5 finished" in capsys.readouterr().out
+
+
+def test_demo_labels_everything_synthetic(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--size", "300", "--num-features", "16", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC corpus" in printed
+    report = (out / "report.md").read_text()
+    assert "SYNTHETIC" in report.upper()
+    assert json.loads((out / "manifest.json").read_text())["synthetic"] is True
+
+
+def test_train_writes_a_loadable_run_directory(tmp_path):
+    from emoconf_tf.rundir import load_run
+
+    out = tmp_path / "run"
+    assert main(["train", "--synthetic", "--size", "300", "--num-features", "16", "--out", str(out), *TINY]) == 0
+    run = load_run(out)
+    assert run.class_names == ["angry", "disgusted", "happy", "neutral", "sad"]
+    assert run.info["synthetic"] and run.info["training"] == "filtered" and run.info["num_features"] == 16
+    assert len(run.feature_names) == 16 and list(run.validation.columns)[:3] == ["id", "label", "predicted"]
+    # a second train into the same directory is refused rather than overwriting
+    assert main(["train", "--synthetic", "--size", "300", "--num-features", "16", "--out", str(out), *TINY]) == 2
+
+
+def test_parser_defaults_are_the_papers():
+    args = build_parser().parse_args(["reproduce", "--table", "x.csv"])
+    assert (args.patience, args.learning_rate, args.scale, args.cv, args.seeds) == (10, 1e-4, "1,7", "split", 1)

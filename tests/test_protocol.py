@@ -1,0 +1,99 @@
+"""End-to-end protocol on a small synthetic corpus (a few hundred rows, 48 features)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoconf_tf import EmoconfError
+from emoconf_tf.protocol import (
+    PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, ProtocolConfig, run_protocol, training_rows, write_tables,
+)
+from emoconf_tf.folds import make_folds
+from emoconf_tf.filtering import ConflictRule, conflict_mask
+from emoconf_tf.synthetic import make_synthetic_corpus
+from emoconf_tf.training import TrainingConfig
+
+FAST = TrainingConfig(max_epochs=3, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_synthetic_corpus(n_utterances=500, num_features=48, seed=3)
+
+
+def test_filtered_training_drops_exactly_the_conflicting_training_rows(corpus):
+    (fold,) = make_folds(corpus, "split")
+    rows, counts = training_rows(corpus, fold, "filtered", ProtocolConfig())
+    train = corpus.subset(fold.train)
+    names = np.asarray(corpus.class_names)[train.labels]
+    expected = fold.train[~conflict_mask(names, train.avd[:, 0], train.avd[:, 1], scale=(1, 7))]
+    np.testing.assert_array_equal(rows, expected)
+    assert sum(counts.values()) == len(fold.train) - len(rows) > 0
+    raw_rows, raw_counts = training_rows(corpus, fold, "raw", ProtocolConfig())
+    np.testing.assert_array_equal(raw_rows, fold.train) and raw_counts == {}
+
+
+def test_protocol_end_to_end_writes_consistent_tables(corpus, tmp_path):
+    outputs = run_protocol(corpus, ProtocolConfig(training=FAST), tmp_path, progress=False)
+    write_tables(outputs, tmp_path)
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert tuple(results.columns) == RESULT_COLUMNS
+    assert tuple(pd.read_csv(tmp_path / "per_class.csv").columns) == PER_CLASS_COLUMNS
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert tuple(runs.columns) == RUN_COLUMNS and len(runs) == 2
+    # 2 trainings x 2 methods x 6 rejection levels
+    assert len(results) == 24
+    assert set(results.method) == {"emoconfidnet", "top2_margin"} and set(results.training) == {"raw", "filtered"}
+    t0 = results[results.rejection == 0]
+    assert (t0.removed == 0).all() and (t0.coverage == 1).all() and (t0.threshold == 0).all()
+    # at t0 both methods see the same predictions
+    for _, group in t0.groupby("training"):
+        assert group.f1.nunique() == 1
+    for _, group in results.groupby(["training", "method"]):
+        group = group.sort_values("rejection")
+        assert np.all(np.diff(group.threshold) >= 0) and np.all(np.diff(group.removed) >= 0)
+        assert (group.removed_correct <= group.removed).all()
+        np.testing.assert_allclose(group.coverage, 1 - group.removed / group.n_test, rtol=1e-5)
+    assert (runs.loc[runs.training == "filtered", "n_filtered_out"] > 0).all()
+    assert (runs.loc[runs.training == "raw", "n_filtered_out"] == 0).all()
+
+
+def test_rerun_skips_finished_units_and_gives_the_same_tables(corpus, tmp_path):
+    config = ProtocolConfig(training=FAST, trainings=("filtered",))
+    first = run_protocol(corpus, config, tmp_path, progress=False)
+    parts = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    assert parts == ["fold0_seed0_filtered.json"]
+    second = run_protocol(corpus, config, tmp_path, progress=False)
+    assert second.skipped_units == 1
+    pd.testing.assert_frame_equal(first.results, second.results)
+
+
+def test_same_seed_gives_identical_results(corpus):
+    config = ProtocolConfig(training=FAST, trainings=("raw",))
+    a = run_protocol(corpus, config, progress=False).results
+    b = run_protocol(corpus, config, progress=False).results
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_out_dir_with_other_settings_is_refused(corpus, tmp_path):
+    run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("raw",)), tmp_path, progress=False)
+    with pytest.raises(EmoconfError, match="other settings"):
+        run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("raw",), seeds=(1,)), tmp_path, progress=False)
+    assert json.loads((tmp_path / "protocol.json").read_text())["protocol"]["seeds"] == [0]
+
+
+def test_group_folds_with_two_seeds_run_every_unit(corpus):
+    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("raw",), training=TrainingConfig(max_epochs=1, batch_size=64))
+    outputs = run_protocol(corpus, config, progress=False)
+    assert sorted(set(zip(outputs.runs.fold, outputs.runs.seed))) == [(f, s) for f in range(5) for s in (0, 1)]
+    assert outputs.runs.n_test.sum() == 2 * len(corpus)  # every row tested once per seed
+
+
+def test_a_class_with_no_training_rows_after_filtering_is_named(corpus):
+    # with the midpoint far below the scale every sad row has "high arousal" and is filtered out
+    strict = (ConflictRule("sad", ("high_arousal",)),)
+    with pytest.raises(EmoconfError, match="sad have no training rows"):
+        run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("filtered",), filter_rules=strict, filter_midpoint=-100.0),
+                     progress=False)

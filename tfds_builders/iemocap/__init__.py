@@ -1,0 +1,1 @@
+"""The `iemocap` TFDS builder."""

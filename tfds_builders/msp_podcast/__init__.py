@@ -1,0 +1,1 @@
+"""The `msp_podcast` TFDS builder."""

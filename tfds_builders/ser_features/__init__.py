@@ -1,0 +1,1 @@
+"""The `ser_features` TFDS builder."""
