@@ -27,7 +27,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--keras-verbose", type=int, choices=(0, 1, 2), default=0, help="Keras fit verbosity: 0 silent, 1 progress bars, 2 a line per epoch (default: 0)")
 
 
-def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool) -> None:
+def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, methods_default: str = "all") -> None:
     if table:
         parser.add_argument("--scale", default="1,7", help="AVD scale LO,HI of the table: 1,7 for MSP-Podcast, 1,5 for IEMOCAP (default: 1,7)")
         parser.add_argument("--classes", default=None, help="comma-separated category names to keep, in label-id order; rows with other labels are dropped and counted (default: every label in the table)")
@@ -36,6 +36,8 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool) -> No
     parser.add_argument("--trainings", default="raw,filtered", help="which trainings to run: raw, filtered or both (default: raw,filtered)")
     parser.add_argument("--filter-midpoint", type=float, default=None, help="AVD value separating low from high for the conflict filter (default: middle of the scale)")
     parser.add_argument("--filter-rules", default=None, help="conflict rules, e.g. 'happy=low_arousal|low_valence;sad=high_valence' (default: the paper's Table 1)")
+    parser.add_argument("--methods", default=methods_default, help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, recommended (default: %(default)s)")
+    parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes T for mc_dropout (default: 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-features", type=int, default=6373, help="synthetic feature dimension (default: 6373, as ComParE-2016)")
     demo.add_argument("--corpus-seed", type=int, default=0, help="seed of the synthetic corpus (default: 0)")
     demo.add_argument("--cv", choices=("split", "group"), default="split", help="split column or leave-one-session-out folds (default: split)")
-    _add_protocol_options(demo, table=False)
+    # the demo keeps to the paper's pair so that it ends within about 1.5 min on 2 cores; --methods all adds
+    # four more heads' worth of training per unit
+    _add_protocol_options(demo, table=False, methods_default="paper")
     _add_training_options(demo)
 
     reproduce = commands.add_parser(
@@ -69,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and curves.png; a rerun with the same --out skips finished folds/seeds.",
         epilog=EPILOG,
     )
-    reproduce.add_argument("--table", required=True, help="features table (.csv, .csv.gz or .parquet)")
-    reproduce.add_argument("--out", default=None, help="output directory (default: emoconf_<table name>)")
+    corpus_source = reproduce.add_mutually_exclusive_group(required=True)
+    corpus_source.add_argument("--table", help="features table (.csv, .csv.gz or .parquet)")
+    corpus_source.add_argument("--tfds", metavar="NAME/CONFIG", help="a dataset prepared with `emoconf build`, e.g. iemocap/egemaps_v02 or msp_podcast/compare_2016; its AVD scale comes with it (a --scale other than 1,7 overrides it). MSP-Podcast runs on its own splits (test1 = test); IEMOCAP, split by session, always leave-one-session-out (--cv group)")
+    reproduce.add_argument("--data-dir", default="tensorflow_datasets", help="with --tfds: TFDS data directory (default: ./tensorflow_datasets)")
+    reproduce.add_argument("--out", default=None, help="output directory (default: emoconf_<table name>, or emoconf_<name>_<config> with --tfds)")
     _add_protocol_options(reproduce, table=True)
     _add_training_options(reproduce)
 
@@ -110,6 +117,41 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, default=2, help="parallel openSMILE workers (default: 2)")
     build.add_argument("--table", default=None, help="also write the dataset as a features table (.csv, .csv.gz or .parquet)")
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset (the feature cache is kept)")
+    build.add_argument("--skip-failed", action="store_true", help="leave out utterances whose audio cannot be processed (empty, corrupt, too short) and list them in the dataset's metadata; without it, every file is tried and the build then fails naming them")
+    build.add_argument("--beam-runner", default=None, metavar="RUNNER", help="extract with Apache Beam on this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner) instead of local threads; needs apache-beam")
+    build.add_argument("--beam-options", default=None, metavar="FLAGS", help="Beam pipeline flags in one quoted string, e.g. \"--direct_num_workers=2 --direct_running_mode=multi_processing\" or Dataflow's --project, --region, --temp_location; implies the Beam path")
+
+    export_table = commands.add_parser(
+        "export-table", help="write a dataset built with `emoconf build` as a features table",
+        description="Writes a prepared msp_podcast, iemocap or ser_features dataset as a features table (id, label, "
+        "arousal, valence, dominance, speaker, group, split when the dataset has train/validation/test splits, then "
+        "one column per openSMILE feature) that `emoconf reproduce --table` reads. Written atomically.",
+        epilog="See tfds_builders/README.md.",
+    )
+    export_table.add_argument("name", help="dataset, optionally with its config: iemocap or iemocap/egemaps_v02")
+    export_table.add_argument("--config", default=None, help="config when NAME has none (default: the dataset's default, compare_2016)")
+    export_table.add_argument("--data-dir", default="tensorflow_datasets", help="TFDS data directory (default: ./tensorflow_datasets)")
+    export_table.add_argument("--out", required=True, help="table to write (.parquet, .csv or .csv.gz)")
+
+    export = commands.add_parser(
+        "export", help="export a run directory as a TF Serving SavedModel (savedmodels/NAME/<version>)",
+        description="Turns a run directory from `emoconf train` into the next integer version of a SavedModel with "
+        "the signatures serving_default (serialized tf.Example), predict, confidence and threshold, and the assets "
+        "labels.txt, feature_names.txt and model_card.md. Written under a temporary name and renamed; an existing "
+        "version is never replaced.",
+        epilog="Serving: savedmodels/README.md (tensorflow_model_server, REST and gRPC examples).",
+    )
+    export.add_argument("run_dir", help="run directory written by `emoconf train`")
+    export.add_argument("--out", default=None, help="model base path that holds the versions (default: savedmodels/<run directory name>)")
+    export.add_argument("--default-rejection", type=float, default=0.2, help="rejection rate (fraction in [0, 1)) of serving_default's accept output (default: 0.2, the paper's t20%%)")
+
+    inspect = commands.add_parser(
+        "inspect", help="print an exported model's signatures and model card",
+        description="Prints the signatures (inputs and outputs with dtypes and shapes, as TF Serving sees them) and "
+        "the model card of a SavedModel: the latest version of a model base path, or a given version directory.",
+        epilog="Serving: savedmodels/README.md.",
+    )
+    inspect.add_argument("path", help="model base path (savedmodels/NAME) or a version directory (savedmodels/NAME/3)")
     return parser
 
 
@@ -120,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"demo": _demo, "reproduce": _reproduce, "train": _train, "build": _build}[args.command](args)
+        return {"demo": _demo, "reproduce": _reproduce, "train": _train, "build": _build, "export-table": _export_table, "export": _export,
+                "inspect": _inspect}[args.command](args)
     except EmoconfError as error:
         if args.debug:
             raise
@@ -172,10 +215,15 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
     from emoconf_tf.filtering import PAPER_RULES, parse_rules
     from emoconf_tf.protocol import ProtocolConfig
 
+    from emoconf_tf.protocol import ALL_METHODS, PAPER_METHODS
+
+    methods_text = getattr(args, "methods", "paper")
+    methods = {"all": ALL_METHODS, "paper": PAPER_METHODS}.get(methods_text) or _trainings(methods_text)
     return ProtocolConfig(
         cv=cv, seeds=seeds, trainings=trainings, filter_midpoint=args.filter_midpoint,
         filter_rules=parse_rules(args.filter_rules) if args.filter_rules else PAPER_RULES,
-        training=_training_config(args),
+        training=_training_config(args), methods=tuple(methods),
+        mc_dropout_passes=getattr(args, "mc_passes", 10),
     )
 
 
@@ -193,12 +241,21 @@ def _load_table(args):
     from emoconf_tf.corpus import read_features_table
 
     classes = [c for c in args.classes.split(",")] if args.classes else None
+    tfds_name = getattr(args, "tfds", None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        corpus, dropped = read_features_table(args.table, classes=classes, scale=args.scale)
+        if tfds_name:
+            from tfds_builders.build import load_corpus
+
+            # The default 1,7 is the --table default: a dataset built here records its own scale.
+            scale = None if args.scale == "1,7" else args.scale
+            corpus, dropped = load_corpus(tfds_name, args.data_dir, classes=classes, scale=scale)
+        else:
+            corpus, dropped = read_features_table(args.table, classes=classes, scale=args.scale)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    print(f"{args.table}: {len(corpus)} utterances, {corpus.num_features} features, classes {', '.join(corpus.class_names)}")
+    source = f"{tfds_name} in {args.data_dir}" if tfds_name else args.table
+    print(f"{source}: {len(corpus)} utterances, {corpus.num_features} features, classes {', '.join(corpus.class_names)}")
     if dropped:
         print("dropped (label not in --classes): " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
     return corpus
@@ -264,7 +321,13 @@ def _demo(args) -> int:
 def _reproduce(args) -> int:
     _quiet_tensorflow(args.debug)
     corpus = _load_table(args)
-    config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_trainings(args.trainings))
+    cv = args.cv
+    if args.tfds and cv == "split" and not (corpus.split != "").all():
+        # IEMOCAP's splits are its sessions (in corpus.group): there is no train/validation/test to use.
+        cv = "group"
+        print(f"folds: leave one session out ({', '.join(sorted(set(corpus.group)))}); {args.tfds} has no "
+              f"train/validation/test split")
+    config = _protocol_config(args, cv=cv, seeds=_seeds(args.seeds), trainings=_trainings(args.trainings))
     out = Path(args.out or f"emoconf_{corpus.name}")
     return _run_and_report(corpus, config, out)
 
@@ -289,16 +352,63 @@ def _build(args) -> int:
 
     if args.workers < 1:
         raise EmoconfError("--workers must be at least 1")
+    import shlex
+
+    beam_options = shlex.split(args.beam_options) if args.beam_options is not None else None
     builder = build_dataset(args.name, args.manual_dir, args.data_dir, config=args.config, num_workers=args.workers,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, skip_failed=args.skip_failed, beam_runner=args.beam_runner,
+                            beam_options=beam_options)
     splits = ", ".join(f"{name} {info.num_examples}" for name, info in sorted(builder.info.splits.items()))
     print(f"built {builder.info.full_name} in {args.data_dir}: {splits}")
-    skipped = builder.info.metadata.get("skipped_classes") if builder.info.metadata else None
+    metadata = builder.info.metadata or {}
+    skipped = metadata.get("skipped_classes")
     if skipped:
         print("skipped categories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    skipped_other = {k: v for k, v in (metadata.get("skipped_other") or {}).items() if k != "failed extraction"}
+    if skipped_other:
+        print("skipped utterances: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped_other.items())))
+    failed = list(metadata.get("failed_files") or [])
+    if failed:
+        print(f"left out {len(failed)} utterance(s) whose audio failed (--skip-failed; listed in "
+              f"{builder.data_dir}/metadata.json):")
+        for record in failed[:5]:
+            print(f"  {record['reason']}")
+        if len(failed) > 5:
+            print(f"  ... and {len(failed) - 5} more")
     if args.table:
         path = export_features_table(builder, args.data_dir, args.table)
         print(f"wrote features table {path}")
+    return 0
+
+
+def _export_table(args) -> int:
+    _quiet_tensorflow(args.debug)
+    from tfds_builders.build import export_features_table
+
+    path = export_features_table(args.name, args.data_dir, args.out, config=args.config)
+    print(f"wrote features table {path} from {args.name} in {args.data_dir}")
+    return 0
+
+
+def _export(args) -> int:
+    _quiet_tensorflow(args.debug)
+    from emoconf_tf.export import SIGNATURE_NAMES, export_run
+
+    out = Path(args.out or f"savedmodels/{Path(args.run_dir).resolve().name}")
+    start = time.perf_counter()
+    result = export_run(args.run_dir, out, default_rejection=args.default_rejection)
+    print(f"exported {args.run_dir} as {result.path} (version {result.version}) in {time.perf_counter() - start:.0f} s")
+    print(f"signatures: {', '.join(SIGNATURE_NAMES)}; serving_default accepts at rejection "
+          f"{result.default_rejection:g} (threshold {result.default_threshold:.6f})")
+    print(f"serve: tensorflow_model_server --model_base_path={out.resolve()} --model_name=emoconf --rest_api_port=8501")
+    return 0
+
+
+def _inspect(args) -> int:
+    _quiet_tensorflow(args.debug)
+    from emoconf_tf.inspect_model import describe
+
+    print(describe(args.path), end="")
     return 0
 
 

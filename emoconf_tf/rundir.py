@@ -101,7 +101,7 @@ def train_run(
                 "confidence": scores["emoconfidnet"],
                 "baseline_confidence": scores["top2_margin"],
             })
-            frame.to_csv(tmp / f"{part}.csv", index=False, float_format="%.8g")
+            frame.to_csv(tmp / f"{part}.csv", index=False, float_format="%.9g")  # float32 round-trips exactly
         pd.DataFrame(unit.results, columns=list(RESULT_COLUMNS)).to_csv(
             tmp / "results.csv", index=False, float_format="%.6f")
         (tmp / "feature_names.txt").write_text("\n".join(corpus.feature_names) + "\n", encoding="utf-8")

@@ -1,0 +1,102 @@
+"""What an exported SavedModel offers: its signatures as TF Serving sees them, and its model card.
+
+Reads `saved_model.pb` directly (as `saved_model_cli show` does): no variables are restored, so it
+is quick and shows exactly the `SignatureDef`s a model server exposes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from emoconf_tf.errors import EmoconfError
+
+SERVE_TAG = "serve"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpecInfo:
+    """One input or output of a signature: `dtype` name (`"float32"`) and `shape` (None = any size)."""
+
+    dtype: str
+    shape: tuple[int | None, ...] | None
+
+    def __str__(self) -> str:
+        if self.shape is None:
+            return f"{self.dtype} <unknown rank>"
+        return f"{self.dtype} [{', '.join('None' if d is None else str(d) for d in self.shape)}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureInfo:
+    """One signature: `inputs` and `outputs` map keys to `TensorSpecInfo`, `method` is the method name."""
+
+    name: str
+    inputs: dict[str, TensorSpecInfo]
+    outputs: dict[str, TensorSpecInfo]
+    method: str
+
+
+def version_dir(path: str | os.PathLike) -> Path:
+    """The SavedModel directory: `path` itself when it holds `saved_model.pb`, else its highest integer version."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if not path.is_dir():
+        raise EmoconfError(f"{path}: no such model directory; export one with `emoconf export RUN_DIR --out {path}`")
+    versions = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file())
+    if not versions:
+        raise EmoconfError(f"{path}: no version directory with a saved_model.pb (expected {path}/1/saved_model.pb)")
+    return path / str(versions[-1])
+
+
+def signatures(path: str | os.PathLike) -> dict[str, SignatureInfo]:
+    """The signatures of the `serve` graph of a SavedModel (a version dir or a model base path), by name."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow import dtypes
+
+    directory = version_dir(path)
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        saved_model.ParseFromString((directory / "saved_model.pb").read_bytes())
+    except Exception as error:  # protobuf's DecodeError has no stable import path
+        raise EmoconfError(f"{directory / 'saved_model.pb'}: not a SavedModel ({error})") from None
+    graphs = [g for g in saved_model.meta_graphs if SERVE_TAG in g.meta_info_def.tags]
+    if not graphs:
+        raise EmoconfError(f"{directory}: no meta graph tagged '{SERVE_TAG}', so TF Serving cannot load it")
+
+    def spec(info) -> TensorSpecInfo:
+        dtype = dtypes.as_dtype(info.dtype).name
+        if info.tensor_shape.unknown_rank:
+            return TensorSpecInfo(dtype, None)
+        return TensorSpecInfo(dtype, tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim))
+
+    found = {}
+    for name, signature in sorted(graphs[0].signature_def.items(), key=lambda item: (item[0] != "serving_default", item[0])):
+        if name.startswith("__"):  # __saved_model_init_op: TF's own, not a serving endpoint
+            continue
+        found[name] = SignatureInfo(
+            name=name,
+            inputs={key: spec(value) for key, value in sorted(signature.inputs.items())},
+            outputs={key: spec(value) for key, value in sorted(signature.outputs.items())},
+            method=signature.method_name,
+        )
+    return found
+
+
+def describe(path: str | os.PathLike) -> str:
+    """Text for `emoconf inspect`: the version directory, every signature's inputs and outputs, the model card."""
+    directory = version_dir(path)
+    lines = [f"SavedModel {directory}", "", "signatures (tag 'serve'):"]
+    for info in signatures(directory).values():
+        lines.append(f"  {info.name}:")
+        lines += [f"    input  {key}: {spec}" for key, spec in info.inputs.items()]
+        lines += [f"    output {key}: {spec}" for key, spec in info.outputs.items()]
+    assets = directory / "assets"
+    names = sorted(p.name for p in assets.iterdir()) if assets.is_dir() else []
+    lines += ["", f"assets: {', '.join(names) if names else '(none)'}"]
+    card = assets / "model_card.md"
+    if card.is_file():
+        lines += ["", card.read_text(encoding="utf-8").rstrip()]
+    return "\n".join(lines) + "\n"
