@@ -1,6 +1,7 @@
 """Confidence scores for a prediction: EmoConfidNet's `p_hat[c]` and the baselines.
 
-Every score is float `[N]`, higher = more confident, computed from float `[N, K]` arrays.
+Every score is float `[N]` in [0, 1], higher = more confident, computed from float `[N, K]` arrays
+(non-negative, so that the paper's `t0 = 0` keeps every prediction).
 """
 
 from __future__ import annotations
@@ -40,12 +41,34 @@ def max_probability(probabilities: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities).max(axis=-1).astype(np.float32)
 
 
-METHODS = ("emoconfidnet", "top2_margin")
+def negative_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """Negative entropy of the classifier's softmax, rescaled to [0, 1]: `1 - H(p) / log K`, float32 `[N]`.
+
+    1 for a one-hot softmax, 0 for a uniform one; it ranks like `sum_k p_k log p_k` and, like every
+    score here, is non-negative so that the paper's `t0 = 0` keeps everything.
+    """
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+    entropy = -(p * np.log(p)).sum(axis=-1)
+    return np.clip(1.0 - entropy / np.log(p.shape[-1]), 0.0, 1.0).astype(np.float32)
+
+
+def validation_quantile(validation_score: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Maps scores to their empirical CDF on validation: the fraction of validation scores <= each score.
+
+    Puts scores of different ranges on one [0, 1] scale so they can be averaged; the mapping is
+    fixed by the validation split alone. float64 `[N]`.
+    """
+    reference = np.sort(np.asarray(validation_score, dtype=np.float64))
+    if reference.size == 0:
+        return np.zeros(np.shape(score))
+    return np.searchsorted(reference, np.asarray(score, dtype=np.float64), side="right") / reference.size
 
 
 def confidence_scores(probabilities: np.ndarray, p_hat: np.ndarray) -> dict[str, np.ndarray]:
-    """All the protocol's scores, keyed by the `method` names used in the outputs."""
+    """The scores that need only the two networks' outputs, keyed by the `method` names used in the outputs."""
     return {
         "emoconfidnet": emoconfidnet_confidence(probabilities, p_hat),
         "top2_margin": top2_margin(probabilities),
+        "msp": max_probability(probabilities),
+        "entropy": negative_entropy(probabilities),
     }

@@ -106,6 +106,34 @@ def build_confidence_head(
     return head
 
 
+def build_tcp_head(
+    embedding_dim: int,
+    *,
+    units: int = 256,
+    dropout_rate: float = 0.5,
+    learning_rate: float = 1e-4,
+    seed: int | None = None,
+) -> keras.Model:
+    """ConfidNet's head: penultimate embedding `[None, 256]` -> true-class probability `tcp` `[None, 1]`.
+
+    The same body as EmoConfidNet with one sigmoid output, compiled with Adam and mean squared error
+    against the classifier's softmax probability of the true class.
+
+    Reference:
+        Corbiere et al., "Addressing failure prediction by learning model confidence", NeurIPS 2019.
+    """
+    seeds = _layer_seeds(seed)
+    inputs = keras.Input(shape=(embedding_dim,), dtype="float32", name="embedding")
+    x = _dense_block(inputs, units, "tcp_block1")
+    x = keras.layers.Dropout(dropout_rate, seed=next(seeds), name="tcp_block1_dropout")(x)
+    x = _dense_block(x, units, "tcp_block2")
+    x = keras.layers.Dropout(dropout_rate, seed=next(seeds), name="tcp_block2_dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="tcp")(x)
+    head = keras.Model(inputs, outputs, name="confidnet_tcp_head")
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=keras.losses.MeanSquaredError())
+    return head
+
+
 def build_emoconfidnet(classifier: keras.Model, head: keras.Model | None = None, **head_kwargs) -> keras.Model:
     """Attaches an EmoConfidNet head to the classifier's `penultimate` layer in one functional graph.
 

@@ -18,16 +18,24 @@ import pandas as pd
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
 from emoconf_tf.confidence import confidence_scores, predicted_class
+from emoconf_tf.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
+from emoconf_tf.models import build_emoconfidnet, penultimate_model
+from emoconf_tf.recommended import choose_recommended, recommended_confidence
+from emoconf_tf.selective import selective_summary
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, ConflictRule, filter_counts, rule_masks
 from emoconf_tf.folds import Fold, make_folds
 from emoconf_tf.metrics import selective_scores
-from emoconf_tf.targets import confidence_targets
+from emoconf_tf.targets import class_centroids, confidence_targets, manhattan_distances, softmax_of_negative
 from emoconf_tf.thresholds import PAPER_REJECTIONS, rejection_thresholds
-from emoconf_tf.training import TrainingConfig, fit_classifier, fit_emoconfidnet
+from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head, fit_tcp_head
 
 TRAININGS = ("raw", "filtered")
+PAPER_METHODS = ("emoconfidnet", "top2_margin")
+ALL_METHODS = ("emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "recommended")
+SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95")
+CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "validation_aurc")
 RESULT_COLUMNS = (
     "fold", "seed", "training", "method", "rejection", "threshold", "coverage", "f1", "uar",
     "n_test", "removed", "removed_correct",
@@ -50,7 +58,11 @@ class ProtocolConfig:
         rejections: rejection rates (fractions), default 0, 0.1, ..., 0.5.
         filter_midpoint: separates low from high AVD; None = middle of the corpus scale.
         filter_rules: the conflict rules; default the paper's.
-        training: `TrainingConfig` for both networks.
+        training: `TrainingConfig` for every network.
+        methods: confidence scores to evaluate (`ALL_METHODS`; `PAPER_METHODS` is the paper's pair).
+            `emoconfidnet` and `top2_margin` are always computed.
+        mc_dropout_passes: stochastic passes T for `mc_dropout`.
+        taus: target temperatures tried for `emoconfidnet_tau` besides 1 (chosen on validation AURC).
     """
 
     cv: str = "split"
@@ -60,8 +72,18 @@ class ProtocolConfig:
     filter_midpoint: float | None = None
     filter_rules: tuple[ConflictRule, ...] = PAPER_RULES
     training: TrainingConfig = TrainingConfig()
+    methods: tuple[str, ...] = ALL_METHODS
+    mc_dropout_passes: int = 10
+    taus: tuple[float, ...] = (0.5, 2.0)
 
     def __post_init__(self):
+        unknown_methods = [m for m in self.methods if m not in ALL_METHODS]
+        if unknown_methods:
+            raise EmoconfError(f"methods {unknown_methods}: choose from {', '.join(ALL_METHODS)}")
+        if self.mc_dropout_passes < 1:
+            raise EmoconfError("mc_dropout_passes must be at least 1")
+        if any(not (t > 0) for t in self.taus):
+            raise EmoconfError(f"taus {list(self.taus)}: every temperature must be positive")
         unknown = [t for t in self.trainings if t not in TRAININGS]
         if unknown or not self.trainings:
             raise EmoconfError(f"trainings {list(self.trainings)}: choose from {', '.join(TRAININGS)}")
@@ -84,6 +106,9 @@ class UnitResult:
     per_class: list[dict]
     run: dict
     filter_counts: dict[str, int]
+    selective: list[dict] = dataclasses.field(default_factory=list)
+    choices: list[dict] = dataclasses.field(default_factory=list)
+    predictions: pd.DataFrame | None = None
     models: dict = dataclasses.field(default_factory=dict, repr=False)
     scores: dict = dataclasses.field(default_factory=dict, repr=False)
 
@@ -105,7 +130,7 @@ def training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolCon
 
 
 def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: ProtocolConfig) -> UnitResult:
-    """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates on its test rows."""
+    """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows."""
     train_rows, counts = training_rows(corpus, fold, training, config)
     train, validation, test = corpus.subset(train_rows), corpus.subset(fold.validation), corpus.subset(fold.test)
     missing = [c for k, c in enumerate(corpus.class_names) if not (train.labels == k).any()]
@@ -115,26 +140,75 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
             "rows; drop them with --classes or check the table"
         )
     k = corpus.num_classes
+    cfg = config.training
     classifier, classifier_epochs = fit_classifier(
-        train.features, train.labels, validation.features, validation.labels, k, config.training, seed=seed
+        train.features, train.labels, validation.features, validation.labels, k, cfg, seed=seed
     )
-    targets_train = confidence_targets(train.labels, train.avd, train.avd, corpus.class_names)
-    targets_val = confidence_targets(train.labels, train.avd, validation.avd, corpus.class_names)
-    emoconfidnet, confidence_epochs = fit_emoconfidnet(
-        classifier, train.features, targets_train, validation.features, targets_val, config.training, seed=seed
+    extractor = penultimate_model(classifier)
+    embedded = {part: embed(extractor, c.features) for part, c in
+                (("train", train), ("validation", validation), ("test", test))}
+    centroids = class_centroids(train.labels, train.avd, corpus.class_names)
+    distances = {part: manhattan_distances(c.avd, centroids) for part, c in
+                 (("train", train), ("validation", validation))}
+    head, confidence_epochs = fit_confidence_head(
+        embedded["train"], softmax_of_negative(distances["train"]), embedded["validation"],
+        softmax_of_negative(distances["validation"]), cfg, seed=seed,
     )
-    val_out = predict(emoconfidnet, validation.features)
-    test_out = predict(emoconfidnet, test.features)
-    val_scores = confidence_scores(val_out["probabilities"], val_out["p_hat"])
-    test_scores = confidence_scores(test_out["probabilities"], test_out["p_hat"])
-    y_pred = predicted_class(test_out["probabilities"])
+    emoconfidnet = build_emoconfidnet(classifier, head, learning_rate=cfg.learning_rate)
+    outputs = {"validation": predict(emoconfidnet, validation.features), "test": predict(emoconfidnet, test.features)}
+    scores = {part: confidence_scores(out["probabilities"], out["p_hat"]) for part, out in outputs.items()}
+    predicted = {part: predicted_class(out["probabilities"]) for part, out in outputs.items()}
+    correct = {"validation": predicted["validation"] == validation.labels, "test": predicted["test"] == test.labels}
+    choices = []
+    wanted = set(config.methods)
 
+    if "mc_dropout" in wanted:
+        for part, c in (("validation", validation), ("test", test)):
+            passes = mc_dropout_probabilities(classifier, c.features, passes=config.mc_dropout_passes, seed=seed)
+            scores[part]["mc_dropout"] = mc_dropout_confidence(passes.mean(axis=0), predicted[part])
+    if "tcp" in wanted:
+        # ConfidNet's target: the classifier's probability of the true class (inference mode); the output layer
+        # applied to the penultimate embedding is the classifier's softmax, since dropout is off at inference.
+        output_layer = classifier.get_layer("probabilities")
+        tcp_targets = {}
+        for part, c in (("train", train), ("validation", validation)):
+            probabilities = np.asarray(output_layer(embedded[part]))
+            tcp_targets[part] = probabilities[np.arange(len(c)), c.labels]
+        tcp_head, _ = fit_tcp_head(embedded["train"], tcp_targets["train"], embedded["validation"],
+                                   tcp_targets["validation"], cfg, seed=seed)
+        for part in ("validation", "test"):
+            scores[part]["tcp"] = np.asarray(tcp_head(embedded[part], training=False))[:, 0].astype(np.float32)
+    if "emoconfidnet_tau" in wanted:
+        best_tau, best = 1.0, (selective_summary(correct["validation"], scores["validation"]["emoconfidnet"]).aurc,
+                               {p: scores[p]["emoconfidnet"] for p in ("validation", "test")})
+        for tau in config.taus:
+            tau_head, _ = fit_confidence_head(
+                embedded["train"], softmax_of_negative(distances["train"], tau), embedded["validation"],
+                softmax_of_negative(distances["validation"], tau), cfg, seed=seed,
+            )
+            tau_scores = {p: np.asarray(tau_head(embedded[p], training=False))[np.arange(len(predicted[p])), predicted[p]]
+                          for p in ("validation", "test")}
+            value = selective_summary(correct["validation"], tau_scores["validation"]).aurc
+            if value < best[0] - 1e-12:
+                best_tau, best = tau, (value, tau_scores)
+        for part in ("validation", "test"):
+            scores[part]["emoconfidnet_tau"] = best[1][part].astype(np.float32)
+        choices.append({"method": "emoconfidnet_tau", "choice": f"tau={best_tau:g}", "validation_aurc": best[0]})
+    if "recommended" in wanted:
+        pool = {m: v for m, v in scores["validation"].items() if m in wanted and m != "recommended"}
+        choice = choose_recommended(correct["validation"], pool)
+        for part in ("validation", "test"):
+            scores[part]["recommended"] = recommended_confidence(choice.components, pool, scores[part]).astype(np.float32)
+        choices.append({"method": "recommended", "choice": choice.name, "validation_aurc": choice.validation_aurc})
+
+    methods = [m for m in ALL_METHODS if m in scores["test"] and (m in wanted or m in PAPER_METHODS)]
     key = {"fold": fold.index, "seed": seed, "training": training}
-    results, per_class = [], []
-    for method, test_confidence in test_scores.items():
-        thresholds = rejection_thresholds(val_scores[method], config.rejections)
+    results, per_class, selective = [], [], []
+    for method in methods:
+        test_confidence = scores["test"][method]
+        thresholds = rejection_thresholds(scores["validation"][method], config.rejections)
         for rejection, threshold in zip(config.rejections, thresholds):
-            s = selective_scores(test.labels, y_pred, test_confidence, threshold, k)
+            s = selective_scores(test.labels, predicted["test"], test_confidence, threshold, k)
             row = dict(key, method=method, rejection=float(rejection), threshold=float(threshold))
             results.append(dict(row, coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
                                 removed_correct=s.removed_correct))
@@ -142,13 +216,24 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
             for c, name in enumerate(corpus.class_names):
                 per_class.append(dict(row, **{"class": name}, precision=float(s.precision[c]),
                                       recall=float(s.recall[c]), f1=float(s.class_f1[c])))
+        summary = selective_summary(correct["test"], test_confidence)
+        selective.append(dict(key, method=method, **dataclasses.asdict(summary)))
+    predictions = pd.DataFrame({
+        "fold": fold.index, "seed": seed, "training": training, "id": test.ids,
+        "label": test.labels, "predicted": predicted["test"],
+        **{method: scores["test"][method] for method in methods},
+    })
     run = dict(key, n_train=len(train), n_validation=len(validation), n_test=len(test),
                n_filtered_out=len(fold.train) - len(train), classifier_epochs=classifier_epochs,
                confidence_epochs=confidence_epochs)
     return UnitResult(
         results, per_class, run, counts,
+        selective=selective,
+        choices=[dict(key, **c) for c in choices],
+        predictions=predictions,
         models={"classifier": classifier, "emoconfidnet": emoconfidnet},
-        scores={"validation": (val_out, val_scores), "test": (test_out, test_scores, y_pred)},
+        scores={"validation": (outputs["validation"], scores["validation"]),
+                "test": (outputs["test"], scores["test"], predicted["test"])},
     )
 
 
@@ -169,11 +254,15 @@ def predict(emoconfidnet, features: np.ndarray, batch_size: int = 4096) -> dict[
 
 @dataclasses.dataclass
 class ProtocolOutputs:
-    """The protocol's tables (see `RESULT_COLUMNS`, `PER_CLASS_COLUMNS`, `RUN_COLUMNS`) and filter counts."""
+    """The protocol's tables (see `RESULT_COLUMNS`, `PER_CLASS_COLUMNS`, `RUN_COLUMNS`, `SELECTIVE_COLUMNS`,
+    `CHOICE_COLUMNS`; `predictions` holds every test prediction with each method's confidence) and filter counts."""
 
     results: pd.DataFrame
     per_class: pd.DataFrame
     runs: pd.DataFrame
+    selective: pd.DataFrame
+    choices: pd.DataFrame
+    predictions: pd.DataFrame
     filter_counts: dict[str, int]
     skipped_units: int
 
@@ -191,8 +280,8 @@ def run_protocol(
     Args:
         corpus: the corpus (with a split column, or groups for `cv="group"`).
         config: `ProtocolConfig`.
-        out_dir: where `parts/` (one JSON per finished unit) and `protocol.json` live; a rerun with the
-            same settings skips finished units. None keeps everything in memory.
+        out_dir: where `parts/` (finished units) and `protocol.json` live; a rerun with the same settings
+            skips finished units. None keeps everything in memory.
         on_unit: called with each unit's `run` row and whether it was resumed (for one-line summaries).
         progress: show a tqdm bar over units.
     """
@@ -209,7 +298,8 @@ def run_protocol(
     skipped = 0
     bar = tqdm(units, desc=f"{corpus.name}: folds x seeds x trainings", unit="run", disable=not progress)
     for fold, seed, training in bar:
-        part = parts_dir / f"fold{fold.index}_seed{seed}_{training}.json" if parts_dir else None
+        stem = f"fold{fold.index}_seed{seed}_{training}"
+        part = parts_dir / f"{stem}.json" if parts_dir else None
         if part is not None and part.exists():
             unit = _read_part(part)
             skipped += 1
@@ -217,8 +307,12 @@ def run_protocol(
         else:
             unit = run_unit(corpus, fold, seed, training, config)
             if part is not None:
+                # predictions first: the JSON, written last, marks the unit finished
+                with atomic_path(part.with_suffix(".predictions.csv")) as tmp:
+                    unit.predictions.to_csv(tmp, index=False, float_format="%.7g")
                 write_json(part, {"results": unit.results, "per_class": unit.per_class, "run": unit.run,
-                                  "filter_counts": unit.filter_counts})
+                                  "filter_counts": unit.filter_counts, "selective": unit.selective,
+                                  "choices": unit.choices})
             resumed = False
         unit.models.clear()
         unit.scores.clear()
@@ -233,17 +327,20 @@ def run_protocol(
         results=pd.DataFrame([r for u in done for r in u.results], columns=list(RESULT_COLUMNS)),
         per_class=pd.DataFrame([r for u in done for r in u.per_class], columns=list(PER_CLASS_COLUMNS)),
         runs=pd.DataFrame([u.run for u in done], columns=list(RUN_COLUMNS)),
+        selective=pd.DataFrame([r for u in done for r in u.selective], columns=list(SELECTIVE_COLUMNS)),
+        choices=pd.DataFrame([r for u in done for r in u.choices], columns=list(CHOICE_COLUMNS)),
+        predictions=pd.concat([u.predictions for u in done], ignore_index=True),
         filter_counts=counts,
         skipped_units=skipped,
     )
 
 
 def write_tables(outputs: ProtocolOutputs, out_dir: str | Path) -> None:
-    """Writes `results.csv`, `per_class.csv` and `runs.csv` atomically."""
+    """Writes `results.csv`, `per_class.csv`, `runs.csv`, `selective.csv`, `choices.csv` and `predictions.csv` atomically."""
     out_dir = Path(out_dir)
-    for name, frame in (("results", outputs.results), ("per_class", outputs.per_class), ("runs", outputs.runs)):
+    for name in ("results", "per_class", "runs", "selective", "choices", "predictions"):
         with atomic_path(out_dir / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6f")
+            getattr(outputs, name).to_csv(tmp, index=False, float_format="%.6f" if name != "predictions" else "%.7g")
 
 
 def _unit_summary(unit: UnitResult) -> dict:
@@ -257,8 +354,10 @@ def _unit_summary(unit: UnitResult) -> dict:
 def _read_part(path: Path) -> UnitResult:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return UnitResult(data["results"], data["per_class"], data["run"], data.get("filter_counts", {}))
-    except (json.JSONDecodeError, KeyError) as error:
+        predictions = pd.read_csv(path.with_suffix(".predictions.csv"))
+        return UnitResult(data["results"], data["per_class"], data["run"], data.get("filter_counts", {}),
+                          selective=data["selective"], choices=data["choices"], predictions=predictions)
+    except (json.JSONDecodeError, KeyError, OSError, pd.errors.ParserError) as error:
         raise EmoconfError(f"{path}: unreadable finished-unit file ({error}); delete it to rerun that unit") from None
 
 

@@ -7,7 +7,9 @@ import dataclasses
 import keras
 import numpy as np
 
-from emoconf_tf.models import build_classifier, build_confidence_head, build_emoconfidnet, penultimate_model
+from emoconf_tf.models import (
+    build_classifier, build_confidence_head, build_emoconfidnet, build_tcp_head, penultimate_model,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,13 +113,30 @@ def fit_emoconfidnet(
         `(emoconfidnet, epochs_run)`: the combined model from `build_emoconfidnet` (outputs
         `probabilities` and `p_hat`), whose head holds the best validation weights.
     """
+    extractor = penultimate_model(classifier)
+    head, epochs = fit_confidence_head(
+        embed(extractor, x_train), targets_train, embed(extractor, x_val), targets_val, config, seed=seed
+    )
+    return build_emoconfidnet(classifier, head, learning_rate=config.learning_rate), epochs
+
+
+def fit_confidence_head(
+    embed_train: np.ndarray,
+    targets_train: np.ndarray,
+    embed_val: np.ndarray,
+    targets_val: np.ndarray,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    seed: int | None = None,
+) -> tuple[keras.Model, int]:
+    """Fits an EmoConfidNet head on penultimate embeddings `[N, 256]` against targets `[N, K]`.
+
+    Returns `(head, epochs_run)`; the head holds the best validation weights.
+    """
     if seed is not None:
         keras.utils.set_random_seed(seed + 1)
-    extractor = penultimate_model(classifier)
-    embed_train = _embed(extractor, x_train)
-    embed_val = _embed(extractor, x_val)
     head = build_confidence_head(
-        embed_train.shape[-1], int(classifier.output.shape[-1]), units=config.units,
+        embed_train.shape[-1], int(np.shape(targets_train)[-1]), units=config.units,
         dropout_rate=config.dropout_rate, learning_rate=config.learning_rate, seed=seed,
     )
     history = head.fit(
@@ -126,11 +145,37 @@ def fit_emoconfidnet(
         batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
         callbacks=[_early_stopping(config)], verbose=config.verbose,
     )
-    model = build_emoconfidnet(classifier, head, learning_rate=config.learning_rate)
-    return model, len(history.history["loss"])
+    return head, len(history.history["loss"])
 
 
-def _embed(extractor: keras.Model, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Penultimate outputs `[N, 256]` in inference mode, by direct calls (no per-model `tf.function` trace)."""
+def fit_tcp_head(
+    embed_train: np.ndarray,
+    tcp_train: np.ndarray,
+    embed_val: np.ndarray,
+    tcp_val: np.ndarray,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    seed: int | None = None,
+) -> tuple[keras.Model, int]:
+    """Fits ConfidNet's true-class-probability head (MSE) on embeddings; `tcp_*` float `[N]` in [0, 1]."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed + 2)
+    head = build_tcp_head(
+        embed_train.shape[-1], units=config.units, dropout_rate=config.dropout_rate,
+        learning_rate=config.learning_rate, seed=seed,
+    )
+    history = head.fit(
+        embed_train, np.asarray(tcp_train, dtype=np.float32)[:, None],
+        validation_data=(embed_val, np.asarray(tcp_val, dtype=np.float32)[:, None]),
+        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
+        callbacks=[_early_stopping(config)], verbose=config.verbose,
+    )
+    return head, len(history.history["loss"])
+
+def embed(extractor: keras.Model, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Outputs of `extractor` (e.g. `penultimate_model`) in inference mode, float32 `[N, 256]`.
+
+    Direct calls on large batches: no `tf.function` is traced per freshly trained model, as `predict` would.
+    """
     chunks = [np.asarray(extractor(features[i:i + batch_size], training=False)) for i in range(0, len(features), batch_size)]
     return np.concatenate(chunks).astype(np.float32)

@@ -69,7 +69,8 @@ def test_reproduce_with_group_folds_runs_every_fold(tmp_path, capsys):
     assert code == 0
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(runs.fold) == [0, 1, 2, 3, 4]
-    for name in ("results.csv", "per_class.csv", "runs.csv", "report.md", "curves.png", "manifest.json"):
+    for name in ("results.csv", "per_class.csv", "runs.csv", "selective.csv", "choices.csv", "predictions.csv",
+                 "report.md", "curves.png", "manifest.json"):
         assert (out / name).stat().st_size > 0
     printed = capsys.readouterr().out
     assert "t20" in printed and "fold 4" in printed

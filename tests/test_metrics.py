@@ -68,3 +68,12 @@ def test_emoconfidnet_confidence_reads_p_hat_at_the_classifier_prediction():
     p_hat = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
     # predictions 1 and 0 -> p_hat[0, 1] = 0.3, p_hat[1, 0] = 0.2 (not p_hat's own argmax)
     np.testing.assert_allclose(emoconfidnet_confidence(probabilities, p_hat), [0.3, 0.2])
+
+
+def test_negative_entropy_by_hand():
+    from emoconf_tf.confidence import negative_entropy
+
+    # uniform over 4 -> H = log 4 -> 0; one-hot -> 1; (0.5, 0.5, 0, 0) -> H = log 2 -> 1 - log2/log4 = 0.5
+    np.testing.assert_allclose(
+        negative_entropy(np.array([[0.25] * 4, [1.0, 0, 0, 0], [0.5, 0.5, 0, 0]])), [0.0, 1.0, 0.5], atol=1e-6
+    )

@@ -1,5 +1,6 @@
 """End-to-end protocol on a small synthetic corpus (a few hundred rows, 48 features)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.protocol import (
-    PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, ProtocolConfig, run_protocol, training_rows, write_tables,
+    ALL_METHODS, PAPER_METHODS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, SELECTIVE_COLUMNS, ProtocolConfig, run_protocol, training_rows, write_tables,
 )
 from emoconf_tf.folds import make_folds
 from emoconf_tf.filtering import ConflictRule, conflict_mask
@@ -43,9 +44,16 @@ def test_protocol_end_to_end_writes_consistent_tables(corpus, tmp_path):
     assert tuple(pd.read_csv(tmp_path / "per_class.csv").columns) == PER_CLASS_COLUMNS
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert tuple(runs.columns) == RUN_COLUMNS and len(runs) == 2
-    # 2 trainings x 2 methods x 6 rejection levels
-    assert len(results) == 24
-    assert set(results.method) == {"emoconfidnet", "top2_margin"} and set(results.training) == {"raw", "filtered"}
+    # 2 trainings x 8 methods x 6 rejection levels
+    assert len(results) == 2 * len(ALL_METHODS) * 6
+    assert set(results.method) == set(ALL_METHODS) and set(results.training) == {"raw", "filtered"}
+    selective = pd.read_csv(tmp_path / "selective.csv")
+    assert tuple(selective.columns) == SELECTIVE_COLUMNS and len(selective) == 2 * len(ALL_METHODS)
+    assert selective.aurc.between(0, 1).all() and (selective.eaurc >= -1e-12).all()
+    choices = pd.read_csv(tmp_path / "choices.csv")
+    assert set(choices.method) == {"emoconfidnet_tau", "recommended"}
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert len(predictions) == 2 * runs.n_test.iloc[0] and set(ALL_METHODS) <= set(predictions.columns)
     t0 = results[results.rejection == 0]
     assert (t0.removed == 0).all() and (t0.coverage == 1).all() and (t0.threshold == 0).all()
     # at t0 both methods see the same predictions
@@ -61,31 +69,34 @@ def test_protocol_end_to_end_writes_consistent_tables(corpus, tmp_path):
 
 
 def test_rerun_skips_finished_units_and_gives_the_same_tables(corpus, tmp_path):
-    config = ProtocolConfig(training=FAST, trainings=("filtered",))
+    config = ProtocolConfig(training=FAST, trainings=("filtered",), methods=PAPER_METHODS)
     first = run_protocol(corpus, config, tmp_path, progress=False)
     parts = sorted(p.name for p in (tmp_path / "parts").iterdir())
-    assert parts == ["fold0_seed0_filtered.json"]
+    assert parts == ["fold0_seed0_filtered.json", "fold0_seed0_filtered.predictions.csv"]
     second = run_protocol(corpus, config, tmp_path, progress=False)
     assert second.skipped_units == 1
     pd.testing.assert_frame_equal(first.results, second.results)
+    pd.testing.assert_frame_equal(first.predictions, second.predictions, check_dtype=False, atol=1e-6)
 
 
 def test_same_seed_gives_identical_results(corpus):
-    config = ProtocolConfig(training=FAST, trainings=("raw",))
+    config = ProtocolConfig(training=FAST, trainings=("raw",))  # every method, MC dropout included
     a = run_protocol(corpus, config, progress=False).results
     b = run_protocol(corpus, config, progress=False).results
     pd.testing.assert_frame_equal(a, b)
 
 
 def test_out_dir_with_other_settings_is_refused(corpus, tmp_path):
-    run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("raw",)), tmp_path, progress=False)
+    config = ProtocolConfig(training=FAST, trainings=("raw",), methods=PAPER_METHODS)
+    run_protocol(corpus, config, tmp_path, progress=False)
     with pytest.raises(EmoconfError, match="other settings"):
-        run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("raw",), seeds=(1,)), tmp_path, progress=False)
+        run_protocol(corpus, dataclasses.replace(config, seeds=(1,)), tmp_path, progress=False)
     assert json.loads((tmp_path / "protocol.json").read_text())["protocol"]["seeds"] == [0]
 
 
 def test_group_folds_with_two_seeds_run_every_unit(corpus):
-    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("raw",), training=TrainingConfig(max_epochs=1, batch_size=64))
+    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("raw",), methods=PAPER_METHODS,
+                            training=TrainingConfig(max_epochs=1, batch_size=64))
     outputs = run_protocol(corpus, config, progress=False)
     assert sorted(set(zip(outputs.runs.fold, outputs.runs.seed))) == [(f, s) for f in range(5) for s in (0, 1)]
     assert outputs.runs.n_test.sum() == 2 * len(corpus)  # every row tested once per seed
@@ -97,3 +108,34 @@ def test_a_class_with_no_training_rows_after_filtering_is_named(corpus):
     with pytest.raises(EmoconfError, match="sad have no training rows"):
         run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("filtered",), filter_rules=strict, filter_midpoint=-100.0),
                      progress=False)
+
+
+def test_recommended_choice_ignores_test_labels(corpus):
+    # flipping test labels changes test metrics but not what validation chose
+    from emoconf_tf.protocol import run_unit
+
+    (fold,) = make_folds(corpus, "split")
+    config = ProtocolConfig(training=FAST, trainings=("raw",))
+    flipped = dataclasses.replace(corpus, labels=corpus.labels.copy())
+    flipped.labels[fold.test] = (flipped.labels[fold.test] + 1) % corpus.num_classes
+    a = run_unit(corpus, fold, 0, "raw", config)
+    b = run_unit(flipped, fold, 0, "raw", config)
+    assert a.choices == b.choices
+    assert [r["f1"] for r in a.results] != [r["f1"] for r in b.results]
+
+
+def test_mc_dropout_differs_from_the_deterministic_pass_and_is_seeded(corpus):
+    from emoconf_tf.mc_dropout import mc_dropout_probabilities
+    from emoconf_tf.training import fit_classifier
+
+    (fold,) = make_folds(corpus, "split")
+    x, y = corpus.features[fold.train], corpus.labels[fold.train]
+    classifier, _ = fit_classifier(x, y, x, y, corpus.num_classes, FAST, seed=0)
+    deterministic = np.asarray(classifier(x[:50], training=False))
+    a = mc_dropout_probabilities(classifier, x[:50], passes=4, seed=7)
+    b = mc_dropout_probabilities(classifier, x[:50], passes=4, seed=7)
+    c = mc_dropout_probabilities(classifier, x[:50], passes=4, seed=8)
+    assert a.shape == (4, 50, corpus.num_classes)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], deterministic) and not np.allclose(a[0], a[1]) and not np.allclose(a, c)
+    np.testing.assert_allclose(a.sum(axis=-1), 1.0, rtol=1e-5)

@@ -1,0 +1,44 @@
+"""Monte-Carlo dropout confidence: the classifier's dropout kept on at inference, T stochastic passes.
+
+Reference: Gal & Ghahramani, "Dropout as a Bayesian approximation", ICML 2016.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def mc_dropout_probabilities(classifier: keras.Model, features: np.ndarray, *, passes: int = 10, seed: int = 0,
+                             batch_size: int = 4096) -> np.ndarray:
+    """Softmax outputs of `passes` stochastic passes: float32 `[T, N, K]`.
+
+    Dropout layers sample fresh masks (seeded by `seed`); every other layer runs in inference mode
+    (BatchNorm uses its moving statistics), so only the dropout noise differs between passes.
+    The classifier must be the chain `build_classifier` makes.
+    """
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}")
+    generator = keras.random.SeedGenerator(seed)
+    layers = [layer for layer in classifier.layers if not isinstance(layer, keras.layers.InputLayer)]
+    out = np.empty((passes, len(features), int(classifier.output.shape[-1])), dtype=np.float32)
+    for t in range(passes):
+        for start in range(0, len(features), batch_size):
+            x = keras.ops.convert_to_tensor(features[start:start + batch_size])
+            for layer in layers:
+                if isinstance(layer, keras.layers.Dropout):
+                    x = keras.random.dropout(x, layer.rate, seed=generator)
+                else:
+                    x = layer(x, training=False)
+            out[t, start:start + batch_size] = np.asarray(x)
+    return out
+
+
+def mc_dropout_confidence(mean_probabilities: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Mean over passes of the probability of the deterministic prediction `c`: float32 `[N]`.
+
+    Args:
+        mean_probabilities: float `[N, K]`, the passes' mean softmax.
+        predicted: int `[N]`, the classifier's deterministic prediction.
+    """
+    return np.asarray(mean_probabilities)[np.arange(len(predicted)), predicted].astype(np.float32)

@@ -1,0 +1,96 @@
+"""Selective-prediction metrics of a confidence score: risk-coverage, AURC, E-AURC, AUROC, FPR at 95 % TPR.
+
+"Error" is 1 - correct (the 0/1 loss of the classifier's prediction). All functions take
+`correct: bool [N]` (prediction == label) and `confidence: float [N]` (higher = more confident).
+
+Reference:
+    Geifman, Uziel, El-Yaniv, "Bias-reduced uncertainty estimation for deep neural classifiers",
+    ICLR 2019 (AURC, E-AURC); Hendrycks & Gimpel, ICLR 2017 (AUROC, FPR at 95 % TPR).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from emoconf_tf.errors import EmoconfError
+
+
+def _check(correct, confidence) -> tuple[np.ndarray, np.ndarray]:
+    correct = np.asarray(correct, dtype=bool)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if correct.shape != confidence.shape or correct.ndim != 1:
+        raise EmoconfError(f"correct and confidence must be 1-d of one length; got {correct.shape} and {confidence.shape}")
+    if correct.size == 0:
+        raise EmoconfError("no predictions to score")
+    if not np.isfinite(confidence).all():
+        raise EmoconfError("confidence has NaN or infinite values")
+    return correct, confidence
+
+
+def risk_coverage_curve(correct, confidence) -> tuple[np.ndarray, np.ndarray]:
+    """Risk (error rate of the kept predictions) at each coverage k/N, keeping the k most confident.
+
+    Predictions are sorted by confidence, descending; ties keep their input order (a stable sort).
+
+    Returns:
+        `(coverage, risk)`, both float64 `[N]`: coverage `k/N` and risk among the top k, k = 1..N.
+    """
+    correct, confidence = _check(correct, confidence)
+    order = np.argsort(-confidence, kind="stable")
+    errors = np.cumsum(~correct[order])
+    k = np.arange(1, correct.size + 1)
+    return k / correct.size, errors / k
+
+
+def aurc(correct, confidence) -> float:
+    """Area under the risk-coverage curve: the mean of the risk over coverages k/N, k = 1..N (lower is better)."""
+    return float(risk_coverage_curve(correct, confidence)[1].mean())
+
+
+def optimal_aurc(correct) -> float:
+    """AURC of an oracle that ranks every correct prediction above every wrong one (same error count)."""
+    correct = np.asarray(correct, dtype=bool)
+    return aurc(np.sort(correct)[::-1], np.arange(correct.size, 0, -1, dtype=np.float64))
+
+
+def eaurc(correct, confidence) -> float:
+    """Excess AURC: `aurc - optimal_aurc`, the part due to the ranking rather than the classifier's error rate."""
+    return aurc(correct, confidence) - optimal_aurc(correct)
+
+
+def auroc(correct, confidence) -> float:
+    """AUROC of the confidence for telling correct (positive) from wrong predictions; NaN if only one kind."""
+    correct, confidence = _check(correct, confidence)
+    if correct.all() or not correct.any():
+        return float("nan")
+    return float(roc_auc_score(correct, confidence))
+
+
+def fpr_at_95_tpr(correct, confidence) -> float:
+    """Fraction of wrong predictions accepted at the lowest threshold that accepts 95 % of the correct ones."""
+    correct, confidence = _check(correct, confidence)
+    if correct.all() or not correct.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(correct, confidence)
+    return float(fpr[np.searchsorted(tpr, 0.95, side="left")])
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectiveSummary:
+    aurc: float
+    eaurc: float
+    auroc: float
+    fpr95: float
+
+
+def selective_summary(correct, confidence) -> SelectiveSummary:
+    """All four numbers for one score."""
+    return SelectiveSummary(
+        aurc=aurc(correct, confidence),
+        eaurc=eaurc(correct, confidence),
+        auroc=auroc(correct, confidence),
+        fpr95=fpr_at_95_tpr(correct, confidence),
+    )
