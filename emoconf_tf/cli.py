@@ -298,11 +298,13 @@ def _run_and_report(corpus, config, out: Path) -> int:
         out, outputs.results, outputs.per_class, outputs.runs,
         corpus_name=corpus.name, synthetic=corpus.synthetic, class_names=list(corpus.class_names),
         filter_counts=outputs.filter_counts, settings=config.fingerprint(),
+        selective=outputs.selective, predictions=outputs.predictions, choices=outputs.choices,
     )
     elapsed = time.perf_counter() - start
     write_json(out / "manifest.json", {
         "version": __version__, "corpus": corpus.name, "synthetic": corpus.synthetic,
-        "files": ["results.csv", "per_class.csv", "runs.csv", "report.md", "curves.png"],
+        "files": ["results.csv", "per_class.csv", "runs.csv", "selective.csv", "choices.csv", "predictions.csv",
+                  "report.md", "curves.png"] + (["risk_coverage.png"] if (out / "risk_coverage.png").exists() else []),
         "seconds": round(elapsed, 1),
     })
     print()

@@ -45,15 +45,24 @@ METHOD_NAMES = {
     "emoconfidnet": "EmoConfidNet",
     "top2_margin": "Baseline (top-2 margin)",
     "no_rejection": "No rejection",
+    "msp": "Max softmax probability",
+    "entropy": "Negative entropy",
+    "mc_dropout": "MC dropout",
+    "tcp": "ConfidNet (TCP)",
+    "emoconfidnet_tau": "EmoConfidNet (tuned tau)",
+    "recommended": "Recommended",
 }
 # The paper's colours (Fig. 2): EmoConfidNet red, the baseline green; other methods take the rest.
-METHOD_COLORS = {"emoconfidnet": "tab:red", "top2_margin": "tab:green"}
+METHOD_COLORS = {
+    "emoconfidnet": "tab:red", "top2_margin": "tab:green", "recommended": "black", "msp": "tab:blue",
+    "entropy": "tab:cyan", "mc_dropout": "tab:purple", "tcp": "tab:brown", "emoconfidnet_tau": "tab:orange",
+}
 _OTHER_COLORS = ("tab:blue", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 TRAINING_LINESTYLES = {"raw": "-", "filtered": "--"}
 # Fig. 2 legend suffixes: '-raw' for the raw training set, '-pre' for the preprocessed (filtered) one.
 TRAINING_SUFFIXES = {"raw": "raw", "filtered": "pre"}
 
-_METHOD_ORDER = ("emoconfidnet", "top2_margin", "msp")
+_METHOD_ORDER = ("emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "recommended")
 _TRAINING_ORDER = ("raw", "filtered")
 _METRIC_NAMES = {"f1": "F1", "uar": "UAR", "coverage": "coverage", "precision": "Precision", "recall": "Recall"}
 _RUN_KEYS = ["fold", "seed"]
@@ -597,6 +606,111 @@ def _runs_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(_trainings(runs))
 
 
+def plot_risk_coverage(predictions: pd.DataFrame, path: str | Path, *, title: str) -> Path:
+    """Risk (error rate of kept predictions) against coverage, one panel per training, one line per method.
+
+    Test predictions of every run are pooled. Saved atomically.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from emoconf_tf.selective import risk_coverage_curve
+
+    trainings = _ordered(predictions["training"].unique(), _TRAINING_ORDER)
+    methods = [m for m in _METHOD_ORDER if m in predictions.columns] + [
+        c for c in predictions.columns
+        if c not in _METHOD_ORDER and c not in ("fold", "seed", "training", "id", "label", "predicted")
+    ]
+    fig = Figure(figsize=(5.5 * len(trainings), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(trainings)))
+    other_colors = iter(_OTHER_COLORS * 10)
+    for ax, training in zip(axes, trainings):
+        part = predictions[predictions["training"] == training]
+        correct = (part["label"] == part["predicted"]).to_numpy()
+        for method in methods:
+            coverage, risk = risk_coverage_curve(correct, part[method].to_numpy())
+            ax.plot(coverage, risk, color=METHOD_COLORS.get(method) or next(other_colors),
+                    label=method_display_name(method), linewidth=2.0 if method == "recommended" else 1.2)
+        ax.set_xlabel("coverage (fraction of test predictions kept, most confident first)")
+        ax.set_ylabel("risk (error rate of kept predictions)")
+        ax.set_title(f"{training} training")
+        ax.set_xlim(0, 1)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", dpi=120)
+    return path
+
+
+def _interval(mean: float, low: float, high: float, fmt: str = ".1f") -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def ranking_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranking with `mean [low, high]` cells and display names."""
+    return pd.DataFrame({
+        "training": table["training"],
+        "method": table["method"].map(method_display_name),
+        "F1 gain % at t20": [_interval(*r) for r in table[["f1_gain", "f1_gain_low", "f1_gain_high"]].to_numpy()],
+        "UAR gain % at t20": [_interval(*r) for r in table[["uar_gain", "uar_gain_low", "uar_gain_high"]].to_numpy()],
+        "AURC": [_interval(*r, ".3f") for r in table[["aurc", "aurc_low", "aurc_high"]].to_numpy()],
+        "AUROC": [_interval(*r, ".3f") for r in table[["auroc", "auroc_low", "auroc_high"]].to_numpy()],
+    })
+
+
+def recommendation_paragraph(table: pd.DataFrame, comparison: pd.DataFrame | None, training: str) -> str:
+    """A plain-language recommendation for one training set, generated from the ranking and the paired comparison."""
+    part = table[table["training"] == training].set_index("method")
+    if part.empty:
+        return ""
+    best_gain = part["f1_gain"].idxmax()
+    best_aurc = part["aurc"].idxmin()
+    over = part["ci_over"].iloc[0]
+    text = [
+        f"With the {training} training set, the largest t20 F1 gain comes from {method_display_name(best_gain)} "
+        f"({_interval(*part.loc[best_gain, ['f1_gain', 'f1_gain_low', 'f1_gain_high']])} %, 95 % bootstrap interval "
+        f"over {over}), and the lowest AURC (best ranking of errors last) from {method_display_name(best_aurc)} "
+        f"({part.loc[best_aurc, 'aurc']:.3f})."
+    ]
+    if "emoconfidnet" in part.index and "top2_margin" in part.index:
+        text.append(
+            f"The paper's EmoConfidNet gains {part.loc['emoconfidnet', 'f1_gain']:.1f} % against "
+            f"{part.loc['top2_margin', 'f1_gain']:.1f} % for the top-two margin."
+        )
+    if comparison is not None and not comparison.empty and "recommended" in part.index:
+        rows = comparison[comparison["training"] == training].set_index("figure")
+        f1, aurc_row = rows.loc["f1_gain"], rows.loc["aurc"]
+        unit = "runs" if f1["ci_over"] == "runs" else "bootstrap resamples of the test utterances"
+        if (rows[["mean_difference", "low", "high"]].abs() < 1e-12).all(axis=None):
+            text.append("On validation the recommended score chose the top-two margin itself, so the two coincide "
+                        "on test: use the top-two margin.")
+            return " ".join(text)
+        if f1["low"] > 0 and aurc_row["high"] <= 0:
+            verdict = ("the recommended score is reliably better than the top-two margin here: use it "
+                       "(its blend and weights were chosen on validation only)")
+        elif f1["high"] < 0 or aurc_row["low"] > 0:
+            verdict = "the top-two margin is better here: use it, it needs no extra training"
+        else:
+            verdict = ("the two cannot be told apart reliably on this data; the top-two margin is the simpler "
+                       "choice, the recommended score the one tuned to this corpus")
+        text.append(
+            f"Recommended vs top-two margin: F1 gain difference {_interval(f1['mean_difference'], f1['low'], f1['high'])} "
+            f"points (recommended better in {f1['a_better'] * 100:.0f} % of {unit}), AURC difference "
+            f"{_interval(aurc_row['mean_difference'], aurc_row['low'], aurc_row['high'], '.3f')}; {verdict}."
+        )
+    return " ".join(text)
+
+
+def _choice_counts(choices: pd.DataFrame) -> pd.DataFrame:
+    return (choices.groupby(["training", "method", "choice"]).size().rename("runs").reset_index()
+            .sort_values(["training", "method", "runs"], ascending=[True, True, False]))
+
+
 def report_title(corpus_name: str, *, synthetic: bool) -> str:
     """The curves' title: names the corpus and says "synthetic" for synthetic data."""
     return f"{corpus_name} (synthetic data) — F1 and UAR against rejection threshold" if synthetic else (
@@ -616,6 +730,10 @@ def write_report(
     filter_counts: Mapping[str, int] | None = None,
     settings: Mapping[str, object] | None = None,
     rejection: float = 0.2,
+    selective: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+    choices: pd.DataFrame | None = None,
+    n_boot: int = 1000,
 ) -> Path:
     """Writes `curves.png` and `report.md` into `out_dir`, each atomically.
 
@@ -634,6 +752,13 @@ def write_report(
         filter_counts: rows removed per conflict rule (`filtering.filter_counts`), or None.
         settings: protocol settings to list in the header, or None.
         rejection: the level analysed in detail, default 0.2 (t20, as in the paper).
+        selective: the protocol's `selective.csv` table; with more than the paper's two methods the report
+            gains a ranking of all methods with bootstrap intervals, a paired comparison of `recommended`
+            with `top2_margin`, a generated recommendation and `risk_coverage.png`.
+        predictions: the protocol's `predictions.csv` table (for intervals over test utterances and the
+            risk-coverage curves).
+        choices: the protocol's `choices.csv` table (what validation chose).
+        n_boot: bootstrap resamples.
 
     Returns:
         Path of `report.md`.
@@ -732,5 +857,54 @@ def write_report(
     else:
         lines += ["No filter counts were given.", ""]
 
+    if selective is not None and len(selective) and len(methods) > 2:
+        lines += _ranking_lines(results, selective, predictions, choices, out_dir, title=corpus_name + (
+            " (synthetic data)" if synthetic else ""), num_classes=len(class_names), rejection=level, n_boot=n_boot)
+
     lines += ["## Curves", "", "![curves](curves.png)", ""]
     return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+def _ranking_lines(results, selective, predictions, choices, out_dir: Path, *, title: str, num_classes: int,
+                   rejection: float, n_boot: int) -> list[str]:
+    from emoconf_tf.statistics import paired_comparison, ranking
+
+    table = ranking(results, selective, predictions, num_classes=num_classes, rejection=rejection, n_boot=n_boot)
+    methods = set(table["method"])
+    comparison = None
+    if {"recommended", "top2_margin"} <= methods:
+        comparison = paired_comparison(results, selective, predictions, num_classes=num_classes,
+                                       rejection=rejection, n_boot=n_boot)
+    over = table["ci_over"].iloc[0]
+    lines = [
+        "## Which confidence to trust: every method ranked",
+        "",
+        f"Mean and 95 % bootstrap interval over {over} "
+        + ("(folds × seeds)" if over == "runs" else "(test utterances of the single run, thresholds fixed)")
+        + ". Gains are relative to t0, as in Table 1; AURC is the area under the risk-coverage curve (lower is "
+        "better), AUROC separates correct from wrong predictions (higher is better). Sorted by F1 gain.",
+        "",
+        _markdown_table(ranking_display(table), index=False),
+        "",
+    ]
+    if comparison is not None:
+        shown = comparison.assign(
+            figure=comparison["figure"].map({"f1_gain": "F1 gain (points)", "uar_gain": "UAR gain (points)",
+                                             "aurc": "AURC", "auroc": "AUROC"}),
+            difference=[_interval(m, lo, hi, ".3f") for m, lo, hi in
+                        comparison[["mean_difference", "low", "high"]].to_numpy()],
+            recommended_better=[f"{v * 100:.0f} %" if np.isfinite(v) else "n/a" for v in comparison["a_better"]],
+        )[["training", "figure", "difference", "recommended_better", "ci_over"]]
+        lines += ["### Paired comparison: recommended minus top-two margin", "", _markdown_table(shown, index=False), ""]
+    if choices is not None and len(choices):
+        lines += ["### What validation chose", "",
+                  "`emoconfidnet_tau` picks the target temperature and `recommended` the score or blend with the "
+                  "lowest validation AURC; the test split plays no part.", "",
+                  _markdown_table(_choice_counts(choices), index=False), ""]
+    lines += ["### Recommendation", ""]
+    lines += [p + "\n" for t in _ordered(table["training"].unique(), _TRAINING_ORDER)
+              if (p := recommendation_paragraph(table, comparison, t))]
+    if predictions is not None and len(predictions):
+        plot_risk_coverage(predictions, out_dir / "risk_coverage.png", title=f"{title} — risk against coverage")
+        lines += ["![risk-coverage](risk_coverage.png)", ""]
+    return lines

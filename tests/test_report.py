@@ -255,7 +255,8 @@ def test_missing_column_is_named():
 def test_method_display_names():
     assert report.method_display_name("emoconfidnet") == "EmoConfidNet"
     assert report.method_display_name("top2_margin") == "Baseline (top-2 margin)"
-    assert report.method_display_name("entropy") == "entropy"
+    assert report.method_display_name("entropy") == "Negative entropy"
+    assert report.method_display_name("my_score") == "my_score"  # unknown methods shown as given
 
 
 def test_markdown_table_formats_floats_and_nan():
@@ -336,3 +337,48 @@ def test_report_gains_table_shows_mean_and_std(tmp_path):
     text = _write(tmp_path, synthetic=False).read_text()
     # EmoConfidNet filtered: F1 t20 0.440 ± 0.028 (0.02 * sqrt(2)), gain 10.0 ± 7.1 (5 * sqrt(2))
     assert "| EmoConfidNet | filtered | 2 | 0.400 ± 0.000 | 0.440 ± 0.028 | 10.0 ± 7.1 |" in text
+
+
+def _ranked_tables(recommended_gain):
+    """Three runs, four methods; `recommended` F1 at t20 = 0.5 * (1 + recommended_gain)."""
+    results, selective = [], []
+    gains = {"emoconfidnet": 0.02, "top2_margin": 0.05, "msp": 0.04, "recommended": recommended_gain}
+    for fold in range(3):
+        for method, gain in gains.items():
+            for rejection, f1 in ((0.0, 0.5), (0.2, 0.5 * (1 + gain + 0.005 * fold))):
+                results.append(dict(fold=fold, seed=0, training="filtered", method=method, rejection=rejection,
+                                    threshold=0.0 if rejection == 0 else 0.3, coverage=1.0, f1=f1, uar=f1,
+                                    n_test=100, removed=0, removed_correct=0))
+            selective.append(dict(fold=fold, seed=0, training="filtered", method=method,
+                                  aurc=0.3 - gain, eaurc=0.1, auroc=0.6 + gain, fpr95=0.8))
+    return pd.DataFrame(results), pd.DataFrame(selective)
+
+
+def test_recommendation_is_generated_from_the_numbers():
+    from emoconf_tf.report import recommendation_paragraph
+    from emoconf_tf.statistics import paired_comparison, ranking
+
+    for gain, expected in ((0.10, "reliably better than the top-two margin"), (0.01, "the top-two margin is better here")):
+        results, selective = _ranked_tables(gain)
+        table = ranking(results, selective, None, num_classes=5)
+        comparison = paired_comparison(results, selective, None, num_classes=5)
+        text = recommendation_paragraph(table, comparison, "filtered")
+        assert expected in text
+        best = "Recommended" if gain == 0.10 else "Baseline (top-2 margin)"
+        assert f"the largest t20 F1 gain comes from {best}" in text
+        # the paper's EmoConfidNet gain: 2 % + 0.5 % mean fold increment = 2.5 %
+        assert "EmoConfidNet gains 2.5 %" in text
+
+
+def test_report_ranks_every_method_when_given_selective(tmp_path):
+    results, selective = _ranked_tables(0.10)
+    per_class = pd.DataFrame([dict(fold=r.fold, seed=0, training="filtered", method=r.method, rejection=r.rejection,
+                                   **{"class": c}, precision=0.5, recall=0.5, f1=0.5)
+                              for r in results.itertuples() for c in ("a", "b")])
+    runs = pd.DataFrame([dict(fold=f, seed=0, training="filtered", n_train=10, n_validation=5, n_test=100,
+                              n_filtered_out=1, classifier_epochs=3, confidence_epochs=3) for f in range(3)])
+    report.write_report(tmp_path, results, per_class, runs, corpus_name="toy", synthetic=False, class_names=["a", "b"],
+                 selective=selective)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Which confidence to trust" in text and "### Recommendation" in text
+    assert "Max softmax probability" in text and "Paired comparison" in text
