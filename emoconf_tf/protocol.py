@@ -31,6 +31,7 @@ from emoconf_tf.targets import class_centroids, confidence_targets, manhattan_di
 from emoconf_tf.thresholds import PAPER_REJECTIONS, rejection_thresholds
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head, fit_tcp_head
 
+OUTPUT_FORMAT = 1  # bump when parts/ or the tables change incompatibly
 TRAININGS = ("raw", "filtered")
 PAPER_METHODS = ("emoconfidnet", "top2_margin")
 ALL_METHODS = ("emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "recommended")
@@ -129,16 +130,23 @@ def training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolCon
     return fold.train[~drop], filter_counts(masks)
 
 
-def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: ProtocolConfig) -> UnitResult:
-    """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows."""
-    train_rows, counts = training_rows(corpus, fold, training, config)
-    train, validation, test = corpus.subset(train_rows), corpus.subset(fold.validation), corpus.subset(fold.test)
-    missing = [c for k, c in enumerate(corpus.class_names) if not (train.labels == k).any()]
+def check_training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolConfig) -> tuple[np.ndarray, dict[str, int]]:
+    """`training_rows`, refusing a training set in which a class has no rows (no centroid, no softmax unit to learn)."""
+    rows, counts = training_rows(corpus, fold, training, config)
+    present = np.bincount(corpus.labels[rows], minlength=corpus.num_classes) > 0
+    missing = [c for c, ok in zip(corpus.class_names, present) if not ok]
     if missing:
         raise EmoconfError(
             f"fold {fold.index} ({fold.name}), {training} training: class(es) {', '.join(missing)} have no training "
             "rows; drop them with --classes or check the table"
         )
+    return rows, counts
+
+
+def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: ProtocolConfig) -> UnitResult:
+    """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows."""
+    train_rows, counts = check_training_rows(corpus, fold, training, config)
+    train, validation, test = corpus.subset(train_rows), corpus.subset(fold.validation), corpus.subset(fold.test)
     k = corpus.num_classes
     cfg = config.training
     classifier, classifier_epochs = fit_classifier(
@@ -293,6 +301,10 @@ def run_protocol(
         out_dir = Path(out_dir)
         parts_dir = out_dir / "parts"
         _check_same_settings(out_dir, corpus, config)
+        _remove_stale_temporaries(out_dir, parts_dir)
+    for fold in folds:  # fail before any training, not after hours of it
+        for training in config.trainings:
+            check_training_rows(corpus, fold, training, config)
     units = [(fold, seed, training) for fold in folds for seed in config.seeds for training in config.trainings]
     done: list[UnitResult] = []
     skipped = 0
@@ -361,6 +373,15 @@ def _read_part(path: Path) -> UnitResult:
         raise EmoconfError(f"{path}: unreadable finished-unit file ({error}); delete it to rerun that unit") from None
 
 
+def _remove_stale_temporaries(*directories: Path) -> None:
+    """Deletes temporary files an interrupted run left (`atomic_path` names them `.<name>.<random>.tmp`)."""
+    for directory in directories:
+        if directory.is_dir():
+            for stale in directory.glob(".*.tmp"):
+                if stale.is_file():
+                    stale.unlink()
+
+
 def _check_same_settings(out_dir: Path, corpus: Corpus, config: ProtocolConfig) -> None:
     settings = {
         "corpus": corpus.name,
@@ -372,11 +393,20 @@ def _check_same_settings(out_dir: Path, corpus: Corpus, config: ProtocolConfig) 
     }
     path = out_dir / "protocol.json"
     if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise EmoconfError(f"{path}: unreadable ({error}); delete {out_dir} or use another --out") from None
+        if previous.get("format") != OUTPUT_FORMAT:
+            raise EmoconfError(
+                f"{out_dir}: written by emoconf-tf {previous.get('version', '?')} (output format "
+                f"{previous.get('format', '?')}); this is emoconf-tf {__version__} (format {OUTPUT_FORMAT}), whose "
+                "finished parts are not compatible; use another --out"
+            )
         previous_settings = {k: previous.get(k) for k in settings}
         if previous_settings != json.loads(json.dumps(settings)):
             raise EmoconfError(
                 f"{out_dir}: holds a run with other settings (see {path}); use another --out or delete it"
             )
         return
-    write_json(path, dict(settings, version=__version__))
+    write_json(path, dict(settings, version=__version__, format=OUTPUT_FORMAT))
