@@ -1,0 +1,111 @@
+"""The Colab notebooks: each runs top to bottom (tiny, through `EMOCONF_NB_*`), has its badge and
+labels synthetic data, and the committed files match `colab/make_notebooks.py`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("nbclient")
+if importlib.util.find_spec("ipykernel") is None:
+    pytest.skip("ipykernel is needed to execute the notebooks (pip install ipykernel)", allow_module_level=True)
+
+COLAB = Path(__file__).resolve().parents[1] / "colab"
+NOTEBOOKS = ("01_quickstart", "02_your_corpus", "03_deploy")
+TINY = {
+    "EMOCONF_NB_SIZE": "300",
+    "EMOCONF_NB_NUM_FEATURES": "12",
+    "EMOCONF_NB_SEEDS": "1",
+    "EMOCONF_NB_SEED": "0",
+    "EMOCONF_NB_MAX_EPOCHS": "2",
+}
+
+
+def load(name: str):
+    return nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
+
+
+def outputs_text(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_tiny_without_errors(name, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    for key, value in TINY.items():
+        monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
+    notebook = load(name)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()  # raises CellExecutionError, naming the cell, on the first error
+    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    text = outputs_text(notebook)
+    assert "SYNTHETIC" in text
+    assert "300 utterances" in text  # the parameter cell took EMOCONF_NB_SIZE
+
+
+def test_committed_quickstart_shows_its_curves_and_table1():
+    notebook = load("01_quickstart")
+    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1  # the committed copy keeps its curves
+    assert "f1 emoconfidnet (raw)" in outputs_text(notebook)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_starts_with_its_colab_badge(name):
+    first = load(name).cells[0]
+    assert first.cell_type == "markdown"
+    url = f"https://colab.research.google.com/github/emoconf/emoconf-tf/blob/main/colab/{name}.ipynb"
+    assert first.source.startswith(f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_labels_synthetic_data_and_states_its_run_time(name):
+    first = load(name).cells[0].source
+    assert "**SYNTHETIC DATA" in first
+    assert "minutes on a 2-core CPU" in first
+    assert "_Outputs: from a run on a" in first  # committed with real outputs
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_parameter_cell_reads_the_environment(name):
+    cells = [c for c in load(name).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    for variable in ("SIZE", "NUM_FEATURES", "MAX_EPOCHS"):
+        assert f'{variable} = int(os.environ.get("EMOCONF_NB_{variable}"' in cells[0].source
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_matches_make_notebooks(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(COLAB))
+    sys.modules.pop("make_notebooks", None)
+    import make_notebooks
+
+    def sources(notebook):
+        cells = [(c.cell_type, c.source) for c in notebook.cells]
+        first = "\n".join(l for l in cells[0][1].splitlines() if not l.startswith(make_notebooks.RUN_NOTE_PREFIX))
+        return [(cells[0][0], first.rstrip())] + cells[1:]
+
+    assert sources(load(name)) == sources(make_notebooks.build(name)), (
+        f"colab/{name}.ipynb is out of date: run `python colab/make_notebooks.py --execute {name}`"
+    )
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_is_small(name):
+    path = COLAB / f"{name}.ipynb"
+    assert path.stat().st_size < 1_000_000
+    json.loads(path.read_text(encoding="utf-8"))
