@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(demo)
 
     reproduce = commands.add_parser(
-        "reproduce", help="the protocol on your features table (CSV or Parquet)",
+        "reproduce", help="the protocol on your features table (CSV or Parquet) or a dataset built with `emoconf build`",
         description="Runs the paper's protocol on a features table: columns id, label, arousal, valence, dominance, "
         "optional speaker, group, split, and numeric features. Writes results.csv, per_class.csv, runs.csv, report.md "
         "and curves.png; a rerun with the same --out skips finished folds/seeds.",
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-features", type=int, default=6373, help="with --synthetic: feature dimension (default: 6373)")
     train.add_argument("--filter-midpoint", type=float, default=None, help="AVD midpoint for the filter (default: middle of the scale)")
     train.add_argument("--filter-rules", default=None, help="conflict rules (default: the paper's)")
+    train.add_argument("--feature-set", choices=("compare_2016", "egemaps_v02", "none"), default=None, help="openSMILE set the table's features were extracted with, recorded in run.json so that an exported model can predict from audio (`emoconf predict x.wav`); must match the table's dimension (default: none for --table, synthetic for --synthetic)")
     _add_training_options(train)
 
     build = commands.add_parser(
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset (the feature cache is kept)")
     build.add_argument("--skip-failed", action="store_true", help="leave out utterances whose audio cannot be processed (empty, corrupt, too short) and list them in the dataset's metadata; without it, every file is tried and the build then fails naming them")
     build.add_argument("--beam-runner", default=None, metavar="RUNNER", help="extract with Apache Beam on this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner) instead of local threads; needs apache-beam")
-    build.add_argument("--beam-options", default=None, metavar="FLAGS", help="Beam pipeline flags in one quoted string, e.g. \"--direct_num_workers=2 --direct_running_mode=multi_processing\" or Dataflow's --project, --region, --temp_location; implies the Beam path")
+    build.add_argument("--beam-options", default=None, metavar="FLAGS", help="Beam pipeline flags in one quoted string, given with '=' since they start with '--': --beam-options=\"--direct_num_workers=2 --direct_running_mode=multi_processing\", or Dataflow's --project, --region, --temp_location; implies the Beam path")
 
     export_table = commands.add_parser(
         "export-table", help="write a dataset built with `emoconf build` as a features table",
@@ -152,6 +153,37 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Serving: savedmodels/README.md.",
     )
     inspect.add_argument("path", help="model base path (savedmodels/NAME) or a version directory (savedmodels/NAME/3)")
+
+    predict = commands.add_parser(
+        "predict", help="class, confidence and accept/reject of an exported model on wav files or features tables",
+        description="Runs an exported SavedModel in-process on each INPUT: an audio file (.wav, .flac, .ogg; its "
+        "openSMILE features are extracted with the feature set the model records) or a features table (.csv, "
+        ".csv.gz, .parquet; the model's feature columns are taken by name, other columns ignored). Prints one line "
+        "per utterance: id, class, confidence, accept. Without --rejection, the serving_default signature answers "
+        "at the export's default operating point; with it, the threshold signature.",
+        epilog="Serving: savedmodels/README.md.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or features tables")
+    predict.add_argument("--model", required=True, help="model base path (savedmodels/NAME) or a version directory")
+    predict.add_argument("--version", type=int, default=None, help="model version to use (default: the highest, as TF Serving)")
+    predict.add_argument("--rejection", type=float, default=None, help="rejection rate, a fraction in [0, 1): accept = confidence >= its validation threshold (default: the export's default, usually 0.2)")
+    predict.add_argument("--json", action="store_true", help="print a JSON list of objects (id, source, class, confidence, accept, rejection, threshold, probabilities)")
+    predict.add_argument("--workers", type=int, default=1, help="audio files whose features are extracted at once (default: 1)")
+
+    bench = commands.add_parser(
+        "bench", help="performance figures on this machine, each against a reference measured in the same run",
+        description="Measures Keras training against a matmul roofline and scikit-learn, the exported serving_default "
+        "signature (batch-1 latency, batch-256 throughput), openSMILE extraction with 1 and 2 workers, and the paper's "
+        "protocol on an MSP-Podcast-sized synthetic corpus (34,000 / 7,000 / 10,000 utterances, 6,373 features: about "
+        "15-20 min on 2 cores; --quick runs a tenth of it). Prints one table, each figure beside its target, and "
+        "writes the figures as JSON.",
+        epilog="See docs/performance.md.",
+    )
+    bench.add_argument("--quick", action="store_true", help="a tenth of the protocol and fewer repeats (a few minutes)")
+    bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # seconds; for the test suite
+    bench.add_argument("--json", default="emoconf_bench.json", metavar="PATH", help="where to write the figures (default: emoconf_bench.json)")
+    bench.add_argument("--max-epochs", type=int, default=None, help="upper bound on the protocol's epochs; early stopping (patience 10) usually ends sooner (default: 200)")
+    bench.add_argument("--parts", default="training,serving,extraction,protocol", help="which parts to run (default: all four: training,serving,extraction,protocol)")
     return parser
 
 
@@ -163,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return {"demo": _demo, "reproduce": _reproduce, "train": _train, "build": _build, "export-table": _export_table, "export": _export,
-                "inspect": _inspect}[args.command](args)
+                "inspect": _inspect, "predict": _predict, "bench": _bench}[args.command](args)
     except EmoconfError as error:
         if args.debug:
             raise
         print(f"emoconf {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `emoconf ... | head` closed the pipe: not an error worth a traceback
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"emoconf {args.command}: interrupted; finished parts are kept, rerun the same command to resume",
               file=sys.stderr)
@@ -342,13 +377,16 @@ def _train(args) -> int:
     config = _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(args.training,))
     out = Path(args.out or f"runs/{corpus.name}")
     start = time.perf_counter()
-    train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold)
+    train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold,
+              feature_set=args.feature_set)
     print(f"wrote run directory {out} in {time.perf_counter() - start:.0f} s "
           f"(classifier.keras, emoconfidnet.keras, validation.csv, test.csv, results.csv, run.json, manifest.json)")
     return 0
 
 
 def _build(args) -> int:
+    import opensmile  # noqa: F401  before TensorFlow: see emoconf_tf.extraction on the FFT symbol clash
+
     _quiet_tensorflow(args.debug)
     from tfds_builders.build import build_dataset, export_features_table
 
@@ -411,6 +449,53 @@ def _inspect(args) -> int:
     from emoconf_tf.inspect_model import describe
 
     print(describe(args.path), end="")
+    return 0
+
+
+def _predict(args) -> int:
+    import json
+
+    from emoconf_tf.prediction import AUDIO_SUFFIXES, predict, preload_opensmile
+
+    if any(str(path).lower().endswith(AUDIO_SUFFIXES) for path in args.inputs):
+        preload_opensmile()  # before TensorFlow: loaded after it, openSMILE crashes (see its docstring)
+    _quiet_tensorflow(args.debug)
+    if args.workers < 1:
+        raise EmoconfError("--workers must be at least 1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = predict(args.model, args.inputs, version=args.version, rejection=args.rejection,
+                         num_workers=args.workers, progress=sys.stderr.isatty())
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):  # e.g. a stereo file downmixed
+            print(f"warning: {warning.message}", file=sys.stderr)
+    kept = sum(p.accept for p in result.predictions)
+    print(f"model {result.model_dir} ({result.feature_set} features), {result.signature}: rejection "
+          f"{result.rejection:g} -> threshold {result.threshold:.6f}; accepted {kept} of {len(result.predictions)}",
+          file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_records(), indent=2))
+        return 0
+    rows = [(p.id, p.class_name, f"{p.confidence:.6f}", "yes" if p.accept else "no") for p in result.predictions]
+    widths = [max(len(row[j]) for row in [("id", "class", "confidence", "accept"), *rows]) for j in range(4)]
+    for row in [("id", "class", "confidence", "accept"), *rows]:
+        print("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _bench(args) -> int:
+    _quiet_tensorflow(args.debug)
+    from emoconf_tf.atomic import write_json
+    from emoconf_tf.bench import bench_table, run_bench
+
+    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+    parts = _trainings(args.parts)
+    start = time.perf_counter()
+    results = run_bench(size, max_epochs=args.max_epochs, parts=parts,
+                        log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(bench_table(results))
+    write_json(args.json, results)
+    print(f"\nwrote {args.json} ({size} size) in {time.perf_counter() - start:.0f} s")
     return 0
 
 

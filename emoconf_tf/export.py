@@ -5,6 +5,8 @@
     saved_model.pb, variables/     the classifier + EmoConfidNet head (standardisation inside: send raw features)
     assets/labels.txt              class names, one a line, in class-id order
     assets/feature_names.txt       the D feature names, in input order
+    assets/feature_set.txt         where the features come from: compare_2016 or egemaps_v02 (openSMILE,
+                                   so `emoconf predict` can extract them from audio), synthetic, or unknown
     assets/model_card.md           corpus (SYNTHETIC when it is), features, classes, AVD scale, filter,
                                    the run's validation/test figures at each rejection rate, date, version
 
@@ -47,11 +49,15 @@ from emoconf_tf.thresholds import rejection_threshold
 DEFAULT_REJECTION = 0.2
 SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold")
 EXAMPLE_FEATURE_KEY = "features"
-ASSET_FILES = ("labels.txt", "feature_names.txt", "model_card.md")
+FEATURE_SET_ASSET = "feature_set.txt"
+ASSET_FILES = ("labels.txt", "feature_names.txt", FEATURE_SET_ASSET, "model_card.md")
+# What feature_set.txt holds when run.json records no openSMILE set (a table trained without --feature-set).
+UNKNOWN_FEATURE_SET = "unknown"
 # A float32 rejection rate carries about 7 significant digits; it is read as the nearest 7-decimal
 # number (float32(0.35) = 0.34999999 -> 0.35) before the threshold formula, as a client means it.
 REJECTION_DECIMALS = 7
 _KNOWN_FEATURE_SETS = {6373: "ComParE 2016 functionals", 88: "eGeMAPSv02 functionals"}
+_FEATURE_SET_TITLES = {"compare_2016": "ComParE 2016 functionals", "egemaps_v02": "eGeMAPSv02 functionals"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +102,7 @@ def export_run(
     """
     from emoconf_tf.rundir import load_run
 
-    default_rejection = _check_rejection(default_rejection, "--default-rejection")
+    default_rejection = check_rejection(default_rejection, "--default-rejection")
     out_dir = Path(out_dir)
     _check_base_path(out_dir)
     run = load_run(run_dir)
@@ -112,6 +118,7 @@ def export_run(
         staging.mkdir()
         (staging / "labels.txt").write_text("\n".join(run.class_names) + "\n", encoding="utf-8")
         (staging / "feature_names.txt").write_text("\n".join(run.feature_names) + "\n", encoding="utf-8")
+        (staging / FEATURE_SET_ASSET).write_text(recorded_feature_set(run.info) + "\n", encoding="utf-8")
         (staging / "model_card.md").write_text(
             model_card(run, default_rejection=default_rejection, default_threshold=default_threshold),
             encoding="utf-8",
@@ -155,6 +162,15 @@ def serialize_examples(features: np.ndarray) -> list[bytes]:
     ]
 
 
+def recorded_feature_set(info: dict) -> str:
+    """What `feature_set.txt` records for a run's `run.json` contents: `"compare_2016"`, `"egemaps_v02"`,
+    `"synthetic"` or `"unknown"` (no openSMILE set recorded, e.g. a run trained before the field existed)."""
+    if info.get("synthetic"):
+        return "synthetic"
+    value = info.get("feature_set")
+    return value if value in _FEATURE_SET_TITLES else UNKNOWN_FEATURE_SET
+
+
 def model_versions(out_dir: str | os.PathLike) -> list[int]:
     """The integer version directories in a model base path, ascending (empty when there are none)."""
     out_dir = Path(out_dir)
@@ -188,9 +204,6 @@ class EmoconfServingModule:
         if len(class_names) != num_classes:
             raise EmoconfError(f"{len(class_names)} class names for a model with {num_classes} outputs")
         self.num_features, self.num_classes = num_features, num_classes
-        # Tracked so the variables are saved; the Keras model itself stays out of the object graph
-        # (what keras.export.ExportArchive does on the TensorFlow backend).
-        module.model_variables = list(emoconfidnet.variables)
         scores = np.sort(np.asarray(validation_confidence, dtype=np.float64).ravel())[::-1]
         module.validation_confidence = tf.Variable(scores, trainable=False, name="validation_confidence_desc")
         module.default_rejection = tf.Variable(float(default_rejection), dtype=tf.float64, trainable=False,
@@ -278,6 +291,16 @@ class EmoconfServingModule:
         module.confidence, module.threshold = confidence, threshold
         self.signatures = {"serving_default": serving_default, "predict": predict,
                            "confidence": confidence, "threshold": threshold}
+        # Track the tf.Variables the signatures read, as keras.export.ExportArchive does on the TensorFlow
+        # backend; the Keras model itself stays out of the object graph. Not the Keras wrappers
+        # (`emoconfidnet.variables`): each is saved as a copy that the graph never reads, so a TF1-style
+        # loader (TF Serving, `saved_model_cli run`) restores the copies and every signature fails with
+        # "Could not find variable block1_dense/kernel" (tf.saved_model.load hides this).
+        captured = {}
+        for function in self.signatures.values():
+            for variable in function.get_concrete_function().variables:
+                captured.setdefault(id(variable), variable)
+        module.model_variables = list(captured.values())
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the SavedModel (with the `serve` tag TF Serving loads) to `path`."""
@@ -291,10 +314,18 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
     info = run.info
     synthetic = bool(info.get("synthetic"))
     num_features = len(run.feature_names)
-    feature_set = "synthetic features" if synthetic else _KNOWN_FEATURE_SETS.get(
-        num_features, "custom table (see feature_names.txt)")
-    if not synthetic and num_features in _KNOWN_FEATURE_SETS:
-        feature_set += " (inferred from the dimension)"
+    recorded = recorded_feature_set(info)
+    if recorded in _FEATURE_SET_TITLES:
+        feature_set = (f"openSMILE {_FEATURE_SET_TITLES[recorded]} (`{FEATURE_SET_ASSET}`: {recorded}; "
+                       "`emoconf predict` extracts them from audio)")
+    elif synthetic:
+        feature_set = f"synthetic features (`{FEATURE_SET_ASSET}`: synthetic; predict from a features table)"
+    else:
+        feature_set = _KNOWN_FEATURE_SETS.get(num_features, "custom table (see feature_names.txt)")
+        if num_features in _KNOWN_FEATURE_SETS:
+            feature_set += " (inferred from the dimension)"
+        feature_set += (f"; the run records no feature set (`{FEATURE_SET_ASSET}`: {UNKNOWN_FEATURE_SET}), "
+                        "so predict from a features table")
     scale = info.get("scale", ["?", "?"])
     counts = info.get("filter_counts") or {}
     removed = sum(counts.values())
@@ -389,7 +420,8 @@ def _number(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def _check_rejection(rejection: float, name: str) -> float:
+def check_rejection(rejection: float, name: str = "rejection") -> float:
+    """`rejection` as a float in [0, 1), or `EmoconfError` naming it as `name` (e.g. `"--rejection"`)."""
     try:
         value = float(rejection)
     except (TypeError, ValueError):

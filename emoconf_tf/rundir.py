@@ -8,7 +8,8 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
     test.csv               the same for the test split
     results.csv            the protocol's rows for this run (thresholds from validation, applied to test)
     feature_names.txt      one feature column name per line, in input order
-    run.json               corpus, classes, AVD scale, filter, seed, settings, epochs, package version
+    run.json               corpus, classes, AVD scale, filter, seed, settings, epochs, package version,
+                           feature_set (the openSMILE set of the features, "synthetic", or null when not given)
     manifest.json          file list with sizes and SHA-256, written last
 """
 
@@ -58,6 +59,7 @@ def train_run(
     seed: int = 0,
     training: str = "filtered",
     fold_index: int = 0,
+    feature_set: str | None = None,
 ) -> Path:
     """Trains one classifier + EmoConfidNet on one fold and writes the run directory.
 
@@ -68,6 +70,10 @@ def train_run(
         seed: the seed.
         training: `"raw"` or `"filtered"`.
         fold_index: which fold of `config.cv` to train on.
+        feature_set: where the features come from, recorded in `run.json` so that an export can
+            extract them from audio: `"compare_2016"` or `"egemaps_v02"` (openSMILE; D must match),
+            `"synthetic"` (the synthetic corpus), or None (default: unknown, e.g. a custom table).
+            A synthetic corpus is recorded as `"synthetic"` whatever is given.
 
     Returns:
         The run directory path.
@@ -81,6 +87,7 @@ def train_run(
     if not 0 <= fold_index < len(folds):
         raise EmoconfError(f"--fold {fold_index}: the corpus has {len(folds)} fold(s) with --cv {config.cv}")
     fold = folds[fold_index]
+    feature_set = _check_feature_set(feature_set, corpus)
     unit = run_unit(corpus, fold, seed, training, config)
     val_out, val_scores = unit.scores["validation"]
     test_out, test_scores, test_pred = unit.scores["test"]
@@ -113,6 +120,7 @@ def train_run(
             "class_names": list(corpus.class_names),
             "scale": list(corpus.scale),
             "num_features": corpus.num_features,
+            "feature_set": feature_set,
             "training": training,
             "filter": training == "filtered",
             "filter_counts": unit.filter_counts,
@@ -156,6 +164,26 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
         results=pd.read_csv(results_path) if results_path.exists() else None,
         feature_names=(path / "feature_names.txt").read_text(encoding="utf-8").splitlines(),
     )
+
+
+def _check_feature_set(feature_set: str | None, corpus: Corpus) -> str | None:
+    """The `feature_set` value for run.json: checked against the corpus's feature dimension."""
+    if corpus.synthetic:
+        if feature_set not in (None, "none", "synthetic"):
+            raise EmoconfError(f"--feature-set {feature_set}: the synthetic corpus has synthetic features")
+        return "synthetic"
+    if feature_set is None or feature_set == "none":
+        return None
+    from emoconf_tf.extraction import FEATURE_DIMENSIONS, feature_set_from_name
+
+    member = feature_set_from_name(feature_set)
+    expected = FEATURE_DIMENSIONS[member]
+    if corpus.num_features != expected:
+        raise EmoconfError(
+            f"--feature-set {member.value}: {member.value} has {expected} features but the table has "
+            f"{corpus.num_features}; give the set the table was extracted with, or none"
+        )
+    return member.value
 
 
 def _write_manifest(directory: Path) -> None:

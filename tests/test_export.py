@@ -11,6 +11,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,7 @@ from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
 from emoconf_tf.confidence import emoconfidnet_confidence, top2_margin
 from emoconf_tf.export import (
-    EmoconfServingModule, export_run, model_card, model_versions, serialize_examples,
+    EmoconfServingModule, export_run, model_card, model_versions, recorded_feature_set, serialize_examples,
 )
 from emoconf_tf.inspect_model import TensorSpecInfo, signatures, version_dir
 from emoconf_tf.protocol import ProtocolConfig
@@ -111,6 +114,63 @@ def test_loaded_signatures_agree_with_saved_model_pb(exported):
         got_inputs = {k: (s.dtype.name, tuple(s.shape.as_list())) for k, s in function.structured_input_signature[1].items()}
         got_outputs = {k: (s.dtype.name, tuple(s.shape.as_list())) for k, s in function.structured_outputs.items()}
         assert got_inputs == inputs and got_outputs == outputs, name
+
+
+def _saved_model_cli() -> list[str]:
+    """The `saved_model_cli` of the tensorflow wheel: the console script, else the module it runs."""
+    found = shutil.which("saved_model_cli")
+    return [found] if found else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+
+
+def test_saved_model_cli_shows_the_four_signatures_and_runs_predict(exported, tmp_path):
+    # `run --input_exprs 'features=np.zeros(...)'` is refused by TF 2.21 (literals only), so the input is an .npy.
+    zeros = tmp_path / "zeros.npy"
+    np.save(zeros, np.zeros((2, D), np.float32))
+    cli, env = _saved_model_cli(), {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    commands = {
+        "show": [*cli, "show", "--all", "--dir", str(exported.path)],
+        "run": [*cli, "run", "--dir", str(exported.path), "--tag_set", "serve", "--signature_def", "predict",
+                "--inputs", f"features={zeros}"],
+    }
+    # Both at once: each start-up imports TensorFlow (~5-10 s).
+    processes = {name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for name, command in commands.items()}
+    outputs = {name: process.communicate(timeout=180) for name, process in processes.items()}
+    for name, process in processes.items():
+        assert process.returncode == 0, f"saved_model_cli {name}:\n{outputs[name][1][-3000:]}"
+    shown = outputs["show"][0]
+    for name, (inputs, signature_outputs) in EXPECTED_SIGNATURES.items():
+        block = shown.split(f"signature_def['{name}']:")[1].split("signature_def[")[0]
+        assert [f"inputs['{key}']" in block for key in inputs] == [True] * len(inputs), name
+        assert [f"outputs['{key}']" in block for key in signature_outputs] == [True] * len(signature_outputs), name
+        assert "Method name is: tensorflow/serving/predict" in block, name
+    assert f"shape: (-1, {D})" in shown and "dtype: DT_STRING" in shown
+    ran = outputs["run"][0]
+    expected = _call(exported.model, "predict", features=tf.zeros([2, D]))["class_ids"]
+    assert re.search(r"Result for output key class_ids:\s*\[" + r"\s+".join(map(str, expected)) + r"\]", ran), ran
+
+
+def test_tf1_session_loader_restores_every_variable_the_signatures_read(exported):
+    # How TF Serving (C++ LoadSavedModel) and `saved_model_cli run` load a model: a graph + session,
+    # variables restored by the saver. tf.saved_model.load would hide variables the saver never restores.
+    features = exported.features[:5]
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(exported.path))
+        handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+        initialized = session.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles])
+        assert all(initialized), [op.name for op, ok in zip(handles, initialized) if not ok]
+        got = {}
+        for name, inputs in (("predict", {"features": features}),
+                             ("threshold", {"features": features, "rejection": np.float32(0.2)})):
+            signature = meta_graph.signature_def[name]
+            got[name] = session.run({key: info.name for key, info in signature.outputs.items()},
+                                    {signature.inputs[key].name: value for key, value in inputs.items()})
+    expected = _call(exported.model, "predict", features=tf.constant(features))
+    np.testing.assert_allclose(got["predict"]["probabilities"], expected["probabilities"], atol=1e-6)
+    at_rate = _call(exported.model, "threshold", features=tf.constant(features), rejection=tf.constant(0.2))
+    np.testing.assert_array_equal(got["threshold"]["accept"], at_rate["accept"])
+    assert got["threshold"]["threshold"] == at_rate["threshold"]
 
 
 # === Numbers equal the Keras models' ===
@@ -322,7 +382,8 @@ def test_labels_and_feature_names_assets(exported):
     assets = exported.path / "assets"
     assert (assets / "labels.txt").read_text().splitlines() == exported.run.class_names
     assert (assets / "feature_names.txt").read_text().splitlines() == list(exported.corpus.feature_names)
-    assert sorted(os.listdir(assets)) == ["feature_names.txt", "labels.txt", "model_card.md"]
+    assert (assets / "feature_set.txt").read_text() == "synthetic\n"
+    assert sorted(os.listdir(assets)) == ["feature_names.txt", "feature_set.txt", "labels.txt", "model_card.md"]
 
 
 def test_model_card_says_synthetic_and_lists_the_run(exported):
@@ -355,6 +416,18 @@ def test_model_card_of_a_real_corpus_has_no_synthetic_banner(exported):
     assert card.splitlines()[0] == "# EmoConfidNet model card"
     assert "| conflict filter | off (training set: raw) |" in card
     assert "| exported | 2025-01-31, emoconf-tf" in card
+    assert "the run records no feature set (`feature_set.txt`: unknown), so predict from a features table" in card
+
+
+@pytest.mark.parametrize("info, recorded", [
+    ({"synthetic": True}, "synthetic"),
+    ({"synthetic": False, "feature_set": "compare_2016"}, "compare_2016"),
+    ({"synthetic": False, "feature_set": "egemaps_v02"}, "egemaps_v02"),
+    ({"synthetic": False, "feature_set": None}, "unknown"),
+    ({"synthetic": False}, "unknown"),  # a run trained before run.json had the field
+])
+def test_feature_set_asset_records_the_runs_feature_set(info, recorded):
+    assert recorded_feature_set(info) == recorded
 
 
 # === CLI ===
@@ -450,6 +523,15 @@ def test_readme_rest_body_runs_through_the_signature_and_response_has_its_shape(
         assert set(outputs) == set(out)
         for key, value in outputs.items():
             assert np.shape(value) == out[key].shape, key
+
+
+def test_readme_curl_bodies_run_through_serving_default_and_threshold(exported):
+    bodies = [json.loads(body) for body in re.findall(r"-d '(\{.*?\})'", README.read_text(), re.S)]
+    assert sorted(body.get("signature_name", "serving_default") for body in bodies) == ["serving_default", "threshold"]
+    for body in bodies:
+        function = exported.model.signatures[body.get("signature_name", "serving_default")]
+        out = function(**_rest_inputs(body, function))
+        assert out["accept"].shape == (1,) and out["confidence"].shape == (1,)
 
 
 def test_readme_b64_example_holds_the_first_readme_row(exported):

@@ -1,0 +1,435 @@
+"""Predictions of an exported SavedModel on audio files and features tables: class, confidence, accept.
+
+`emoconf export` writes `savedmodels/NAME/<version>/` (see `emoconf_tf.export`); this module runs such an
+export in-process, the way TF Serving would, on
+
+- **features tables** (`.csv`, `.csv.gz`, `.parquet`): the model's feature columns are taken by name, in
+  the order of its `assets/feature_names.txt` (other columns, such as `label` or AVD, are ignored); the
+  row id is the `id` column, or `<table>:<row>` (1-based data row) when there is none;
+- **audio files** (`.wav`, `.flac`, `.ogg`): their openSMILE functionals are extracted with the feature set
+  the model records in `assets/feature_set.txt` (`compare_2016` or `egemaps_v02`); the id is the path as
+  given. A model trained on synthetic features, or on a table whose feature set was not given
+  (`emoconf train --feature-set`), cannot predict from audio.
+
+Without a rejection rate, the `serving_default` signature answers (its `accept` is at the export's default
+operating point); with one, the `threshold` signature gives the confidence and `accept` at that rate and
+`predict` the class.
+
+Example:
+
+```python
+from emoconf_tf.prediction import predict
+
+result = predict("savedmodels/emoconf", ["features.csv", "utterance.wav"], rejection=0.3)
+for row in result.predictions:
+    print(row.id, row.class_name, f"{row.confidence:.3f}", "accept" if row.accept else "reject")
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from emoconf_tf.errors import EmoconfError
+from emoconf_tf.export import (
+    FEATURE_SET_ASSET, UNKNOWN_FEATURE_SET, check_rejection, model_versions, serialize_examples,
+)
+from emoconf_tf.inspect_model import version_dir
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+# Rows per signature call: bounds memory for large tables (1,024 x 6,373 float32 = 26 MB).
+BATCH_SIZE = 1024
+_OPENSMILE_SETS = ("compare_2016", "egemaps_v02")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one utterance.
+
+    Attributes:
+        id: the table's `id` (or `<table>:<row>`), or the audio file's path as given.
+        source: the input (table or audio file) the row came from.
+        class_name: the predicted class (argmax of `probabilities`).
+        confidence: EmoConfidNet's confidence in it, `p_hat[class]`; higher = more confident.
+        accept: `confidence >= threshold`: keep the prediction (True) or hand the utterance to a person.
+        probabilities: class name -> softmax probability, in class-id order.
+    """
+
+    id: str
+    source: str
+    class_name: str
+    confidence: float
+    accept: bool
+    probabilities: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionResult:
+    """Predictions for every input row, in input order, and the operating point that decided `accept`.
+
+    Attributes:
+        predictions: one `Prediction` per table row or audio file.
+        model_dir: the SavedModel version directory that answered.
+        feature_set: the model's `feature_set.txt` (`compare_2016`, `egemaps_v02`, `synthetic`, `unknown`).
+        rejection: the rejection rate, a fraction in [0, 1).
+        threshold: its validation threshold on the confidence.
+        signature: `"serving_default"` (the export's default rate) or `"threshold"` (a given rate).
+    """
+
+    predictions: list[Prediction]
+    model_dir: Path
+    feature_set: str
+    rejection: float
+    threshold: float
+    signature: str
+
+    def to_records(self) -> list[dict]:
+        """The predictions as JSON-ready dicts: id, source, class, confidence, accept, rejection,
+        threshold, probabilities."""
+        return [
+            {"id": p.id, "source": p.source, "class": p.class_name, "confidence": p.confidence,
+             "accept": p.accept, "rejection": self.rejection, "threshold": self.threshold,
+             "probabilities": p.probabilities}
+            for p in self.predictions
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelAssets:
+    """What an export says about its inputs and outputs (read from `assets/`, without TensorFlow).
+
+    Attributes:
+        path: the SavedModel version directory.
+        class_names: `labels.txt`, in class-id order.
+        feature_names: `feature_names.txt`, the D inputs in order.
+        feature_set: `feature_set.txt`; `"unknown"` for an export that has none.
+    """
+
+    path: Path
+    class_names: list[str]
+    feature_names: list[str]
+    feature_set: str
+
+    @property
+    def feature_set_description(self) -> str:
+        """`feature_set` for messages: `"unknown"` says what it means."""
+        if self.feature_set == UNKNOWN_FEATURE_SET:
+            return "unknown (a features table trained without --feature-set)"
+        return self.feature_set
+
+
+def model_directory(model: str | os.PathLike, version: int | None = None) -> Path:
+    """The SavedModel directory to load.
+
+    Args:
+        model: a model base path (`savedmodels/NAME`, holding integer versions) or a version directory.
+        version: the version to use; default None, the highest (what TF Serving serves).
+
+    Returns:
+        `model/<version>`, or `model` itself when it is a version directory and `version` is None.
+    """
+    path = Path(model)
+    if version is None:
+        return version_dir(path)
+    if (path / "saved_model.pb").is_file():
+        raise EmoconfError(
+            f"{path}: is a version directory itself; give the model base path ({path.parent}) with --version, "
+            f"or this path without --version"
+        )
+    if not path.is_dir():
+        raise EmoconfError(f"{path}: no such model directory; export one with `emoconf export RUN_DIR --out {path}`")
+    versions = [v for v in model_versions(path) if (path / str(v) / "saved_model.pb").is_file()]
+    if version not in versions:
+        have = ", ".join(map(str, versions)) if versions else "none"
+        raise EmoconfError(f"{path}: no version {version} (versions: {have})")
+    return path / str(version)
+
+
+def read_model_assets(directory: str | os.PathLike) -> ModelAssets:
+    """Reads `labels.txt`, `feature_names.txt` and `feature_set.txt` of a SavedModel version directory."""
+    directory = Path(directory)
+    assets = directory / "assets"
+
+    def lines(name: str) -> list[str]:
+        path = assets / name
+        if not path.is_file():
+            raise EmoconfError(f"{path}: missing; the model was not written by `emoconf export`")
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    feature_set_path = assets / FEATURE_SET_ASSET
+    # Exports written before feature_set.txt existed record no feature set.
+    feature_set = (feature_set_path.read_text(encoding="utf-8").strip() if feature_set_path.is_file()
+                   else UNKNOWN_FEATURE_SET)
+    return ModelAssets(directory, lines("labels.txt"), lines("feature_names.txt"), feature_set or UNKNOWN_FEATURE_SET)
+
+
+def input_kind(path: str | os.PathLike) -> str:
+    """`"audio"` or `"table"` by the file's suffix; `EmoconfError` for anything else or a missing file."""
+    name = os.fspath(path).lower()
+    if name.endswith(AUDIO_SUFFIXES):
+        kind = "audio"
+    elif name.endswith(TABLE_SUFFIXES):
+        kind = "table"
+    else:
+        raise EmoconfError(
+            f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)}) or a features table "
+            f"({', '.join(TABLE_SUFFIXES)})"
+        )
+    if not os.path.isfile(path):
+        raise EmoconfError(f"{path}: no such {'audio file' if kind == 'audio' else 'features table'}")
+    return kind
+
+
+def table_features(path: str | os.PathLike, feature_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The model's feature columns of a features table, by name.
+
+    Args:
+        path: `.csv`, `.csv.gz` or `.parquet` with a column per name in `feature_names` (others ignored)
+            and optionally `id`.
+        feature_names: the D column names the model takes, in input order.
+
+    Returns:
+        `(ids, features)`: N row ids (the `id` column, else `<path>:<row>` 1-based) and float32 `[N, D]`.
+
+    Raises:
+        EmoconfError: the file is unreadable or empty, a column is missing (they are named), or a value
+            is not a finite number (the row id is named).
+    """
+    # The features-table reader's checks, with its messages (corpus.py owns the format).
+    from emoconf_tf.corpus import _feature_matrix, _read_frame
+
+    path = Path(path)
+    frame = _read_frame(path)
+    if len(frame) == 0:
+        raise EmoconfError(f"{path}: the table has no rows")
+    ids = (frame["id"].astype(str).to_numpy() if "id" in frame.columns
+           else np.array([f"{path}:{row}" for row in range(1, len(frame) + 1)]))
+    _check_columns(path, frame.columns, feature_names)
+    return [str(i) for i in ids], _feature_matrix(path, frame, list(feature_names), ids)
+
+
+def audio_features(
+    paths: Sequence[str | os.PathLike],
+    assets: ModelAssets,
+    *,
+    num_workers: int | None = 1,
+    progress: bool = False,
+) -> tuple[list[str], np.ndarray]:
+    """openSMILE functionals of audio files, in the model's feature order.
+
+    Args:
+        paths: the audio files.
+        assets: the model's `ModelAssets`; its `feature_set` must be an openSMILE set.
+        num_workers: files extracted at once (default 1; None = every CPU).
+        progress: show a progress bar (default False).
+
+    Returns:
+        `(ids, features)`: the paths as given and float32 `[N, D]`.
+    """
+    _check_audio_possible(paths[0], assets)
+    frame = extract_features_safely(paths, assets.feature_set, num_workers=num_workers, progress=progress)
+    _check_columns(f"openSMILE {assets.feature_set}", frame.columns, assets.feature_names)
+    features = frame[list(assets.feature_names)].to_numpy(dtype=np.float32)
+    return [os.fspath(p) for p in paths], np.ascontiguousarray(features)
+
+
+def preload_opensmile() -> None:
+    """Loads openSMILE's C library now, so that it comes before TensorFlow's (call it before importing TensorFlow).
+
+    `libSMILEapi.so` and `libtensorflow_framework.so.2` both define Ooura's FFT functions (`rdft`, `cdft`,
+    `bitrv2`, ...). When TensorFlow is loaded first, openSMILE's calls reach TensorFlow's copies and corrupt
+    the heap: `malloc(): invalid size` or a segmentation fault some files later (openSMILE 2.6, TensorFlow
+    2.21). Loaded first, openSMILE keeps its own.
+    """
+    import opensmile  # noqa: F401  (opensmile.core.lib loads libSMILEapi.so on import)
+
+
+def extract_features_safely(
+    wav_paths: Sequence[str | os.PathLike],
+    feature_set: str,
+    *,
+    num_workers: int | None = 1,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """`emoconf_tf.extraction.extract_features`, in a child process when TensorFlow was loaded before openSMILE.
+
+    In-process when openSMILE's library can still be loaded first (TensorFlow not imported yet) or already
+    was (see `preload_opensmile`); otherwise in a fresh `spawn`ed process that never imports TensorFlow,
+    which costs a few seconds of start-up but cannot crash this one.
+
+    Args:
+        wav_paths: the audio files.
+        feature_set: `"compare_2016"` or `"egemaps_v02"`.
+        num_workers: files extracted at once (default 1; None = every CPU).
+        progress: show a progress bar (default False).
+
+    Returns:
+        The float32 DataFrame of `extract_features`, indexed by the paths as given.
+    """
+    from emoconf_tf.extraction import extract_features
+
+    paths = [os.fspath(path) for path in wav_paths]
+    order = {name: index for index, name in enumerate(sys.modules)}  # sys.modules keeps import order
+    if "tensorflow" not in order or order.get("opensmile.core.lib", len(order)) < order["tensorflow"]:
+        preload_opensmile()
+        return extract_features(paths, feature_set, num_workers=num_workers, progress=progress)
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(extract_features, paths, feature_set, num_workers=num_workers,
+                           progress=progress).result()
+
+
+class ExportedModel:
+    """A SavedModel written by `emoconf export`, loaded in-process with `tf.saved_model.load`.
+
+    Args:
+        model: a model base path or a version directory (see `model_directory`).
+        version: the version; default None, the highest.
+
+    Attributes:
+        assets: its `ModelAssets`.
+        default_rejection, default_threshold: the operating point of `serving_default`'s `accept`.
+    """
+
+    def __init__(self, model: str | os.PathLike, version: int | None = None):
+        import tensorflow as tf
+
+        self.assets = read_model_assets(model_directory(model, version))
+        self.path = self.assets.path
+        self._loaded = tf.saved_model.load(str(self.path))
+        self.default_rejection = float(self._loaded.default_rejection.numpy())
+        self.default_threshold = float(self._loaded.default_threshold.numpy())
+
+    def predict(self, features: np.ndarray, rejection: float | None = None) -> dict[str, np.ndarray]:
+        """Runs `serving_default` (rejection None) or `predict` + `threshold` on raw features.
+
+        Args:
+            features: float32 `[N, D]` raw features in the order of `feature_names.txt`.
+            rejection: a fraction in [0, 1), or None (default) for the export's default rate.
+
+        Returns:
+            `class_ids` int64 `[N]`, `probabilities` float32 `[N, K]`, `confidence` float32 `[N]`,
+            `accept` bool `[N]`, `threshold` float (the threshold that decided `accept`).
+        """
+        import tensorflow as tf
+
+        features = np.asarray(features, dtype=np.float32)
+        num_features = len(self.assets.feature_names)
+        if features.ndim != 2 or features.shape[1] != num_features:
+            raise EmoconfError(f"features: expected shape [N, {num_features}], got {features.shape}")
+        if rejection is not None:
+            rejection = check_rejection(rejection, "--rejection")
+        signatures = self._loaded.signatures
+        parts = {"class_ids": [], "probabilities": [], "confidence": [], "accept": []}
+        threshold = self.default_threshold
+        for start in range(0, len(features), BATCH_SIZE):
+            batch = features[start:start + BATCH_SIZE]
+            if rejection is None:
+                out = signatures["serving_default"](examples=tf.constant(serialize_examples(batch)))
+            else:
+                out = dict(signatures["predict"](features=tf.constant(batch)))
+                at_rate = signatures["threshold"](features=tf.constant(batch),
+                                                  rejection=tf.constant(rejection, tf.float32))
+                out.update(confidence=at_rate["confidence"], accept=at_rate["accept"])
+                threshold = float(at_rate["threshold"].numpy())
+            for key, values in parts.items():
+                values.append(out[key].numpy())
+        return {key: np.concatenate(values) for key, values in parts.items()} | {"threshold": threshold}
+
+
+def predict(
+    model: str | os.PathLike | ExportedModel,
+    inputs: Sequence[str | os.PathLike],
+    *,
+    version: int | None = None,
+    rejection: float | None = None,
+    num_workers: int | None = 1,
+    progress: bool = False,
+) -> PredictionResult:
+    """Class, confidence and accept/reject of every row of features tables and every audio file.
+
+    Args:
+        model: a model base path (`savedmodels/NAME`), a version directory, or a loaded `ExportedModel`.
+        inputs: audio files and features tables, in any mix (see the module docstring).
+        version: with a base path, the version to use; default None, the highest.
+        rejection: a fraction in [0, 1) (0.2 rejects the least confident 20% of validation utterances);
+            default None, the export's default operating point (`serving_default`).
+        num_workers: audio files extracted at once (default 1; None = every CPU).
+        progress: show openSMILE's progress bar (default False).
+
+    Returns:
+        `PredictionResult`, predictions in input order (a table's rows in table order).
+
+    Raises:
+        EmoconfError: a rejection rate outside [0, 1), an input that is missing or of an unknown kind,
+            missing feature columns, or audio for a model whose features are not openSMILE's.
+    """
+    if rejection is not None:
+        rejection = check_rejection(rejection, "--rejection")
+    if not inputs:
+        raise EmoconfError("no inputs: give audio files or features tables")
+    # Checked before TensorFlow loads the model (and before any extraction): a wrong call fails at once.
+    kinds = [input_kind(path) for path in inputs]
+    assets = model.assets if isinstance(model, ExportedModel) else read_model_assets(model_directory(model, version))
+    audio = [path for path, kind in zip(inputs, kinds) if kind == "audio"]
+
+    blocks: dict[int, tuple[list[str], np.ndarray]] = {}
+    for position, (path, kind) in enumerate(zip(inputs, kinds)):  # tables first: quick to check
+        if kind == "table":
+            blocks[position] = table_features(path, assets.feature_names)
+    if audio:
+        ids, features = audio_features(audio, assets, num_workers=num_workers, progress=progress)
+        positions = [i for i, kind in enumerate(kinds) if kind == "audio"]
+        for position, utterance, row in zip(positions, ids, features):
+            blocks[position] = ([utterance], row[None, :])
+
+    ids = [utterance for position in range(len(inputs)) for utterance in blocks[position][0]]
+    sources = [os.fspath(inputs[position]) for position in range(len(inputs)) for _ in blocks[position][0]]
+    features = np.concatenate([blocks[position][1] for position in range(len(inputs))])
+
+    exported = model if isinstance(model, ExportedModel) else ExportedModel(assets.path)
+    out = exported.predict(features, rejection)
+    names = exported.assets.class_names
+    predictions = [
+        Prediction(
+            id=utterance, source=source, class_name=names[class_id], confidence=float(confidence),
+            accept=bool(accept), probabilities={name: float(p) for name, p in zip(names, probabilities)},
+        )
+        for utterance, source, class_id, confidence, accept, probabilities in zip(
+            ids, sources, out["class_ids"], out["confidence"], out["accept"], out["probabilities"])
+    ]
+    return PredictionResult(
+        predictions=predictions, model_dir=exported.path, feature_set=exported.assets.feature_set,
+        rejection=exported.default_rejection if rejection is None else rejection, threshold=out["threshold"],
+        signature="serving_default" if rejection is None else "threshold",
+    )
+
+
+def _check_audio_possible(path, assets: ModelAssets) -> None:
+    if assets.feature_set not in _OPENSMILE_SETS:
+        raise EmoconfError(
+            f"{path}: the model {assets.path} was trained on {assets.feature_set_description} features, so it cannot "
+            f"extract them from audio; give a features table (CSV or Parquet) with the columns of "
+            f"{assets.path / 'assets' / 'feature_names.txt'}"
+        )
+
+
+def _check_columns(where, columns, feature_names: Sequence[str]) -> None:
+    present = set(map(str, columns))
+    missing = [name for name in feature_names if name not in present]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise EmoconfError(
+            f"{where}: missing {len(missing)} of the model's {len(feature_names)} feature columns: {shown} "
+            f"(columns are matched by name to the model's feature_names.txt)"
+        )
