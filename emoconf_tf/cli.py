@@ -395,9 +395,16 @@ def _build(args) -> int:
     import shlex
 
     beam_options = shlex.split(args.beam_options) if args.beam_options is not None else None
-    builder = build_dataset(args.name, args.manual_dir, args.data_dir, config=args.config, num_workers=args.workers,
-                            overwrite=args.overwrite, skip_failed=args.skip_failed, beam_runner=args.beam_runner,
-                            beam_options=beam_options)
+    # audio-format warnings (stereo, not 16 kHz) are printed as one line each, also when the build fails
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            builder = build_dataset(args.name, args.manual_dir, args.data_dir, config=args.config,
+                                    num_workers=args.workers, overwrite=args.overwrite, skip_failed=args.skip_failed,
+                                    beam_runner=args.beam_runner, beam_options=beam_options)
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+                print(f"warning: {message}", file=sys.stderr)
     splits = ", ".join(f"{name} {info.num_examples}" for name, info in sorted(builder.info.splits.items()))
     print(f"built {builder.info.full_name} in {args.data_dir}: {splits}")
     metadata = builder.info.metadata or {}

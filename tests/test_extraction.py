@@ -144,3 +144,38 @@ def test_unknown_feature_set_is_a_clear_error(wavs):
 @pytest.mark.parametrize("name", ["compare_2016", "ComParE_2016", "EGEMAPS_V02", "eGeMAPSv02"])
 def test_feature_set_accepts_its_spellings(name):
     assert isinstance(extraction.feature_set_from_name(name), FeatureSet)
+
+
+def test_report_mode_names_failed_files_and_extracts_the_others(tmp_path, wavs):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" * 4)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    paths = [wavs[0], corrupt, wavs[1], empty, wavs[2]]
+    results = list(extraction.iter_features(paths, "egemaps_v02", num_workers=2, progress=False, on_error="report"))
+    assert [path for path, _ in results] == [str(path) for path in paths]  # input order, none dropped
+    failed = [result for _, result in results if isinstance(result, extraction.FailedFile)]
+    assert [Path(failure.path).name for failure in failed] == ["corrupt.wav", "empty.wav"]
+    assert "empty.wav: the audio file is empty" in failed[1].reason
+    good = extract_features([wavs[0], wavs[1], wavs[2]], "egemaps_v02", progress=False).to_numpy()
+    np.testing.assert_array_equal(np.stack([results[0][1], results[2][1], results[4][1]]), good)
+
+
+def test_extract_features_report_mode_drops_failed_rows_with_one_warning(tmp_path, wavs):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"1 of 3 audio file\(s\) failed: .*empty.wav: the audio file is empty"):
+        features = extract_features([wavs[0], empty, wavs[1]], "egemaps_v02", progress=False, on_error="report")
+    assert list(features.index) == [str(wavs[0]), str(wavs[1])]
+
+
+def test_failure_summary_names_the_first_few_and_counts_the_rest():
+    failures = [extraction.FailedFile(f"f{i}.wav", f"f{i}.wav: empty") for i in range(5)]
+    assert extraction.failure_summary(failures, 20, limit=2) == "5 of 20 audio file(s) failed: f0.wav: empty; f1.wav: empty; and 3 more"
+
+
+def test_extract_file_equals_extract_features_and_uses_the_cache(wavs, tmp_path):
+    vector = extraction.extract_file(wavs[0], "egemaps_v02", cache_dir=tmp_path / "cache")
+    assert vector.shape == (88,) and vector.dtype == np.float32
+    np.testing.assert_array_equal(vector, extract_features(wavs[:1], "egemaps_v02", progress=False).to_numpy()[0])
+    assert len(list((tmp_path / "cache" / "egemaps_v02").glob("*.npy"))) == 1

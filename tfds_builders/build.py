@@ -16,15 +16,20 @@ export_features_table(builder, "~/tensorflow_datasets", "iemocap_egemaps.parquet
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from emoconf_tf.atomic import atomic_path
-from emoconf_tf.corpus import normalize_split
+from emoconf_tf.corpus import Corpus, normalize_split, parse_scale
 from emoconf_tf.errors import EmoconfError
+
+logger = logging.getLogger(__name__)
 
 DATASET_NAMES = ("msp_podcast", "iemocap", "ser_features")
 _EXPORT_BATCH = 1024
@@ -39,6 +44,9 @@ def build_dataset(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    skip_failed: bool = False,
+    beam_runner: str | None = None,
+    beam_options: Sequence[str] | None = None,
 ):
     """Prepares dataset `name` from the licensed copy in `manual_dir`, without network access.
 
@@ -53,12 +61,22 @@ def build_dataset(
         num_workers: audio files extracted at once; `None` uses every CPU. Default 2.
         overwrite: rebuild even if the dataset is already prepared (the openSMILE cache is reused).
         progress: show progress bars.
+        skip_failed: leave out utterances whose audio cannot be processed (empty, corrupt, too short),
+            counted in `builder.info.metadata["failed_files"]` and `["skipped_other"]`. Default False:
+            every file is tried, then the build fails naming the files that failed.
+        beam_runner: extract on Apache Beam with this runner (`"DirectRunner"`, `"DataflowRunner"`,
+            `"FlinkRunner"`, `"SparkRunner"`) instead of local threads. Needs `apache-beam`.
+        beam_options: Beam pipeline options as command-line flags, e.g.
+            `["--direct_num_workers=2", "--direct_running_mode=multi_processing"]` or the `--project`,
+            `--region`, `--temp_location` of Dataflow; also selects the Beam path. `num_workers` is then
+            not used.
 
     Returns:
         The prepared `tfds.core.DatasetBuilder`.
 
     Raises:
-        EmoconfError: unknown name or config, or a manual dir that is missing files (naming the path).
+        EmoconfError: unknown name or config, a manual dir that is missing files (naming the path), or
+            audio files that failed (naming them) without `skip_failed`.
     """
     import tensorflow_datasets as tfds
 
@@ -82,22 +100,64 @@ def build_dataset(
     elif not any(manual_dir.iterdir()):
         raise EmoconfError(f"{manual_dir}: the folder is empty; it should hold the licensed {name} copy")
 
+    use_beam = beam_runner is not None or beam_options is not None
+    is_audio = issubclass(builder_cls, SpeechFeaturesBuilder)
+    if use_beam and not is_audio:
+        raise EmoconfError(f"{name} reads one table and has no Beam path; build it without beam_runner/beam_options")
     # Only the audio builders extract features; ser_features takes no extraction options.
     extraction_options = (
-        {"num_workers": num_workers, "progress": progress} if issubclass(builder_cls, SpeechFeaturesBuilder) else {}
+        {"num_workers": num_workers, "progress": progress, "skip_failed": skip_failed} if is_audio else {}
     )
     builder = tfds.builder(name, config=config, data_dir=os.fspath(data_dir), try_gcs=False, **extraction_options)
     # REUSE_CACHE_IF_EXISTS regenerates the dataset but keeps `downloads/`, where the openSMILE cache is.
     modes = tfds.download.GenerateMode
     mode = modes.REUSE_CACHE_IF_EXISTS if overwrite else modes.REUSE_DATASET_IF_EXISTS
+    _remove_interrupted_builds(builder)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
             manual_dir=os.fspath(manual_dir),
             download_mode=mode,
             try_download_gcs=False,
+            **(_beam_config(beam_runner, beam_options) if use_beam else {}),
         )
     )
     return builder
+
+
+def _remove_interrupted_builds(builder) -> list[Path]:
+    """Deletes what interrupted builds of this dataset version left: TFDS' `incomplete.XXXXXX_<version>` folders.
+
+    TFDS writes a dataset into such a folder and renames it when done; a build that was killed leaves it
+    (with partial TFRecord files) and the next build writes into a new one. Nothing in it is reused: the
+    per-file openSMILE cache, under `downloads/`, is what makes a rerun fast. Two builds of the same dataset
+    into the same data dir at once are not supported (TFDS could not rename the second one either).
+    """
+    from tensorflow_datasets.core import constants
+
+    version_dir = Path(builder.data_dir)
+    removed = []
+    for stale in sorted(version_dir.parent.glob(f"{constants.INCOMPLETE_PREFIX}*_{version_dir.name}")):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    if removed:
+        logger.info("removed %d folder(s) of interrupted builds: %s", len(removed), ", ".join(map(str, removed)))
+    return removed
+
+
+def _beam_config(beam_runner: str | None, beam_options: Sequence[str] | None) -> dict:
+    """`beam_runner` and `beam_options` for `tfds.download.DownloadConfig`."""
+    try:
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError as error:
+        raise EmoconfError(
+            f"the Beam path needs Apache Beam, which cannot be imported here ({error}); pip install apache-beam, "
+            f"or build without beam_runner/beam_options (local threads)"
+        ) from None
+    if isinstance(beam_options, str):
+        raise EmoconfError(f"beam_options={beam_options!r}: expected a list of flags, e.g. ['--direct_num_workers=2']")
+    # Explicit (possibly empty) flags: otherwise Beam would parse this process's own command line.
+    return {"beam_runner": beam_runner, "beam_options": PipelineOptions(flags=list(beam_options or []))}
 
 
 def export_features_table(
@@ -123,53 +183,15 @@ def export_features_table(
     Returns:
         `out_path`.
     """
-    import tensorflow_datasets as tfds
-
-    import tfds_builders  # noqa: F401  registers the builders
-
-    if isinstance(builder_or_name, str):
-        kwargs = {} if config is None else {"config": config}
-        try:
-            builder = tfds.builder(
-                builder_or_name,
-                data_dir=None if data_dir is None else os.fspath(Path(data_dir).expanduser()),
-                try_gcs=False,
-                **kwargs,
-            )
-        except tfds.core.registered.DatasetNotFoundError as error:
-            raise EmoconfError(f"unknown dataset {builder_or_name!r} ({error})") from None
-    else:
-        builder = builder_or_name
-    if not builder.is_prepared():
-        raise EmoconfError(
-            f"{builder.data_dir}: {builder.info.full_name} is not prepared; build it first (build_dataset)"
-        )
+    builder = _prepared_builder(builder_or_name, data_dir, config)
     out_path = Path(out_path).expanduser()
-    splits = list(builder.info.splits.keys())
-    with_split = all(_is_protocol_split(split) for split in splits)
-    class_names = np.asarray(builder.info.features["label"].names, dtype=object)
-    names = list(builder.info.metadata.get("feature_names", []) if builder.info.metadata else [])
+    with_split = _has_protocol_splits(builder)
 
     def batches():
-        for split in splits:
-            dataset = builder.as_dataset(split=split, shuffle_files=False).batch(_EXPORT_BATCH)
-            for batch in tfds.as_numpy(dataset):
-                features = batch["features"]
-                frame = pd.DataFrame(
-                    {
-                        "id": _text(batch["id"]),
-                        "label": class_names[batch["label"]],
-                        "arousal": batch["arousal"],
-                        "valence": batch["valence"],
-                        "dominance": batch["dominance"],
-                        "speaker": _text(batch["speaker"]),
-                        "group": _text(batch["group"]),
-                    }
-                )
-                if with_split:
-                    frame["split"] = split
-                columns = names if len(names) == features.shape[1] else [f"f{j}" for j in range(features.shape[1])]
-                yield pd.concat([frame, pd.DataFrame(features, columns=columns)], axis=1)
+        for split, frame, features, columns in _iter_batches(builder):
+            if with_split:
+                frame["split"] = split
+            yield pd.concat([frame, pd.DataFrame(features, columns=columns)], axis=1)
 
     with atomic_path(out_path) as tmp:
         if out_path.suffix.lower() in (".parquet", ".pq"):
@@ -179,6 +201,137 @@ def export_features_table(
         if not written:
             raise EmoconfError(f"{builder.info.full_name}: the dataset has no examples")
     return out_path
+
+
+def load_corpus(
+    builder_or_name,
+    data_dir: str | os.PathLike | None,
+    *,
+    config: str | None = None,
+    classes: Sequence[str] | None = None,
+    scale: tuple[float, float] | str | None = None,
+) -> tuple[Corpus, dict[str, int]]:
+    """A prepared dataset as the `Corpus` the protocol runs on, like `read_features_table` on its export.
+
+    Args:
+        builder_or_name: a prepared builder, or `"msp_podcast/compare_2016"`, `"iemocap"`, ...
+        data_dir: the TFDS data dir (used when a name is given).
+        config: config name when a name without `/config` is given; default the builder's default.
+        classes: category names to keep, in label-id order; other examples are dropped and counted.
+            Default: the dataset's classes, in its label order.
+        scale: AVD scale `(lo, hi)` or `"LO,HI"`; default the dataset's (`info.metadata["scale"]`).
+
+    Returns:
+        `(corpus, dropped)`: `corpus.split` is `train`/`validation`/`test`/`testN` (`test1` -> `test`) when the
+        splits are a train/validation/test partition, else "" with the split name in `corpus.group`
+        (IEMOCAP's sessions); `dropped` counts the examples of each label not in `classes`.
+
+    Raises:
+        EmoconfError: an unknown or unprepared dataset, unknown class names, or no scale to use.
+    """
+    builder = _prepared_builder(builder_or_name, data_dir, config)
+    metadata = builder.info.metadata or {}
+    if scale is None:
+        if "scale" not in metadata:
+            raise EmoconfError(f"{builder.info.full_name}: the dataset does not record its AVD scale; give one (e.g. '1,7')")
+        scale = tuple(metadata["scale"])
+    scale = parse_scale(scale)
+    with_split = _has_protocol_splits(builder)
+    class_names = list(builder.info.features["label"].names)
+    kept_names = class_names if classes is None else [str(c).strip() for c in classes]
+    unknown = [c for c in kept_names if c not in class_names]
+    if unknown:
+        raise EmoconfError(
+            f"{builder.info.full_name}: unknown class(es) {', '.join(unknown)}; the dataset has {', '.join(class_names)}"
+        )
+    if len(set(kept_names)) != len(kept_names) or len(kept_names) < 2:
+        raise EmoconfError(f"classes {','.join(kept_names)}: need at least two unique class names")
+
+    frames, feature_blocks, columns = [], [], None
+    for split, frame, features, columns in _iter_batches(builder):
+        frame["split"] = normalize_split(split) if with_split else ""
+        keep = frame["label"].isin(kept_names).to_numpy()
+        frames.append(frame)
+        feature_blocks.append(features[keep])
+    if not frames:
+        raise EmoconfError(f"{builder.info.full_name}: the dataset has no examples")
+    frame = pd.concat(frames, ignore_index=True)
+    dropped = frame.loc[~frame["label"].isin(kept_names), "label"].value_counts().to_dict()
+    frame = frame[frame["label"].isin(kept_names)].reset_index(drop=True)
+    if frame.empty:
+        raise EmoconfError(f"{builder.info.full_name}: no example has a label in {','.join(kept_names)}")
+    label_ids = {name: index for index, name in enumerate(kept_names)}
+    corpus = Corpus(
+        ids=frame["id"].to_numpy(dtype=object),
+        features=np.ascontiguousarray(np.concatenate(feature_blocks), dtype=np.float32),
+        labels=frame["label"].map(label_ids).to_numpy(dtype=np.int64),
+        avd=frame[["arousal", "valence", "dominance"]].to_numpy(dtype=np.float32),
+        class_names=tuple(kept_names),
+        scale=scale,
+        speaker=frame["speaker"].to_numpy(dtype=object),
+        group=frame["group"].to_numpy(dtype=object),
+        split=frame["split"].to_numpy(dtype=object),
+        feature_names=tuple(columns),
+        name=f"{builder.name}_{builder.builder_config.name}" if builder.builder_config else builder.name,
+    )
+    return corpus, {str(k): int(v) for k, v in dropped.items()}
+
+
+def _prepared_builder(builder_or_name, data_dir: str | os.PathLike | None, config: str | None):
+    """The builder given, or the one named; it must be prepared."""
+    import tensorflow_datasets as tfds
+
+    import tfds_builders  # noqa: F401  registers the builders
+
+    if isinstance(builder_or_name, str):
+        kwargs = {} if config is None or "/" in builder_or_name else {"config": config}
+        try:
+            builder = tfds.builder(
+                builder_or_name,
+                data_dir=None if data_dir is None else os.fspath(Path(data_dir).expanduser()),
+                try_gcs=False,
+                **kwargs,
+            )
+        except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:
+            raise EmoconfError(f"unknown dataset {builder_or_name!r} ({error})") from None
+    else:
+        builder = builder_or_name
+    if not builder.is_prepared():
+        raise EmoconfError(
+            f"{builder.data_dir}: {builder.info.full_name} is not prepared; build it first "
+            f"(emoconf build {builder.name} --manual-dir DIR, or build_dataset)"
+        )
+    return builder
+
+
+def _has_protocol_splits(builder) -> bool:
+    """Whether the splits are train/validation/test(N) (MSP-Podcast), not sessions (IEMOCAP)."""
+    return all(_is_protocol_split(split) for split in builder.info.splits.keys())
+
+
+def _iter_batches(builder):
+    """Yields `(split, meta frame, features float32 [B, D], feature column names)` batch by batch."""
+    import tensorflow_datasets as tfds
+
+    class_names = np.asarray(builder.info.features["label"].names, dtype=object)
+    names = list(builder.info.metadata.get("feature_names", []) if builder.info.metadata else [])
+    for split in builder.info.splits.keys():
+        dataset = builder.as_dataset(split=split, shuffle_files=False).batch(_EXPORT_BATCH)
+        for batch in tfds.as_numpy(dataset):
+            features = batch["features"]
+            frame = pd.DataFrame(
+                {
+                    "id": _text(batch["id"]),
+                    "label": class_names[batch["label"]],
+                    "arousal": batch["arousal"],
+                    "valence": batch["valence"],
+                    "dominance": batch["dominance"],
+                    "speaker": _text(batch["speaker"]),
+                    "group": _text(batch["group"]),
+                }
+            )
+            columns = names if len(names) == features.shape[1] else [f"f{j}" for j in range(features.shape[1])]
+            yield split, frame, features, columns
 
 
 def _write_parquet(frames, path: Path) -> int:
@@ -236,7 +389,5 @@ def _table_folder(table: Path, data_dir: Path) -> Path:
     try:
         link.symlink_to(table.resolve())
     except OSError:
-        import shutil
-
         shutil.copyfile(table, link)
     return folder

@@ -32,6 +32,8 @@ _NUMBER = r"([-+]?\d+(?:\.\d*)?)"
 SUMMARY_LINE = re.compile(
     rf"^\[\s*{_NUMBER}\s*-\s*{_NUMBER}\s*\]\s+(\S+)\s+(\S+)\s+\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\]"
 )
+# A turn names its wav (`<dialog>/<turn>.wav`): letters, digits, `_` and `-` only, never a path.
+TURN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*_[A-Za-z0-9-]+$")
 
 
 @dataclasses.dataclass(eq=False)
@@ -74,6 +76,7 @@ class Builder(speech_features.SpeechFeaturesBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = find_release_root(Path(dl_manager.manual_dir))
         utterances_by_split, skipped = read_release(root, merge_excited=self.builder_config.merge_excited)
+        self._check_wavs(utterances_by_split)
         self._record_metadata(scale=SCALE, skipped=skipped)
         cache_dir = self._opensmile_cache_dir(dl_manager)
         return {
@@ -101,6 +104,11 @@ def read_release(root: Path, *, merge_excited: bool = True) -> tuple[dict[str, l
     Returns:
         `({"session1": [...], ..., "session5": [...]}, skipped)` where `skipped` counts each category
         left out (`xxx`, `sur`, ..., and `exc` when `merge_excited` is False).
+
+    Raises:
+        EmoconfError: naming the file and turn of a turn annotated twice or whose name is not a plain
+            turn name (it makes the wav's path, so `../x_F000` or `/abs_F000` is refused). A missing wav
+            is not an error here (the builder decides, see `skip_failed`).
     """
     label_map = dict(LABEL_MAP, exc="happy") if merge_excited else LABEL_MAP
     utterances_by_split: dict[str, list[Utterance]] = {}
@@ -118,13 +126,21 @@ def read_release(root: Path, *, merge_excited: bool = True) -> tuple[dict[str, l
                 if turn in seen:
                     raise EmoconfError(f"{path}: turn {turn} is also annotated in {seen[turn]}")
                 seen[turn] = path
-                if "_" not in turn:
-                    raise EmoconfError(f"{path}: turn name {turn!r} is not like Ses01F_impro01_F000")
+                if not TURN_NAME.match(turn):
+                    raise EmoconfError(
+                        f"{path}: turn name {turn!r} is not like Ses01F_impro01_F000 (letters, digits and _ only); "
+                        f"it names the turn's wav inside the manual dir, so it cannot hold a path: fix that line"
+                    )
                 dialog, speaker_turn = turn.rsplit("_", 1)
+                source = f"{path} (turn {turn})"
+                wav_path = speech_features.path_in_manual_dir(
+                    session_dir / "sentences" / "wav", f"{dialog}/{turn}.wav", source=source,
+                    example="Ses01F_impro01/Ses01F_impro01_F000.wav",
+                )
                 utterances.append(
                     Utterance(
                         id=turn,
-                        wav_path=os.fspath(session_dir / "sentences" / "wav" / dialog / f"{turn}.wav"),
+                        wav_path=wav_path,
                         label=label_map[category],
                         arousal=arousal,
                         valence=valence,
@@ -132,14 +148,12 @@ def read_release(root: Path, *, merge_excited: bool = True) -> tuple[dict[str, l
                         # The speaker of a turn is the session's actor of the turn's gender (F000 -> F).
                         speaker=turn[:5] + speaker_turn[:1],
                         group=split,
+                        source=source,
                     )
                 )
         utterances_by_split[split] = utterances
     if not any(utterances_by_split.values()):
         raise EmoconfError(f"{root}: no turn of the classes {', '.join(CLASS_NAMES)} in any EmoEvaluation file")
-    speech_features.check_wavs_exist(
-        (u for split in utterances_by_split.values() for u in split), where="IEMOCAP"
-    )
     return {split: u for split, u in utterances_by_split.items() if u}, skipped
 
 

@@ -70,6 +70,7 @@ class Builder(speech_features.SpeechFeaturesBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = Path(dl_manager.manual_dir)
         utterances_by_split, skipped_classes, skipped_other = read_release(root)
+        self._check_wavs(utterances_by_split)
         self._record_metadata(scale=SCALE, skipped=skipped_classes, skipped_reasons=skipped_other)
         cache_dir = self._opensmile_cache_dir(dl_manager)
         return {
@@ -86,6 +87,9 @@ def read_release(root: Path) -> tuple[dict[str, list[Utterance]], dict[str, int]
         `(utterances_by_split, skipped_classes, skipped_other)`: the utterances of the five classes per TFDS
         split, the count of each other EmoClass code, and counts of utterances skipped for another reason
         (`no split`, `missing AVD`).
+
+    A listed wav that does not exist is not an error here (the builder decides, see `skip_failed`); a
+    FileName that would lead outside the `Audios` folder is.
 
     Raises:
         EmoconfError: naming the missing file or folder, or the row at fault.
@@ -115,7 +119,8 @@ def read_release(root: Path) -> tuple[dict[str, list[Utterance]], dict[str, int]
     utterances_by_split: dict[str, list[Utterance]] = {}
     skipped_classes: dict[str, int] = {}
     skipped_other: dict[str, int] = {}
-    for row, split_value in zip(frame.itertuples(index=False), splits):
+    # Line numbers as an editor shows them: the header is line 1.
+    for line, (row, split_value) in enumerate(zip(frame.itertuples(index=False), splits), start=2):
         code = str(row.EmoClass).strip()
         if code not in LABEL_MAP:
             skipped_classes[code] = skipped_classes.get(code, 0) + 1
@@ -134,7 +139,10 @@ def read_release(root: Path) -> tuple[dict[str, list[Utterance]], dict[str, int]
             skipped_other["missing AVD"] = skipped_other.get("missing AVD", 0) + 1
             continue
         file_name = str(row.FileName).strip()
-        wav_path = audio_index.get(file_name) or os.fspath(audio_root / file_name)
+        source = f"{labels_path} line {line} (FileName {file_name})"
+        wav_path = audio_index.get(file_name) or speech_features.path_in_manual_dir(
+            audio_root, file_name, source=source, example="MSP-PODCAST_0001_0008.wav"
+        )
         speaker = "" if pd.isna(row.SpkrID) else str(row.SpkrID).strip()
         utterances_by_split.setdefault(split, []).append(
             Utterance(
@@ -146,13 +154,11 @@ def read_release(root: Path) -> tuple[dict[str, list[Utterance]], dict[str, int]
                 dominance=float(avd[2]),
                 speaker="" if speaker.lower() == "unknown" else speaker,
                 group="",
+                source=source,
             )
         )
     if not utterances_by_split:
         raise EmoconfError(f"{labels_path}: no utterance of the classes {', '.join(LABEL_MAP)} with a partition")
-    speech_features.check_wavs_exist(
-        (u for split in utterances_by_split.values() for u in split), where="MSP-Podcast"
-    )
     return utterances_by_split, skipped_classes, skipped_other
 
 

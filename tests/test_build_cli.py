@@ -1,0 +1,189 @@
+"""`emoconf build`, `emoconf export-table` and `emoconf reproduce --tfds`, through `main`, on tiny fake corpora."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("tensorflow_datasets")
+pytest.importorskip("opensmile")
+
+from emoconf_tf.cli import main  # noqa: E402
+from test_tfds_iemocap import evaluation_text  # noqa: E402
+from test_tfds_msp_podcast import HEADER, write_wav  # noqa: E402
+
+CONFIG = "egemaps_v02"  # 88 features: fast
+TINY = ["--max-epochs", "1", "--batch-size", "16", "--trainings", "raw", "--methods", "paper"]
+CODES = ("A", "D", "H", "N", "S")  # MSP-Podcast EmoClass codes of the five classes
+# Per class: Train, Development, Test1 utterances. 5 x 8 = 40 wavs.
+PER_CLASS = {"Train": 4, "Development": 2, "Test1": 2}
+IEMOCAP_CATEGORIES = ("ang", "fru", "hap", "neu", "sad")
+
+
+def write_msp_release(root: Path) -> Path:
+    """An MSP-Podcast release with every class in every split, AVD loosely following the class."""
+    rows, seed = [], 0
+    for code_index, code in enumerate(CODES):
+        for split, count in PER_CLASS.items():
+            for k in range(count):
+                name = f"MSP-PODCAST_{code_index + 1:04d}_{split[:2]}{k:02d}.wav"
+                arousal, valence = 2.0 + code_index, 6.0 - code_index
+                rows.append(f"{name},{code},{arousal},{valence},4.0,{100 + k},Female,{split}")
+                write_wav(root / "Audios" / name, seed=seed)
+                seed += 1
+    (root / "Labels").mkdir(parents=True)
+    (root / "Labels" / "labels_consensus.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    return root
+
+
+def write_iemocap_release(root: Path) -> Path:
+    """IEMOCAP_full_release with 5 sessions x 5 categories x 2 turns."""
+    release, seed = root / "IEMOCAP_full_release", 0
+    for session in range(1, 6):
+        dialog = f"Ses0{session}F_impro01"
+        turns = [
+            (f"{dialog}_{'FM'[k]}{index:03d}", category, (1.0 + index, 5.0 - index, 3.0))
+            for index, category in enumerate(IEMOCAP_CATEGORIES)
+            for k in range(2)
+        ]
+        session_dir = release / f"Session{session}"
+        (session_dir / "dialog" / "EmoEvaluation").mkdir(parents=True)
+        (session_dir / "dialog" / "EmoEvaluation" / f"{dialog}.txt").write_bytes(evaluation_text(turns))
+        for turn, _, _ in turns:
+            write_wav(session_dir / "sentences" / "wav" / dialog / f"{turn}.wav", seed=seed)
+            seed += 1
+    return root
+
+
+@pytest.fixture(scope="module")
+def msp(tmp_path_factory):
+    """`(manual dir, data dir)` of the fake MSP-Podcast release, built once with `emoconf build`."""
+    root = tmp_path_factory.mktemp("msp_cli")
+    manual_dir, data_dir = write_msp_release(root / "manual"), root / "tfds"
+    code = main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir),
+                 "--config", CONFIG, "--workers", "2"])
+    assert code == 0
+    return manual_dir, data_dir
+
+
+@pytest.fixture(scope="module")
+def iemocap(tmp_path_factory):
+    root = tmp_path_factory.mktemp("iemocap_cli")
+    manual_dir, data_dir = write_iemocap_release(root / "manual"), root / "tfds"
+    assert main(["build", "iemocap", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir), "--config", CONFIG]) == 0
+    return manual_dir, data_dir
+
+
+@pytest.fixture
+def damaged_msp(msp, tmp_path):
+    """A copy of the fake release with one corrupt and one empty wav."""
+    manual_dir = Path(shutil.copytree(msp[0], tmp_path / "manual"))
+    (manual_dir / "Audios" / "MSP-PODCAST_0001_Tr00.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" * 4)
+    (manual_dir / "Audios" / "MSP-PODCAST_0005_Te01.wav").write_bytes(b"")
+    return manual_dir
+
+
+def test_build_prints_the_split_sizes(msp, capsys):
+    manual_dir, data_dir = msp
+    # Prepared already: reused, and the same summary is printed.
+    assert main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir), "--config", CONFIG]) == 0
+    assert f"built msp_podcast/{CONFIG}/1.0.0 in {data_dir}: test1 10, train 20, validation 10" in capsys.readouterr().out
+
+
+def test_build_with_failed_files_is_a_one_line_error_naming_them(damaged_msp, tmp_path, capsys):
+    code = main(["build", "msp_podcast", "--manual-dir", str(damaged_msp), "--data-dir", str(tmp_path / "tfds"),
+                 "--config", CONFIG])
+    assert code == 2
+    err = capsys.readouterr().err
+    err = err[err.index("emoconf build: error:"):].strip()  # after TFDS' progress bars
+    assert err.startswith("emoconf build: error: msp_podcast: 2 of 40 audio file(s) failed: ")
+    assert "MSP-PODCAST_0001_Tr00.wav: cannot be read as audio" in err
+    assert "MSP-PODCAST_0005_Te01.wav: the audio file is empty" in err
+    assert "--skip-failed" in err and "\n" not in err
+
+
+def test_build_skip_failed_lists_the_left_out_files(damaged_msp, tmp_path, capsys):
+    code = main(["build", "msp_podcast", "--manual-dir", str(damaged_msp), "--data-dir", str(tmp_path / "tfds"),
+                 "--config", CONFIG, "--skip-failed"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "test1 9, train 19, validation 10" in out
+    assert "left out 2 utterance(s) whose audio failed" in out
+    assert "MSP-PODCAST_0005_Te01.wav: the audio file is empty (0 bytes)" in out
+
+
+def test_build_with_beam_direct_runner(msp, tmp_path, capsys):
+    pytest.importorskip("apache_beam")
+    manual_dir, _ = msp
+    code = main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(tmp_path / "tfds"),
+                 "--config", CONFIG, "--beam-runner", "DirectRunner", "--beam-options=--direct_num_workers=1"])
+    assert code == 0
+    assert "test1 10, train 20, validation 10" in capsys.readouterr().out
+
+
+def test_export_table_writes_the_split_column_of_msp_podcast(msp, tmp_path, capsys):
+    _, data_dir = msp
+    out = tmp_path / "msp.parquet"
+    assert main(["export-table", f"msp_podcast/{CONFIG}", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    assert f"wrote features table {out}" in capsys.readouterr().out
+    table = pd.read_parquet(out)
+    assert len(table) == 40 and table.shape[1] == 8 + 88
+    assert table["split"].value_counts().to_dict() == {"train": 20, "validation": 10, "test1": 10}
+
+
+def test_export_table_of_iemocap_keeps_the_session_in_group(iemocap, tmp_path):
+    _, data_dir = iemocap
+    out = tmp_path / "iemocap.csv.gz"
+    assert main(["export-table", "iemocap", "--config", CONFIG, "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert "split" not in table.columns
+    assert table["group"].value_counts().to_dict() == {f"session{k}": 10 for k in range(1, 6)}
+
+
+def test_export_table_of_a_dataset_not_built_is_a_one_line_error(tmp_path, capsys):
+    code = main(["export-table", f"iemocap/{CONFIG}", "--data-dir", str(tmp_path), "--out", str(tmp_path / "t.csv")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"iemocap/{CONFIG}/1.0.0 is not prepared; build it first (emoconf build iemocap" in err
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_reproduce_tfds_msp_podcast_runs_on_its_own_splits(msp, tmp_path, capsys):
+    _, data_dir = msp
+    out = tmp_path / "out"
+    code = main(["reproduce", "--tfds", f"msp_podcast/{CONFIG}", "--data-dir", str(data_dir), "--out", str(out), *TINY])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"msp_podcast/{CONFIG} in {data_dir}: 40 utterances, 88 features" in printed
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.fold) == [0]
+    assert int(runs.n_test.iloc[0]) == 10  # test1 is the protocol's test set
+
+
+def test_reproduce_tfds_iemocap_runs_leave_one_session_out(iemocap, tmp_path, capsys):
+    _, data_dir = iemocap
+    out = tmp_path / "out"
+    code = main(["reproduce", "--tfds", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--out", str(out), *TINY])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "folds: leave one session out (session1, session2, session3, session4, session5)" in printed
+    assert sorted(pd.read_csv(out / "runs.csv").fold) == [0, 1, 2, 3, 4]
+
+
+def test_reproduce_takes_a_table_or_a_dataset_not_both(tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["reproduce", "--table", "x.csv", "--tfds", f"iemocap/{CONFIG}"])
+    assert raised.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce"])
+    assert "one of the arguments --table --tfds is required" in capsys.readouterr().err
+
+
+def test_reproduce_tfds_not_built_is_a_one_line_error(tmp_path, capsys):
+    code = main(["reproduce", "--tfds", f"msp_podcast/{CONFIG}", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "is not prepared; build it first" in capsys.readouterr().err
