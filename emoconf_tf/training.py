@@ -43,8 +43,16 @@ def feature_moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), variance.astype(np.float32)
 
 
-def _early_stopping(config: TrainingConfig) -> keras.callbacks.EarlyStopping:
-    return keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig) -> int:
+    """`model.fit` with the paper's early stopping (validation loss, patience, best weights); returns epochs run."""
+    history = model.fit(
+        x, y, validation_data=(x_val, y_val),
+        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                 restore_best_weights=True)],
+        verbose=config.verbose,
+    )
+    return len(history.history["loss"])
 
 
 def fit_classifier(
@@ -78,13 +86,7 @@ def fit_classifier(
         learning_rate=config.learning_rate, seed=seed,
     )
     eye = np.eye(num_classes, dtype=np.float32)
-    history = classifier.fit(
-        x_train, eye[y_train],
-        validation_data=(x_val, eye[y_val]),
-        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
-        callbacks=[_early_stopping(config)], verbose=config.verbose,
-    )
-    return classifier, len(history.history["loss"])
+    return classifier, _fit(classifier, x_train, eye[y_train], x_val, eye[y_val], config)
 
 
 def fit_emoconfidnet(
@@ -139,13 +141,8 @@ def fit_confidence_head(
         embed_train.shape[-1], int(np.shape(targets_train)[-1]), units=config.units,
         dropout_rate=config.dropout_rate, learning_rate=config.learning_rate, seed=seed,
     )
-    history = head.fit(
-        embed_train, np.asarray(targets_train, dtype=np.float32),
-        validation_data=(embed_val, np.asarray(targets_val, dtype=np.float32)),
-        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
-        callbacks=[_early_stopping(config)], verbose=config.verbose,
-    )
-    return head, len(history.history["loss"])
+    return head, _fit(head, embed_train, np.asarray(targets_train, dtype=np.float32), embed_val,
+                      np.asarray(targets_val, dtype=np.float32), config)
 
 
 def fit_tcp_head(
@@ -164,13 +161,9 @@ def fit_tcp_head(
         embed_train.shape[-1], units=config.units, dropout_rate=config.dropout_rate,
         learning_rate=config.learning_rate, seed=seed,
     )
-    history = head.fit(
-        embed_train, np.asarray(tcp_train, dtype=np.float32)[:, None],
-        validation_data=(embed_val, np.asarray(tcp_val, dtype=np.float32)[:, None]),
-        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
-        callbacks=[_early_stopping(config)], verbose=config.verbose,
-    )
-    return head, len(history.history["loss"])
+    return head, _fit(head, embed_train, np.asarray(tcp_train, dtype=np.float32)[:, None], embed_val,
+                      np.asarray(tcp_val, dtype=np.float32)[:, None], config)
+
 
 def embed(extractor: keras.Model, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """Outputs of `extractor` (e.g. `penultimate_model`) in inference mode, float32 `[N, 256]`.
