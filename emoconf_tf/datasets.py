@@ -170,24 +170,9 @@ def from_tfds(
     import tensorflow_datasets as tfds
 
     _check_batch_size(batch_size)
-    if isinstance(name_or_builder, str):
-        import tfds_builders  # noqa: F401  registers msp_podcast, iemocap and ser_features
+    from tfds_builders.build import prepared_builder
 
-        try:
-            builder = tfds.builder(
-                name_or_builder,
-                data_dir=None if data_dir is None else os.fspath(os.path.expanduser(data_dir)),
-                try_gcs=False,
-            )
-        except tfds.core.registered.DatasetNotFoundError as error:
-            raise EmoconfError(f"unknown dataset {name_or_builder!r} ({error})") from None
-    else:
-        builder = name_or_builder
-    if not builder.is_prepared():
-        raise EmoconfError(
-            f"{builder.data_dir}: {builder.info.full_name} is not prepared; build it first "
-            f"(`emoconf build` or tfds_builders.build.build_dataset)"
-        )
+    builder = prepared_builder(name_or_builder, data_dir, None)
     num_classes = builder.info.features["label"].num_classes
     read_config = tfds.ReadConfig(shuffle_seed=seed)
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)

@@ -183,7 +183,7 @@ def export_features_table(
     Returns:
         `out_path`.
     """
-    builder = _prepared_builder(builder_or_name, data_dir, config)
+    builder = prepared_builder(builder_or_name, data_dir, config)
     out_path = Path(out_path).expanduser()
     with_split = _has_protocol_splits(builder)
 
@@ -229,7 +229,7 @@ def load_corpus(
     Raises:
         EmoconfError: an unknown or unprepared dataset, unknown class names, or no scale to use.
     """
-    builder = _prepared_builder(builder_or_name, data_dir, config)
+    builder = prepared_builder(builder_or_name, data_dir, config)
     metadata = builder.info.metadata or {}
     if scale is None:
         if "scale" not in metadata:
@@ -277,7 +277,7 @@ def load_corpus(
     return corpus, {str(k): int(v) for k, v in dropped.items()}
 
 
-def _prepared_builder(builder_or_name, data_dir: str | os.PathLike | None, config: str | None):
+def prepared_builder(builder_or_name, data_dir: str | os.PathLike | None, config: str | None):
     """The builder given, or the one named; it must be prepared."""
     import tensorflow_datasets as tfds
 
