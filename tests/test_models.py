@@ -93,3 +93,21 @@ def test_training_stops_early_on_validation_loss():
     # validation labels are noise: validation loss stops improving early
     _, epochs = fit_classifier(x, y, x, rng.integers(0, K, len(x)), K, TrainingConfig(max_epochs=200, patience=2, batch_size=32), seed=0)
     assert epochs < 200
+
+
+def test_steps_per_execution_trains_the_same_weights_as_one_step_per_call():
+    # 96 rows / batch 8 = 12 steps per epoch: chunks of 32 cover the epoch in one call, with a partial chunk.
+    from emoconf_tf.models import STEPS_PER_EXECUTION
+
+    x, y = small_data()
+    onehot = np.eye(K, dtype="float32")[y]
+    weights = []
+    for steps in (1, STEPS_PER_EXECUTION):
+        keras.utils.set_random_seed(3)
+        model = build_classifier(*feature_moments(x), num_classes=K, seed=3)
+        assert model.steps_per_execution == STEPS_PER_EXECUTION
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", steps_per_execution=steps)
+        model.fit(x, onehot, batch_size=8, epochs=3, shuffle=True, verbose=0)
+        weights.append([w.numpy() for w in model.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
