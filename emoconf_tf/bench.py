@@ -146,11 +146,12 @@ TABLE_ROWS = (
     ("roofline_samples_per_s", "training: matmul-chain roofline (fwd + bwd)", "{:,.0f} samples/s"),
     ("roofline_gflops", "  measured matmul FLOP/s (fwd + bwd)", "{:,.1f} GFLOP/s"),
     ("train_vs_roofline", "training: fit / roofline", "{:.2f}"),
-    ("train_steps32_vs_roofline", "  the same, steps_per_execution=32", "{:.2f}"),
+    ("train_steps1_vs_roofline", "  baseline: Keras default, steps_per_execution=1", "{:.2f}"),
     ("sklearn_samples_per_s", "training: scikit-learn MLPClassifier", "{:,.0f} samples/s"),
     ("train_vs_sklearn", "training: fit / scikit-learn", "{:.1f}x"),
     ("serving_p50_ms", "serving_default batch 1, p50", "{:.3f} ms"),
     ("serving_p99_ms", "serving_default batch 1, p99", "{:.3f} ms"),
+    ("serving_unfolded_p50_ms", "  baseline: not folded (--no-fold), p50", "{:.3f} ms"),
     ("signature_call_floor_ms", "  empty signature call, p50 (TF floor)", "{:.3f} ms"),
     ("matmul_chain_b1_p50_ms", "  bare 6-matmul chain batch 1, p50 (floor)", "{:.3f} ms"),
     ("serving_1thread_p50_ms", "serving_default batch 1, p50, TF on 1 thread", "{:.3f} ms"),
@@ -159,6 +160,7 @@ TABLE_ROWS = (
     ("matmul_chain_b1_1thread_p50_ms", "  bare 6-matmul chain batch 1, p50, 1 thread", "{:.3f} ms"),
     ("keras_predict_p50_ms", "Keras model.predict batch 1, p50", "{:.1f} ms"),
     ("serving_batch256_samples_per_s", "serving_default batch 256", "{:,.0f} samples/s"),
+    ("serving_unfolded_batch256_samples_per_s", "  baseline: not folded (--no-fold)", "{:,.0f} samples/s"),
     ("predict_batch256_samples_per_s", "  predict signature (float32 in) batch 256", "{:,.0f} samples/s"),
     ("forward_roofline_samples_per_s", "forward matmul roofline (classifier + head)", "{:,.0f} samples/s"),
     ("serving_vs_roofline", "serving batch 256 / forward roofline", "{:.2f}"),
@@ -266,11 +268,11 @@ def keras_fit_rate(size: BenchSize, log: Callable[[str], None]) -> dict:
     roofline = MatmulRoofline(layer_shapes(size.num_features))
     keras.utils.set_random_seed(0)
     model = build_classifier(np.zeros(size.num_features), np.ones(size.num_features), NUM_CLASSES, seed=0)
-    # The same model compiled to run 32 steps per call: what removing Keras's per-step Python round trip gives.
-    batched = build_classifier(np.zeros(size.num_features), np.ones(size.num_features), NUM_CLASSES, seed=0)
-    batched.compile(optimizer=keras.optimizers.Adam.from_config(model.optimizer.get_config()),
-                    loss=keras.losses.CategoricalCrossentropy(),
-                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], steps_per_execution=32)
+    # Baseline: the same model with Keras's default of one step (one Python round trip) per call.
+    baseline = build_classifier(np.zeros(size.num_features), np.ones(size.num_features), NUM_CLASSES, seed=0)
+    baseline.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()),
+                     loss=keras.losses.CategoricalCrossentropy(),
+                     metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], steps_per_execution=1)
 
     class EpochSeconds(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -286,22 +288,22 @@ def keras_fit_rate(size: BenchSize, log: Callable[[str], None]) -> dict:
         return n / min(seconds)
 
     seconds: list[float] = []
-    for fitted in (model, batched):  # trace outside the timings
+    for fitted in (model, baseline):  # trace outside the timings
         fitted.fit(features[:BATCH_SIZE * 2], onehot[:BATCH_SIZE * 2], batch_size=BATCH_SIZE, epochs=1, verbose=0)
-    fit_rates, batched_rates, roof_rates = [], [], []
+    fit_rates, baseline_rates, roof_rates = [], [], []
     for round_ in range(size.rounds):
         roof_rates.append(roofline.samples_per_s(backward=True, steps=size.fit_batches))
         fit_rates.append(epoch_rate(model))
-        batched_rates.append(epoch_rate(batched))
-        log(f"  round {round_ + 1}: fit {fit_rates[-1]:,.0f} samples/s (32 steps per call "
-            f"{batched_rates[-1]:,.0f}), roofline {roof_rates[-1]:,.0f}")
+        baseline_rates.append(epoch_rate(baseline))
+        log(f"  round {round_ + 1}: fit {fit_rates[-1]:,.0f} samples/s (baseline, 1 step per call "
+            f"{baseline_rates[-1]:,.0f}), roofline {roof_rates[-1]:,.0f}")
     train_rate, roof_rate = max(fit_rates), max(roof_rates)
     return {
         "train_samples_per_s": train_rate,
         "roofline_samples_per_s": roof_rate,
         "roofline_gflops": roofline.gflops(roof_rate, backward=True),
         "train_vs_roofline": train_rate / roof_rate,
-        "train_steps32_vs_roofline": max(batched_rates) / roof_rate,
+        "train_steps1_vs_roofline": max(baseline_rates) / roof_rate,
     }
 
 
@@ -350,15 +352,18 @@ def _interleaved_percentiles_ms(calls: dict[str, Callable[[int], object]], count
     return {name: (float(np.percentile(t, 50) * 1e3), float(np.percentile(t, 99) * 1e3)) for name, t in times.items()}
 
 
-def batch1_latency(model_dir: str | os.PathLike, rows: np.ndarray, calls: int) -> dict[str, tuple[float, float]]:
+def batch1_latency(model_dir: str | os.PathLike, rows: np.ndarray, calls: int,
+                   baseline_dir: str | os.PathLike | None = None) -> dict[str, tuple[float, float]]:
     """p50 and p99 (ms) of batch-1 calls, taking turns: `serving` (the exported `serving_default`, one serialized
-    `tf.Example`), `empty` (an empty signature: what any in-process call costs) and `chain` (the bare forward matmul
-    chain of the model's six kernels, classifier and head, with float32 `[1, D]` in).
+    `tf.Example`), `empty` (an empty signature: what any in-process call costs), `chain` (the bare forward matmul
+    chain of the model's six kernels, classifier and head, with float32 `[1, D]` in) and, with `baseline_dir`,
+    `baseline` (the `serving_default` of that export, e.g. the unfolded Keras graph).
 
     Args:
         model_dir: an exported version directory.
         rows: float32 `[n, D]` raw features; call i sends row `i % n`.
         calls: timed calls of each (after 20 untimed ones).
+        baseline_dir: another exported version directory to time alongside, or None.
     """
     import tensorflow as tf
 
@@ -383,11 +388,15 @@ def batch1_latency(model_dir: str | os.PathLike, rows: np.ndarray, calls: int) -
         return {"probabilities": tf.matmul(h, kernels[2]), "p_hat": tf.matmul(g, kernels[5])}
 
     empty_call, chain_call = empty.get_concrete_function(), matmul_chain.get_concrete_function()
-    return _interleaved_percentiles_ms({
+    calls_by_name = {
         "serving": lambda i: serving_default(examples=tf.constant([examples[i % count]]))["class_ids"].numpy(),
         "empty": lambda i: empty_call(examples=tf.constant([examples[i % count]]))["class_ids"].numpy(),
         "chain": lambda i: chain_call(features=tf.constant(rows[i % count][None]))["probabilities"].numpy(),
-    }, calls)
+    }
+    if baseline_dir is not None:
+        baseline = tf.saved_model.load(os.fspath(baseline_dir)).signatures["serving_default"]
+        calls_by_name["baseline"] = lambda i: baseline(examples=tf.constant([examples[i % count]]))["class_ids"].numpy()
+    return _interleaved_percentiles_ms(calls_by_name, calls)
 
 
 def _serving_child(arguments: dict) -> dict:
@@ -416,14 +425,16 @@ def serving_figures(size: BenchSize, work_dir: Path, log: Callable[[str], None])
     config = ProtocolConfig(methods=PAPER_METHODS, training=TrainingConfig(max_epochs=2))
     run_dir = train_run(corpus, work_dir / "run", config, training="raw")
     exported = export_run(run_dir, work_dir / "savedmodels" / "bench")
-    log(f"  exported {exported.path}")
+    unfolded = export_run(run_dir, work_dir / "savedmodels" / "bench_unfolded", fold=False)
+    log(f"  exported {exported.path} (baseline, not folded: {unfolded.path})")
     loaded = tf.saved_model.load(str(exported.path))
     serving_default = loaded.signatures["serving_default"]
     predict_signature = loaded.signatures["predict"]
+    unfolded_default = tf.saved_model.load(str(unfolded.path)).signatures["serving_default"]
     rows = corpus.features[:BATCH_SIZE]
     count = len(rows)
 
-    latency = batch1_latency(exported.path, rows, size.serving_calls)
+    latency = batch1_latency(exported.path, rows, size.serving_calls, baseline_dir=unfolded.path)
     np.save(work_dir / "rows.npy", rows)
     latency_1thread = _run_child("serving", {"model_dir": str(exported.path), "rows": str(work_dir / "rows.npy"),
                                              "calls": size.serving_calls}, log)
@@ -441,13 +452,14 @@ def serving_figures(size: BenchSize, work_dir: Path, log: Callable[[str], None])
 
     # Inputs made once, as the roofline's are: the figure is the signature's own cost.
     examples_tensor, batch_tensor = tf.constant(batch_examples), tf.constant(batch)
-    serving_rates, predict_rates, roof_rates = [], [], []
+    serving_rates, predict_rates, unfolded_rates, roof_rates = [], [], [], []
     for round_ in range(3 * size.rounds):
         roof_rates.append(roofline.samples_per_s(backward=False, steps=steps))
         serving_rates.append(rate(lambda: serving_default(examples=examples_tensor)["class_ids"].numpy()))
         predict_rates.append(rate(lambda: predict_signature(features=batch_tensor)["class_ids"].numpy()))
+        unfolded_rates.append(rate(lambda: unfolded_default(examples=examples_tensor)["class_ids"].numpy()))
         log(f"  round {round_ + 1}: batch 256 serving_default {serving_rates[-1]:,.0f} samples/s, predict "
-            f"{predict_rates[-1]:,.0f}, forward roofline {roof_rates[-1]:,.0f}")
+            f"{predict_rates[-1]:,.0f}, not folded {unfolded_rates[-1]:,.0f}, forward roofline {roof_rates[-1]:,.0f}")
 
     run = load_run(run_dir)
     predict_p50, _ = _percentiles_ms(
@@ -457,6 +469,8 @@ def serving_figures(size: BenchSize, work_dir: Path, log: Callable[[str], None])
     return {
         "serving_p50_ms": latency["serving"][0],
         "serving_p99_ms": latency["serving"][1],
+        "serving_unfolded_p50_ms": latency["baseline"][0],
+        "serving_unfolded_batch256_samples_per_s": max(unfolded_rates),
         "signature_call_floor_ms": latency["empty"][0],
         "matmul_chain_b1_p50_ms": latency["chain"][0],
         "serving_batch256_samples_per_s": max(serving_rates),

@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="run directory written by `emoconf train`")
     export.add_argument("--out", default=None, help="model base path that holds the versions (default: savedmodels/<run directory name>)")
     export.add_argument("--default-rejection", type=float, default=0.2, help="rejection rate (fraction in [0, 1)) of serving_default's accept output (default: 0.2, the paper's t20%%)")
+    export.add_argument("--no-fold", action="store_true", help="serve the Keras graph as it is instead of the folded network (standardisation and batch norms merged into the dense kernels; same outputs to 1e-5, faster); see docs/performance.md")
 
     inspect = commands.add_parser(
         "inspect", help="print an exported model's signatures and model card",
@@ -443,7 +444,7 @@ def _export(args) -> int:
 
     out = Path(args.out or f"savedmodels/{Path(args.run_dir).resolve().name}")
     start = time.perf_counter()
-    result = export_run(args.run_dir, out, default_rejection=args.default_rejection)
+    result = export_run(args.run_dir, out, default_rejection=args.default_rejection, fold=not args.no_fold)
     print(f"exported {args.run_dir} as {result.path} (version {result.version}) in {time.perf_counter() - start:.0f} s")
     print(f"signatures: {', '.join(SIGNATURE_NAMES)}; serving_default accepts at rejection "
           f"{result.default_rejection:g} (threshold {result.default_threshold:.6f})")

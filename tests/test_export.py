@@ -173,6 +173,14 @@ def test_tf1_session_loader_restores_every_variable_the_signatures_read(exported
     assert got["threshold"]["threshold"] == at_rate["threshold"]
 
 
+def _variable_names(path) -> set[str]:
+    """Names of the variables in a SavedModel's graph, as a TF1 loader sees them."""
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        return {op.get_attr("shared_name").decode() for op in graph.get_operations() if op.type == "VarHandleOp"}
+
+
 # === Numbers equal the Keras models' ===
 
 def test_predict_equals_keras_classifier_and_emoconfidnet(exported):
@@ -305,6 +313,21 @@ def test_wrong_dtype_is_a_clear_error(exported):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_folded_export_serves_the_same_outputs_as_the_keras_graph(exported, tmp_path):
+    unfolded_path = export_run(exported.run_dir, tmp_path / "m", fold=False).path
+    unfolded = tf.saved_model.load(str(unfolded_path))
+    variables = _variable_names(exported.path)
+    assert {"block1_dense/folded_kernel", "p_hat/folded_bias", "input_mean"} <= variables
+    assert not any("batchnorm" in name for name in variables)  # nothing of the Keras graph is saved
+    assert "block1_batchnorm/moving_mean" in _variable_names(unfolded_path)
+    examples = tf.constant(serialize_examples(exported.features[:64]))
+    folded_out = _call(exported.model, "serving_default", examples=examples)
+    keras_out = _call(unfolded, "serving_default", examples=examples)
+    np.testing.assert_array_equal(folded_out["class_ids"], keras_out["class_ids"])
+    np.testing.assert_allclose(folded_out["probabilities"], keras_out["probabilities"], atol=2e-6)
+    np.testing.assert_allclose(folded_out["confidence"], keras_out["confidence"], atol=2e-6)
 
 
 def test_two_exports_are_versions_1_and_2_and_leave_no_temporary_folder(exported, tmp_path):
