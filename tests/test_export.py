@@ -455,6 +455,13 @@ def test_feature_set_asset_records_the_runs_feature_set(info, recorded):
 
 # === CLI ===
 
+def test_cli_no_fold_exports_the_keras_graph(exported, tmp_path):
+    base = tmp_path / "savedmodels" / "keras_graph"
+    assert main(["export", str(exported.run_dir), "--out", str(base), "--no-fold"]) == 0
+    names = _variable_names(base / "1")
+    assert "block2_batchnorm/moving_variance" in names and not any("folded" in name for name in names)
+
+
 def test_cli_export_then_inspect_print_the_signatures(exported, tmp_path, capsys):
     base = tmp_path / "savedmodels" / "emoconf"
     assert main(["export", str(exported.run_dir), "--out", str(base), "--default-rejection", "0.1"]) == 0
