@@ -57,6 +57,7 @@ _AVD_STD = np.array(
 _RATER_STD = 0.7  # spread of one annotator's rating around the true AVD, before rounding to 1..7
 _SPEAKER_DIMS = 8
 _SPLIT_NAMES = ("train", "validation", "test")
+_BLOCK_VALUES = 1 << 22  # feature values (float32, 16 MB) generated per block of rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,8 +240,17 @@ def _features(
     latent_rng: np.random.Generator,
     projection_rng: np.random.Generator,
     noise_rng: np.random.Generator,
+    *,
+    block_rows: int | None = None,
 ) -> np.ndarray:
-    """float32 `[N, D]`: latent `[N, L]` (noisy class code, standardised AVD, speaker code) @ projection + noise."""
+    """float32 `[N, D]`: latent `[N, L]` (noisy class code, standardised AVD, speaker code) @ projection + noise.
+
+    The rows are computed `block_rows` at a time (default: about `_BLOCK_VALUES` values per block) straight
+    into the output, so that the peak memory is the output plus one block. Every value is the same, bit for
+    bit, as when the whole matrix is computed at once (tests/test_synthetic.py compares the two): the noise
+    is drawn in row order from its own stream, the per-feature draws come first, and every later step,
+    the product with the projection included, gives a row the same values whatever block it is in.
+    """
     n, num_classes = true_labels.shape[0], len(CLASS_NAMES)
     num_features = int(config.num_features)
 
@@ -255,15 +265,20 @@ def _features(
     loading = projection_rng.uniform(0.0, 1.0, size=num_features).astype(np.float32) ** 2
     projection *= loading * np.float32(np.sqrt(3.0 / latent.shape[1]))
 
-    features = noise_rng.standard_normal((n, num_features), dtype=np.float32)
-    features *= np.float32(config.feature_noise)
-    features += latent @ projection
-
     # Per-feature offsets and scales over many orders of magnitude, some skewed positive (energies).
     skewed = projection_rng.random(num_features) < 0.25
-    features[:, skewed] = np.exp(np.float32(0.3) * features[:, skewed])
     scale = np.exp(projection_rng.uniform(np.log(1e-3), np.log(1e3), size=num_features)).astype(np.float32)
     offset = projection_rng.normal(0.0, 10.0, size=num_features).astype(np.float32) * scale
-    features *= scale
-    features += offset
-    return np.ascontiguousarray(features, dtype=np.float32)
+
+    if block_rows is None:
+        block_rows = max(1, _BLOCK_VALUES // num_features)
+    features = np.empty((n, num_features), dtype=np.float32)
+    for start in range(0, n, block_rows):
+        block = features[start:start + block_rows]  # a view: every step below writes into the output
+        noise_rng.standard_normal(dtype=np.float32, out=block)
+        block *= np.float32(config.feature_noise)
+        block += latent[start:start + block_rows] @ projection
+        block[:, skewed] = np.exp(np.float32(0.3) * block[:, skewed])
+        block *= scale
+        block += offset
+    return features

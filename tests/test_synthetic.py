@@ -8,6 +8,7 @@ import pytest
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import conflict_mask
+from emoconf_tf import synthetic
 from emoconf_tf.synthetic import CLASS_NAMES, SyntheticConfig, make_synthetic_corpus
 
 
@@ -180,3 +181,59 @@ def test_classes_are_learnable_but_overlap():
     predicted = model.predict(scaler.transform(corpus.features[test]))
     # Chance is 0.20; ~0.5 is expected. Far above 0.85 would make the confidence study pointless.
     assert 0.35 < balanced_accuracy_score(corpus.labels[test], predicted) < 0.85
+
+
+def _features_all_at_once(true_labels, true_avd, speaker_ids, config, latent_rng, projection_rng, noise_rng):
+    """The generator as it was before it worked in blocks of rows: every step on the whole `[N, D]` matrix."""
+    n, num_classes = true_labels.shape[0], len(CLASS_NAMES)
+    class_code = config.class_separation * np.eye(num_classes)[true_labels]
+    class_code += latent_rng.standard_normal((n, num_classes))
+    avd_code = config.avd_weight * (true_avd - 4.0) / 1.2
+    speaker_code = config.speaker_effect * latent_rng.standard_normal((config.num_speakers, 8))
+    latent = np.concatenate([class_code, avd_code, speaker_code[speaker_ids]], axis=1).astype(np.float32)
+    projection = projection_rng.standard_normal((latent.shape[1], config.num_features), dtype=np.float32)
+    loading = projection_rng.uniform(0.0, 1.0, size=config.num_features).astype(np.float32) ** 2
+    projection *= loading * np.float32(np.sqrt(3.0 / latent.shape[1]))
+    features = noise_rng.standard_normal((n, config.num_features), dtype=np.float32)
+    features *= np.float32(config.feature_noise)
+    features += latent @ projection
+    skewed = projection_rng.random(config.num_features) < 0.25
+    features[:, skewed] = np.exp(np.float32(0.3) * features[:, skewed])
+    scale = np.exp(projection_rng.uniform(np.log(1e-3), np.log(1e3), size=config.num_features)).astype(np.float32)
+    offset = projection_rng.normal(0.0, 10.0, size=config.num_features).astype(np.float32) * scale
+    features *= scale
+    features += offset
+    return features
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 50, None])
+def test_features_made_in_blocks_of_rows_equal_the_whole_matrix_at_once(block_rows):
+    config = SyntheticConfig(n_utterances=50, num_features=37, num_speakers=6, seed=4)
+    inputs = np.random.default_rng(9)
+    true_labels = inputs.integers(0, len(CLASS_NAMES), 50)
+    true_avd = inputs.uniform(1.0, 7.0, size=(50, 3))
+    speaker_ids = inputs.integers(0, 6, 50)
+
+    def streams():
+        return [np.random.default_rng(s) for s in np.random.SeedSequence(11).spawn(3)]
+
+    expected = _features_all_at_once(true_labels, true_avd, speaker_ids, config, *streams())
+    # 50 rows in blocks of 7: seven full blocks and a last one of 1
+    got = synthetic._features(true_labels, true_avd, speaker_ids, config, *streams(), block_rows=block_rows)
+    assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_the_generator_holds_the_features_and_one_block_of_rows():
+    # NumPy reports its arrays to tracemalloc. 100 MB of features and 16 MB blocks; the generator that worked on
+    # the whole matrix at once peaked at over twice the features (a second [N, D] array for latent @ projection).
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        corpus = make_synthetic_corpus(n_utterances=20000, num_features=1250, seed=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    block_bytes = synthetic._BLOCK_VALUES * 4
+    assert peak < corpus.features.nbytes + 2 * block_bytes < 1.5 * corpus.features.nbytes
