@@ -3,6 +3,10 @@ validation, metrics on test, for every fold and seed.
 
 `run_unit` trains and evaluates one (fold, seed, training) unit; `run_protocol` runs them all,
 keeps each finished unit in `out_dir/parts/` (a rerun skips it) and writes the output tables.
+
+A unit reads its training, validation and test rows from the corpus's feature matrix by index
+(`emoconf_tf.row_batches`), never copying them: the protocol's peak memory is the matrix plus
+what TensorFlow needs, not several copies of it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from emoconf_tf.filtering import PAPER_RULES, ConflictRule, filter_counts, rule_
 from emoconf_tf.folds import Fold, make_folds
 from emoconf_tf.metrics import selective_scores
 from emoconf_tf.targets import class_centroids, confidence_targets, manhattan_distances, softmax_of_negative
+from emoconf_tf.row_batches import CHUNK_ROWS, row_chunks
 from emoconf_tf.thresholds import PAPER_REJECTIONS, rejection_thresholds
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head, fit_tcp_head
 
@@ -118,13 +123,13 @@ def training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolCon
     """Training row indices of `fold` after the (optional) conflict filter, and rows removed per rule."""
     if training == "raw":
         return fold.train, {}
-    train = corpus.subset(fold.train)
-    names = np.asarray(corpus.class_names, dtype=object)[train.labels].astype(str)
+    avd = corpus.avd[fold.train]
+    names = np.asarray(corpus.class_names, dtype=object)[corpus.labels[fold.train]].astype(str)
     masks = rule_masks(
-        names, train.avd[:, 0], train.avd[:, 1], scale=corpus.scale, midpoint=config.filter_midpoint,
+        names, avd[:, 0], avd[:, 1], scale=corpus.scale, midpoint=config.filter_midpoint,
         rules=config.filter_rules,
     )
-    drop = np.zeros(len(train), dtype=bool)
+    drop = np.zeros(len(fold.train), dtype=bool)
     for mask in masks.values():
         drop |= mask
     return fold.train[~drop], filter_counts(masks)
@@ -146,42 +151,46 @@ def check_training_rows(corpus: Corpus, fold: Fold, training: str, config: Proto
 def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: ProtocolConfig) -> UnitResult:
     """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows."""
     train_rows, counts = check_training_rows(corpus, fold, training, config)
-    train, validation, test = corpus.subset(train_rows), corpus.subset(fold.validation), corpus.subset(fold.test)
+    # Row indices of each part; features are read through them (the labels and AVD are small enough to copy).
+    rows = {"train": train_rows, "validation": fold.validation, "test": fold.test}
+    labels = {part: corpus.labels[r] for part, r in rows.items()}
+    avd = {part: corpus.avd[r] for part, r in rows.items()}
+    features = corpus.features
     k = corpus.num_classes
     cfg = config.training
     classifier, classifier_epochs = fit_classifier(
-        train.features, train.labels, validation.features, validation.labels, k, cfg, seed=seed
+        features, labels["train"], features, labels["validation"], k, cfg, seed=seed,
+        train_rows=rows["train"], validation_rows=rows["validation"],
     )
     extractor = penultimate_model(classifier)
-    embedded = {part: embed(extractor, c.features) for part, c in
-                (("train", train), ("validation", validation), ("test", test))}
-    centroids = class_centroids(train.labels, train.avd, corpus.class_names)
-    distances = {part: manhattan_distances(c.avd, centroids) for part, c in
-                 (("train", train), ("validation", validation))}
+    embedded = {part: embed(extractor, features, rows=r) for part, r in rows.items()}
+    centroids = class_centroids(labels["train"], avd["train"], corpus.class_names)
+    distances = {part: manhattan_distances(avd[part], centroids) for part in ("train", "validation")}
     head, confidence_epochs = fit_confidence_head(
         embedded["train"], softmax_of_negative(distances["train"]), embedded["validation"],
         softmax_of_negative(distances["validation"]), cfg, seed=seed,
     )
     emoconfidnet = build_emoconfidnet(classifier, head, learning_rate=cfg.learning_rate)
-    outputs = {"validation": predict(emoconfidnet, validation.features), "test": predict(emoconfidnet, test.features)}
+    outputs = {part: predict(emoconfidnet, features, rows=rows[part]) for part in ("validation", "test")}
     scores = {part: confidence_scores(out["probabilities"], out["p_hat"]) for part, out in outputs.items()}
     predicted = {part: predicted_class(out["probabilities"]) for part, out in outputs.items()}
-    correct = {"validation": predicted["validation"] == validation.labels, "test": predicted["test"] == test.labels}
+    correct = {part: predicted[part] == labels[part] for part in ("validation", "test")}
     choices = []
     wanted = set(config.methods)
 
     if "mc_dropout" in wanted:
-        for part, c in (("validation", validation), ("test", test)):
-            passes = mc_dropout_probabilities(classifier, c.features, passes=config.mc_dropout_passes, seed=seed)
+        for part in ("validation", "test"):
+            passes = mc_dropout_probabilities(classifier, features, rows=rows[part], passes=config.mc_dropout_passes,
+                                              seed=seed)
             scores[part]["mc_dropout"] = mc_dropout_confidence(passes.mean(axis=0), predicted[part])
     if "tcp" in wanted:
         # ConfidNet's target: the classifier's probability of the true class (inference mode); the output layer
         # applied to the penultimate embedding is the classifier's softmax, since dropout is off at inference.
         output_layer = classifier.get_layer("probabilities")
         tcp_targets = {}
-        for part, c in (("train", train), ("validation", validation)):
+        for part in ("train", "validation"):
             probabilities = np.asarray(output_layer(embedded[part]))
-            tcp_targets[part] = probabilities[np.arange(len(c)), c.labels]
+            tcp_targets[part] = probabilities[np.arange(len(labels[part])), labels[part]]
         tcp_head, _ = fit_tcp_head(embedded["train"], tcp_targets["train"], embedded["validation"],
                                    tcp_targets["validation"], cfg, seed=seed)
         for part in ("validation", "test"):
@@ -216,7 +225,7 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
         test_confidence = scores["test"][method]
         thresholds = rejection_thresholds(scores["validation"][method], config.rejections)
         for rejection, threshold in zip(config.rejections, thresholds):
-            s = selective_scores(test.labels, predicted["test"], test_confidence, threshold, k)
+            s = selective_scores(labels["test"], predicted["test"], test_confidence, threshold, k)
             row = dict(key, method=method, rejection=float(rejection), threshold=float(threshold))
             results.append(dict(row, coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
                                 removed_correct=s.removed_correct))
@@ -227,12 +236,12 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
         summary = selective_summary(correct["test"], test_confidence)
         selective.append(dict(key, method=method, **dataclasses.asdict(summary)))
     predictions = pd.DataFrame({
-        "fold": fold.index, "seed": seed, "training": training, "id": test.ids,
-        "label": test.labels, "predicted": predicted["test"],
+        "fold": fold.index, "seed": seed, "training": training, "id": corpus.ids[rows["test"]],
+        "label": labels["test"], "predicted": predicted["test"],
         **{method: scores["test"][method] for method in methods},
     })
-    run = dict(key, n_train=len(train), n_validation=len(validation), n_test=len(test),
-               n_filtered_out=len(fold.train) - len(train), classifier_epochs=classifier_epochs,
+    run = dict(key, n_train=len(rows["train"]), n_validation=len(rows["validation"]), n_test=len(rows["test"]),
+               n_filtered_out=len(fold.train) - len(rows["train"]), classifier_epochs=classifier_epochs,
                confidence_epochs=confidence_epochs)
     return UnitResult(
         results, per_class, run, counts,
@@ -245,15 +254,17 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
     )
 
 
-def predict(emoconfidnet, features: np.ndarray, batch_size: int = 4096) -> dict[str, np.ndarray]:
+def predict(emoconfidnet, features: np.ndarray, batch_size: int = CHUNK_ROWS, *,
+            rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Runs the combined model in inference mode: `{"probabilities": [N, K], "p_hat": [N, K]}`.
 
     Calls the model directly on large batches rather than `model.predict`, which would trace a new
-    `tf.function` for every freshly trained model.
+    `tf.function` for every freshly trained model. With `rows` (int `[n]`), runs it on `features[rows]`
+    (outputs `[n, K]`), gathering `batch_size` rows at a time; a row's outputs do not depend on `batch_size`.
     """
     parts: dict[str, list[np.ndarray]] = {"probabilities": [], "p_hat": []}
-    for start in range(0, len(features), batch_size):
-        out = emoconfidnet(features[start:start + batch_size], training=False)
+    for chunk in row_chunks(features, rows, batch_size):
+        out = emoconfidnet(chunk, training=False)
         for name in parts:
             parts[name].append(np.asarray(out[name]))
     return {name: np.concatenate(chunks) if chunks else np.zeros((0, emoconfidnet.output["p_hat"].shape[-1]), np.float32)

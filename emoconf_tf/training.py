@@ -10,6 +10,7 @@ import numpy as np
 from emoconf_tf.models import (
     build_classifier, build_confidence_head, build_emoconfidnet, build_tcp_head, penultimate_model,
 )
+from emoconf_tf.row_batches import CHUNK_ROWS, row_batches, row_chunks, row_count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,19 +36,65 @@ class TrainingConfig:
     verbose: int = 0
 
 
-def feature_moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Training-set mean and variance `[D]` (float32), accumulated in float64 without copying the matrix."""
+def feature_moments(
+    features: np.ndarray, rows: np.ndarray | None = None, *, chunk_rows: int = CHUNK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training-set mean and variance `[D]` (float32) of `features[rows]`, accumulated in float64.
+
+    Args:
+        features: float `[N, D]`.
+        rows: int `[n]` row indices (or a boolean mask `[N]`); None = every row.
+        chunk_rows: rows converted to float64 at a time: one float64 chunk `[chunk_rows, D]` is held, never a
+            float64 copy, nor a copy of the selected rows, of the whole matrix.
+
+    The sums run over the rows in order, each chunk's rows added after the running total, so the float64
+    sums are those of `features[rows].mean(axis=0, dtype=np.float64)` and `.var(axis=0, dtype=np.float64)`
+    (two passes: the mean, then the mean squared deviation from it).
+
+    Example:
+    >>> import numpy as np
+    >>> mean, variance = feature_moments(np.array([[1.0, 0.0], [3.0, 0.0], [100.0, 7.0]]), rows=[0, 1])
+    >>> mean.tolist(), variance.tolist()
+    ([2.0, 0.0], [1.0, 0.0])
+    """
     features = np.asarray(features)
-    mean = features.mean(axis=0, dtype=np.float64)
-    variance = features.var(axis=0, dtype=np.float64)
+    if features.ndim != 2:
+        raise ValueError(f"features must be a matrix [N, D]; got shape {features.shape}")
+    count = row_count(features, rows)
+    if count == 0:
+        raise ValueError("feature_moments needs at least one row")
+    num_features = features.shape[1]
+    # buffer[0] carries the running total into the next chunk's reduction: ((total + r0) + r1) + ...
+    buffer = np.empty((min(chunk_rows, count) + 1, num_features), dtype=np.float64)
+    total = np.zeros(num_features, dtype=np.float64)
+    for chunk in row_chunks(features, rows, chunk_rows):
+        buffer[0] = total
+        buffer[1:len(chunk) + 1] = chunk
+        np.add.reduce(buffer[:len(chunk) + 1], axis=0, out=total)
+    mean = total / count
+    total = np.zeros(num_features, dtype=np.float64)
+    for chunk in row_chunks(features, rows, chunk_rows):
+        buffer[0] = total
+        deviations = buffer[1:len(chunk) + 1]
+        np.subtract(chunk, mean, out=deviations)
+        np.multiply(deviations, deviations, out=deviations)
+        np.add.reduce(buffer[:len(chunk) + 1], axis=0, out=total)
+    variance = total / count
     return mean.astype(np.float32), variance.astype(np.float32)
 
 
-def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig) -> int:
-    """`model.fit` with the paper's early stopping (validation loss, patience, best weights); returns epochs run."""
+def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig, *, rows=None, validation_rows=None) -> int:
+    """`model.fit` with the paper's early stopping (validation loss, patience, best weights); returns epochs run.
+
+    Trains on `x[rows]` against `y` and validates on `x_val[validation_rows]` against `y_val` (rows None = all),
+    the batches gathered by `row_batches` in the order `model.fit(x[rows], y, shuffle=True)` would draw them,
+    so that neither Keras nor the caller copies the feature rows.
+    """
     history = model.fit(
-        x, y, validation_data=(x_val, y_val),
-        batch_size=config.batch_size, epochs=config.max_epochs, shuffle=True,
+        row_batches(x, y, rows, batch_size=config.batch_size, shuffle=True),
+        validation_data=row_batches(x_val, y_val, validation_rows, batch_size=config.batch_size),
+        shuffle=False,  # the batches come shuffled; Keras would only warn that it cannot shuffle a dataset
+        epochs=config.max_epochs,
         callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                  restore_best_weights=True)],
         verbose=config.verbose,
@@ -64,6 +111,8 @@ def fit_classifier(
     config: TrainingConfig = TrainingConfig(),
     *,
     seed: int | None = None,
+    train_rows: np.ndarray | None = None,
+    validation_rows: np.ndarray | None = None,
 ) -> tuple[keras.Model, int]:
     """Builds and trains the classifier with early stopping on validation cross-entropy.
 
@@ -74,19 +123,30 @@ def fit_classifier(
         num_classes: K.
         config: `TrainingConfig`.
         seed: seeds weights, dropout and shuffling.
+        train_rows: int `[n]`, optional: train on the rows `x_train[train_rows]` without copying them (e.g. a
+            fold's training rows of the whole corpus); `y_train` is then int `[n]`, one label per selected row.
+        validation_rows: int `[m]`, optional: likewise validate on `x_val[validation_rows]` (`y_val` int `[m]`).
 
     Returns:
         `(classifier, epochs_run)`; the weights are those of the best validation epoch.
+
+    The batches are gathered from the feature matrices as training asks for them (`row_batches`), in the
+    order in which `model.fit(x_train[train_rows], ..., shuffle=True)` would draw them: the weights are the
+    same, bit for bit, without a copy of the rows in memory.
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    mean, variance = feature_moments(x_train)
+    for part, x, rows, y in (("train", x_train, train_rows, y_train), ("validation", x_val, validation_rows, y_val)):
+        if row_count(x, rows) != len(y):
+            raise ValueError(f"{part}: {row_count(x, rows)} feature rows but {len(y)} labels")
+    mean, variance = feature_moments(x_train, train_rows)
     classifier = build_classifier(
         mean, variance, num_classes, units=config.units, dropout_rate=config.dropout_rate,
         learning_rate=config.learning_rate, seed=seed,
     )
     eye = np.eye(num_classes, dtype=np.float32)
-    return classifier, _fit(classifier, x_train, eye[y_train], x_val, eye[y_val], config)
+    return classifier, _fit(classifier, x_train, eye[y_train], x_val, eye[y_val], config, rows=train_rows,
+                            validation_rows=validation_rows)
 
 
 def fit_emoconfidnet(
@@ -98,6 +158,8 @@ def fit_emoconfidnet(
     config: TrainingConfig = TrainingConfig(),
     *,
     seed: int | None = None,
+    train_rows: np.ndarray | None = None,
+    validation_rows: np.ndarray | None = None,
 ) -> tuple[keras.Model, int]:
     """Trains an EmoConfidNet head on the frozen classifier's penultimate layer.
 
@@ -110,6 +172,8 @@ def fit_emoconfidnet(
         classifier: trained model from `fit_classifier`.
         x_train, x_val: float32 `[N, D]` raw features.
         targets_train, targets_val: float32 `[N, K]` targets from `confidence_targets`.
+        train_rows, validation_rows: int `[n]` / `[m]`, optional: embed the rows `x_train[train_rows]` and
+            `x_val[validation_rows]` without copying them; the targets then have one row per selected row.
 
     Returns:
         `(emoconfidnet, epochs_run)`: the combined model from `build_emoconfidnet` (outputs
@@ -117,7 +181,8 @@ def fit_emoconfidnet(
     """
     extractor = penultimate_model(classifier)
     head, epochs = fit_confidence_head(
-        embed(extractor, x_train), targets_train, embed(extractor, x_val), targets_val, config, seed=seed
+        embed(extractor, x_train, rows=train_rows), targets_train, embed(extractor, x_val, rows=validation_rows),
+        targets_val, config, seed=seed,
     )
     return build_emoconfidnet(classifier, head, learning_rate=config.learning_rate), epochs
 
@@ -165,10 +230,26 @@ def fit_tcp_head(
                       np.asarray(tcp_val, dtype=np.float32)[:, None], config)
 
 
-def embed(extractor: keras.Model, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def embed(
+    extractor: keras.Model, features: np.ndarray, batch_size: int = CHUNK_ROWS, *, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Outputs of `extractor` (e.g. `penultimate_model`) in inference mode, float32 `[N, 256]`.
+
+    Args:
+        extractor: a model from features `[None, D]`.
+        features: float32 `[N, D]`.
+        batch_size: rows per call; a row's output does not depend on it.
+        rows: int `[n]`, optional: embed `features[rows]` (output `[n, 256]`), `batch_size` rows gathered at a time.
 
     Direct calls on large batches: no `tf.function` is traced per freshly trained model, as `predict` would.
     """
-    chunks = [np.asarray(extractor(features[i:i + batch_size], training=False)) for i in range(0, len(features), batch_size)]
-    return np.concatenate(chunks).astype(np.float32)
+    count = row_count(features, rows)
+    out = None  # filled chunk by chunk: no list of chunks next to their concatenation
+    for start, chunk in zip(range(0, count, batch_size), row_chunks(features, rows, batch_size)):
+        values = np.asarray(extractor(chunk, training=False))
+        if out is None:
+            out = np.empty((count, *values.shape[1:]), dtype=np.float32)
+        out[start:start + len(values)] = values
+    if out is None:
+        return np.zeros((0, int(extractor.output.shape[-1])), dtype=np.float32)
+    return out
