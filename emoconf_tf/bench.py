@@ -175,6 +175,7 @@ TABLE_ROWS = (
     ("peak_rss_gb", "protocol peak RSS", "{:.3f} GB"),
     ("runtime_rss_gb", "  of which Python + TF/Keras runtime", "{:.3f} GB"),
     ("protocol_own_rss_gb", "  protocol's own (peak - corpus - runtime)", "{:.3f} GB"),
+    ("peak_rss_less_runtime_vs_features", "  (peak - runtime) / features_gb", "{:.2f}x"),
     ("generator_peak_rss_gb", "synthetic generator peak RSS", "{:.3f} GB"),
     ("scaling_exponent", "protocol time exponent vs corpus size", "{:.2f}"),
 )
@@ -787,6 +788,7 @@ def _protocol_child(arguments: dict) -> dict:
         "peak_rss_gb": peak.peak,
         "runtime_rss_gb": runtime_and_corpus - features_gb,
         "protocol_own_rss_gb": peak.peak - runtime_and_corpus,
+        "peak_rss_less_runtime_vs_features": (peak.peak - (runtime_and_corpus - features_gb)) / features_gb,
         "generator_s": generator_s,
         "generator_peak_rss_gb": generator_peak,
         "peak_rss_exact": int(peak.exact),
