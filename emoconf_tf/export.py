@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from emoconf_tf import __version__
+from emoconf_tf.confidence import emoconfidnet_confidence, predicted_class, top2_margin
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.thresholds import rejection_threshold
 
@@ -493,10 +494,9 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int) -> None:
     probabilities, p_hat = np.asarray(expected["probabilities"]), np.asarray(expected["p_hat"])
     loaded = tf.saved_model.load(str(model_dir))
     got = loaded.signatures["confidence"](features=tf.constant(features))
-    predicted = probabilities.argmax(axis=1)
-    if not (np.array_equal(got["class_ids"].numpy(), predicted)
-            and np.allclose(got["confidence"].numpy(), p_hat[np.arange(len(p_hat)), predicted], atol=1e-5)
-            and np.allclose(got["baseline_confidence"].numpy(), np.diff(np.sort(probabilities)[:, -2:])[:, 0], atol=1e-5)):
+    if not (np.array_equal(got["class_ids"].numpy(), predicted_class(probabilities))
+            and np.allclose(got["confidence"].numpy(), emoconfidnet_confidence(probabilities, p_hat), atol=1e-5)
+            and np.allclose(got["baseline_confidence"].numpy(), top2_margin(probabilities), atol=1e-5)):
         raise EmoconfError(f"{model_dir}: the SavedModel's outputs differ from the Keras model's by more than 1e-5; "
                            "not published (try --no-fold)")
 
