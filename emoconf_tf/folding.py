@@ -63,12 +63,6 @@ class FoldedEmoConfidNet:
     classifier: tuple[FoldedDense, ...]
     head: tuple[FoldedDense, ...]
 
-    def __call__(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """NumPy forward pass (float64): raw features `[N, D]` -> `{"probabilities", "p_hat"}` `[N, K]`."""
-        x = np.asarray(features, dtype=np.float64) - self.input_mean
-        penultimate = _apply(self.classifier[:-1], x)
-        return {"probabilities": _apply(self.classifier[-1:], penultimate), "p_hat": _apply(self.head, penultimate)}
-
 
 def fold_emoconfidnet(emoconfidnet: keras.Model) -> FoldedEmoConfidNet:
     """Folds a model from `build_emoconfidnet` (standardisation, batch norms, dropout) into dense layers.
@@ -153,8 +147,7 @@ def _fold_chain(layers, input_scale=1.0) -> tuple[FoldedDense, ...]:
                 kernel = kernel * np.reshape(input_scale, (-1, 1))
             bias = (np.asarray(layer.bias, dtype=np.float64) if layer.use_bias else np.zeros(layer.units))
             name = layer.name
-            activation = keras.activations.serialize(layer.activation)
-            activation = activation if isinstance(activation, str) else activation.get("config", {}).get("name", "?")
+            activation = keras.activations.serialize(layer.activation)  # a name for Keras's own activations
         elif isinstance(layer, keras.layers.BatchNormalization) and kernel is not None and activation == "linear":
             scale = np.asarray(layer.gamma, np.float64) / np.sqrt(np.asarray(layer.moving_variance, np.float64) + layer.epsilon)
             kernel = kernel * scale
@@ -172,13 +165,3 @@ def _fold_chain(layers, input_scale=1.0) -> tuple[FoldedDense, ...]:
     flush()
     return tuple(folded)
 
-
-def _apply(layers, x: np.ndarray) -> np.ndarray:
-    for layer in layers:
-        x = x @ layer.kernel.astype(np.float64) + layer.bias
-        if layer.activation == "relu":
-            x = np.maximum(x, 0.0)
-        elif layer.activation == "softmax":
-            x = np.exp(x - x.max(axis=-1, keepdims=True))
-            x = x / x.sum(axis=-1, keepdims=True)
-    return x

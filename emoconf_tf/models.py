@@ -19,8 +19,8 @@ import keras
 PENULTIMATE = "penultimate"
 HEAD_NAME = "emoconfidnet_head"
 # Training steps per `tf.function` call in `fit`: one Python round trip per 32 batches instead of per batch.
-# Results are bit-identical to 1; the classifier trains ~20 % and the head ~25 % faster on 2 CPU cores
-# (docs/performance.md). Callbacks and the progress bar then update every 32 batches within an epoch.
+# Results are bit-identical to 1; fitting is 10-25 % faster on 2 CPU cores (the head, with tiny steps, gains most;
+# docs/performance.md). Callbacks and the progress bar then update every 32 batches within an epoch.
 STEPS_PER_EXECUTION = 32
 
 
