@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
+from emoconf_tf.thresholds import accept
+
 
 @dataclasses.dataclass(frozen=True)
 class SelectiveScores:
@@ -33,9 +35,9 @@ class SelectiveScores:
 
 
 def selective_scores(
-    y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, threshold: float, num_classes: int
+    y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, threshold: float | np.ndarray, num_classes: int
 ) -> SelectiveScores:
-    """Scores of the predictions whose confidence is >= `threshold`.
+    """Scores of the predictions whose confidence is >= `threshold` (of their predicted class, if per class).
 
     Per-class precision and recall come from scikit-learn over all K classes (a class with no
     accepted prediction has precision 0; one with no accepted true sample has recall 0). Macro P and
@@ -43,12 +45,13 @@ def selective_scores(
 
     Args:
         y_true: int `[N]` true class ids; y_pred: int `[N]` predicted ids.
-        confidence: float `[N]`; threshold: float.
+        confidence: float `[N]`; threshold: float, or float `[K]` per predicted class
+            (`emoconf_tf.thresholds.class_thresholds`).
         num_classes: K.
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
-    kept = np.asarray(confidence) >= threshold
+    kept = accept(confidence, threshold, y_pred)
     correct = y_true == y_pred
     labels = np.arange(num_classes)
     if kept.any():

@@ -1,4 +1,17 @@
-"""Rejection thresholds from validation confidences (paper, Section 5.1)."""
+"""Rejection thresholds from validation confidences (paper, Section 5.1), global or per predicted class.
+
+Two rejection modes:
+
+- `global` (the paper's): one threshold `t_r` for every prediction, from all validation confidences.
+- `per_class`: one threshold per predicted class `c`, the paper's rule applied to the validation
+  predictions of class `c`, so that about the same fraction `r` of each predicted class is rejected.
+  A global threshold tends to remove mostly predictions of the classes the classifier is least sure of
+  (often the minority classes), and their recall falls; per-class thresholds keep the mix of predicted
+  classes, which is what macro-F1 and UAR reward.
+
+Both are expressed as float `[K]` arrays (a global threshold repeated K times), and a prediction of
+class `c` is kept when `confidence >= thresholds[c]`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +23,7 @@ import numpy as np
 from emoconf_tf.errors import EmoconfError
 
 PAPER_REJECTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+REJECTION_MODES = ("global", "per_class")
 
 
 def rejection_threshold(validation_confidence: np.ndarray, rejection: float) -> float:
@@ -45,6 +59,73 @@ def rejection_thresholds(
     return np.array([rejection_threshold(validation_confidence, r) for r in rejections], dtype=np.float64)
 
 
-def accept(confidence: np.ndarray, threshold: float) -> np.ndarray:
-    """bool `[N]`: True where a prediction is kept (confidence >= threshold)."""
-    return np.asarray(confidence) >= threshold
+def class_thresholds(
+    validation_confidence: np.ndarray,
+    validation_predicted: np.ndarray,
+    rejection: float,
+    num_classes: int,
+    mode: str = "global",
+) -> np.ndarray:
+    """The threshold for predictions of each class at rejection rate `rejection`: float64 `[K]`.
+
+    Args:
+        validation_confidence: float `[n]`, the validation predictions' confidences.
+        validation_predicted: int `[n]`, their predicted classes in [0, K).
+        rejection: float in [0, 1).
+        num_classes: K.
+        mode: `"global"` — every entry is `rejection_threshold(validation_confidence, rejection)`;
+            `"per_class"` — entry `c` is `rejection_threshold` of the confidences of the validation
+            predictions of class `c`. A class never predicted on validation gets the global threshold.
+
+    Example:
+    >>> conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    >>> class_thresholds(conf, np.array([0, 0, 1, 1, 1, 1]), 0.5, 3, "per_class").tolist()
+    [0.9, 0.6, 0.7]
+    """
+    if mode not in REJECTION_MODES:
+        raise EmoconfError(f"rejection mode {mode!r}: choose one of {', '.join(REJECTION_MODES)}")
+    confidence = np.asarray(validation_confidence, dtype=np.float64).ravel()
+    predicted = np.asarray(validation_predicted).ravel()
+    if predicted.shape != confidence.shape:
+        raise EmoconfError(
+            f"validation confidences {confidence.shape} and predicted classes {predicted.shape} differ in length"
+        )
+    overall = rejection_threshold(confidence, rejection)
+    out = np.full(num_classes, overall, dtype=np.float64)
+    if mode == "per_class" and rejection != 0:
+        for c in range(num_classes):
+            mine = confidence[predicted == c]
+            if mine.size:
+                out[c] = rejection_threshold(mine, rejection)
+    return out
+
+
+def class_thresholds_table(
+    validation_confidence: np.ndarray,
+    validation_predicted: np.ndarray,
+    num_classes: int,
+    rejections: Sequence[float] = PAPER_REJECTIONS,
+    mode: str = "global",
+) -> np.ndarray:
+    """`class_thresholds` for each rate: float64 `[R, K]`, each column non-decreasing in the rate."""
+    return np.stack([class_thresholds(validation_confidence, validation_predicted, r, num_classes, mode)
+                     for r in rejections])
+
+
+def accept(confidence: np.ndarray, threshold: float | np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:
+    """bool `[N]`: True where a prediction is kept.
+
+    Args:
+        confidence: float `[N]`.
+        threshold: a float (global), or float `[K]` per predicted class (then `predicted` is needed).
+        predicted: int `[N]` predicted classes, for per-class thresholds.
+
+    A prediction of class `c` is kept when `confidence >= threshold[c]` (or `>= threshold`).
+    """
+    confidence = np.asarray(confidence)
+    threshold = np.asarray(threshold)
+    if threshold.ndim == 0:
+        return confidence >= threshold
+    if predicted is None:
+        raise EmoconfError("per-class thresholds need the predicted class of each prediction")
+    return confidence >= threshold[np.asarray(predicted)]

@@ -77,3 +77,17 @@ def test_negative_entropy_by_hand():
     np.testing.assert_allclose(
         negative_entropy(np.array([[0.25] * 4, [1.0, 0, 0, 0], [0.5, 0.5, 0, 0]])), [0.0, 1.0, 0.5], atol=1e-6
     )
+
+
+def test_selective_scores_with_per_class_thresholds_by_hand():
+    # thresholds [0.5, 0.9]: kept = (c 0.6, pred 0) and (c 0.95, pred 1); rejected (0.8, pred 1), (0.4, pred 0)
+    # kept: (true 0, pred 0) right, (true 0, pred 1) wrong; kept true labels are 0, 0:
+    #   recall class 0 = 1/2, class 1 has no kept true sample -> 0; UAR = 0.25
+    #   precision 0 = 1/1, precision 1 = 0/1 -> P = 0.5; F1 = 2 * .5 * .25 / .75 = 1/3
+    import numpy as np
+    from emoconf_tf.metrics import selective_scores
+
+    s = selective_scores(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 0]), np.array([0.6, 0.95, 0.8, 0.4]),
+                         np.array([0.5, 0.9]), 2)
+    assert (s.removed, s.removed_correct, s.coverage) == (2, 1, 0.5)
+    assert s.uar == 0.25 and abs(s.f1 - 1 / 3) < 1e-12

@@ -45,3 +45,48 @@ def test_rejection_outside_zero_one_is_refused(rate):
 def test_empty_validation_is_refused():
     with pytest.raises(EmoconfError, match="validation set is empty"):
         rejection_threshold([], 0.2)
+
+
+def test_per_class_thresholds_by_hand():
+    from emoconf_tf.thresholds import class_thresholds
+
+    # class 0: 0.9 0.8 0.3 -> r=1/3: ceil(3 * 2/3) = 2nd descending = 0.8
+    # class 1: 0.7 0.6 0.5 0.4 0.2 0.1 -> ceil(6 * 2/3) = 4th = 0.4
+    # class 2: never predicted -> the global threshold: 9 scores, ceil(9 * 2/3) = 6th of
+    #          0.9 0.8 0.7 0.6 0.5 0.4 0.3 0.2 0.1 = 0.4
+    conf = np.array([0.9, 0.7, 0.8, 0.6, 0.5, 0.3, 0.4, 0.2, 0.1])
+    pred = np.array([0, 1, 0, 1, 1, 0, 1, 1, 1])
+    np.testing.assert_allclose(class_thresholds(conf, pred, 1 / 3, 3, "per_class"), [0.8, 0.4, 0.4])
+    np.testing.assert_allclose(class_thresholds(conf, pred, 1 / 3, 3, "global"), [0.4, 0.4, 0.4])
+    np.testing.assert_array_equal(class_thresholds(conf, pred, 0.0, 3, "per_class"), [0.0, 0.0, 0.0])
+
+
+def test_per_class_accept_uses_the_threshold_of_the_predicted_class():
+    # thresholds [0.8, 0.4]: (0.5, class 0) rejected, (0.5, class 1) kept
+    kept = accept(np.array([0.5, 0.5, 0.9]), np.array([0.8, 0.4]), np.array([0, 1, 0]))
+    np.testing.assert_array_equal(kept, [False, True, True])
+    with pytest.raises(EmoconfError, match="predicted class"):
+        accept(np.array([0.5]), np.array([0.8, 0.4]))
+
+
+def test_per_class_rejects_about_r_of_each_predicted_class_on_validation():
+    from emoconf_tf.thresholds import class_thresholds
+
+    rng = np.random.default_rng(7)
+    pred = rng.integers(0, 4, 400)
+    conf = rng.random(400) - 0.3 * (pred == 3)  # class 3 much less confident
+    for r in (0.1, 0.2, 0.5):
+        kept = accept(conf, class_thresholds(conf, pred, r, 4, "per_class"), pred)
+        for c in range(4):
+            assert kept[pred == c].mean() >= 1 - r
+            assert kept[pred == c].mean() <= 1 - r + 1.0 / (pred == c).sum() + 1e-9
+        # the global threshold removes class 3 out of proportion
+        glob = accept(conf, class_thresholds(conf, pred, r, 4, "global"), pred)
+        assert glob[pred == 3].mean() < 1 - r
+
+
+def test_unknown_rejection_mode_is_refused():
+    from emoconf_tf.thresholds import class_thresholds
+
+    with pytest.raises(EmoconfError, match="rejection mode 'per-class'"):
+        class_thresholds([0.5], [0], 0.2, 2, "per-class")
