@@ -1,7 +1,9 @@
-"""Selective-prediction metrics of a confidence score: risk-coverage, AURC, E-AURC, AUROC, FPR at 95 % TPR.
+"""Selective-prediction metrics of a confidence score: risk-coverage, AURC, E-AURC, AUROC, FPR at 95 % TPR,
+and the balanced-risk AURC.
 
-"Error" is 1 - correct (the 0/1 loss of the classifier's prediction). All functions take
-`correct: bool [N]` (prediction == label) and `confidence: float [N]` (higher = more confident).
+"Error" is 1 - correct (the 0/1 loss of the classifier's prediction). The functions take
+`correct: bool [N]` (prediction == label) and `confidence: float [N]` (higher = more confident);
+`balanced_aurc` takes the labels and predictions, since its risk, 1 - UAR, depends on the classes.
 
 Reference:
     Geifman, Uziel, El-Yaniv, "Bias-reduced uncertainty estimation for deep neural classifiers",
@@ -48,6 +50,47 @@ def risk_coverage_curve(correct, confidence) -> tuple[np.ndarray, np.ndarray]:
 def aurc(correct, confidence) -> float:
     """Area under the risk-coverage curve: the mean of the risk over coverages k/N, k = 1..N (lower is better)."""
     return float(risk_coverage_curve(correct, confidence)[1].mean())
+
+
+def balanced_risk_coverage_curve(y_true, y_pred, confidence) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced risk, 1 - UAR of the kept predictions, at each coverage k/N, keeping the k most confident.
+
+    UAR is the mean recall over the classes that occur among the kept true labels (as
+    `sklearn.metrics.balanced_accuracy_score` on the kept predictions). Ties keep their input order.
+
+    Args:
+        y_true, y_pred: int `[N]` class ids; confidence: float `[N]`.
+
+    Returns:
+        `(coverage, risk)`, both float64 `[N]`.
+
+    Example:
+    >>> coverage, risk = balanced_risk_coverage_curve([0, 0, 1], [0, 1, 1], [0.9, 0.2, 0.5])
+    >>> risk.tolist()  # keep {0}: recall 1; + the 1: (1 + 1) / 2; + the wrong 0: (1/2 + 1) / 2
+    [0.0, 0.0, 0.25]
+    """
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    correct, confidence = _check(y_true == y_pred, confidence)
+    if y_pred.shape != y_true.shape:
+        raise EmoconfError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in length")
+    order = np.argsort(-confidence, kind="stable")
+    classes, true_ids = np.unique(y_true[order], return_inverse=True)
+    onehot = np.zeros((y_true.size, classes.size))
+    onehot[np.arange(y_true.size), true_ids] = 1.0
+    seen = np.cumsum(onehot, axis=0)
+    hits = np.cumsum(onehot * correct[order][:, None], axis=0)
+    present = seen > 0
+    recall = np.divide(hits, seen, out=np.zeros_like(hits), where=present)
+    uar = recall.sum(axis=1) / present.sum(axis=1)
+    k = np.arange(1, y_true.size + 1)
+    return k / y_true.size, 1.0 - uar
+
+
+def balanced_aurc(y_true, y_pred, confidence) -> float:
+    """Area under the balanced risk-coverage curve (1 - UAR against coverage), the mean over k = 1..N; lower is
+    better. Unlike `aurc`, a score that rejects mostly the minority classes' predictions pays for it."""
+    return float(balanced_risk_coverage_curve(y_true, y_pred, confidence)[1].mean())
 
 
 def optimal_aurc(correct) -> float:

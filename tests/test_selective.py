@@ -55,3 +55,26 @@ def test_bad_inputs_are_refused():
         aurc(CORRECT, CONFIDENCE[:3])
     with pytest.raises(EmoconfError, match="NaN"):
         aurc(CORRECT, np.full(6, np.nan))
+
+
+def test_balanced_aurc_by_hand_and_against_scikit_learn():
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+
+    from emoconf_tf.selective import balanced_aurc, balanced_risk_coverage_curve
+
+    # sorted by confidence: (true 1, pred 1) (true 0, pred 0) (true 0, pred 1)
+    # k=1: class 1 recall 1 -> risk 0; k=2: recalls 1, 1 -> 0; k=3: class 0 1/2, class 1 1 -> risk 0.25
+    assert balanced_aurc([0, 0, 1], [0, 1, 1], [0.5, 0.2, 0.9]) == pytest.approx(0.25 / 3)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 120)
+    p = np.where(rng.random(120) < 0.5, y, rng.integers(0, 4, 120))
+    c = rng.random(120)
+    _, risk = balanced_risk_coverage_curve(y, p, c)
+    order = np.argsort(-c, kind="stable")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [1 - balanced_accuracy_score(y[order[:k]], p[order[:k]]) for k in range(1, 121)]
+    np.testing.assert_allclose(risk, expected, atol=1e-12)
