@@ -12,6 +12,11 @@ Keras 3: one `tf.random.shuffle` of the row positions per epoch, full batches, t
 the batch gathered from the matrix in NumPy instead of from a tensor copy. So, for the same seed, a model
 fitted on `row_batches` has bit-identical weights to one fitted on the copied arrays
 (`tests/test_row_batches.py` checks it against Keras, so a Keras release that draws otherwise is noticed).
+
+Keras's pipeline draws its permutation once per iterator from the shuffle op's seed, so once a global seed
+is set (`keras.utils.set_random_seed`) every epoch sees the rows in the same order. With
+`reshuffle_each_epoch=True` (what `TrainingConfig` asks for by default) each epoch draws a new permutation
+instead, still fixed by the seed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ def row_batches(
     *,
     batch_size: int,
     shuffle: bool = False,
+    reshuffle_each_epoch: bool = False,
+    seed: int | None = None,
 ):
     """A `tf.data.Dataset` of `(features[rows[b]], targets[b])` batches, as `model.fit` would draw them.
 
@@ -42,6 +49,10 @@ def row_batches(
         rows: int `[n]` row indices into `features`; None = all N rows (then n = N).
         batch_size: rows per batch; the last batch holds the `n % batch_size` rest, if any.
         shuffle: shuffle the rows (`tf.random.shuffle` of their positions, once per iterator, i.e. per epoch).
+        reshuffle_each_epoch: with `shuffle`, draw a new order in every epoch, deterministic for a given `seed`
+            (a `tf.data` shuffle with `reshuffle_each_iteration=True`). Keras's own pipeline, which the default
+            mirrors, draws the *same* order in every epoch once a global seed is set.
+        seed: the shuffle's seed when `reshuffle_each_epoch` (None = from the global seed).
 
     Returns:
         A dataset of `(x float32 [b, D], y [b, ...])` with known cardinality `ceil(n / batch_size)`; pass it as
@@ -91,6 +102,13 @@ def row_batches(
         return flat_dataset
 
     indices_dataset = indices_dataset.flat_map(slice_batch_indices)
+    if shuffle and reshuffle_each_epoch:
+        # A new permutation per iterator (= per epoch of `fit`), the sequence fixed by the seed; same batch sizes.
+        indices_dataset = (
+            tf.data.Dataset.range(num_samples)
+            .shuffle(max(num_samples, 1), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+        )
 
     def gather_rows(positions: np.ndarray) -> np.ndarray:
         return features[positions if rows is None else rows[positions]]

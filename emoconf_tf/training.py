@@ -24,6 +24,8 @@ class TrainingConfig:
         batch_size: default 128 (the paper does not give one).
         max_epochs: upper bound on epochs, default 200; early stopping normally ends sooner.
         patience: early-stopping patience on validation loss, default 10; best weights are restored.
+        reshuffle_each_epoch: draw a new (seeded) order of the training rows in every epoch. False repeats
+            Keras 3's behaviour with `keras.utils.set_random_seed`: one order, drawn once, in every epoch.
         verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     """
 
@@ -33,6 +35,7 @@ class TrainingConfig:
     batch_size: int = 128
     max_epochs: int = 200
     patience: int = 10
+    reshuffle_each_epoch: bool = True
     verbose: int = 0
 
 
@@ -83,7 +86,8 @@ def feature_moments(
     return mean.astype(np.float32), variance.astype(np.float32)
 
 
-def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig, *, rows=None, validation_rows=None) -> int:
+def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig, *, rows=None, validation_rows=None,
+         seed: int | None = None) -> int:
     """`model.fit` with the paper's early stopping (validation loss, patience, best weights); returns epochs run.
 
     Trains on `x[rows]` against `y` and validates on `x_val[validation_rows]` against `y_val` (rows None = all),
@@ -91,7 +95,8 @@ def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig, *, rows
     so that neither Keras nor the caller copies the feature rows.
     """
     history = model.fit(
-        row_batches(x, y, rows, batch_size=config.batch_size, shuffle=True),
+        row_batches(x, y, rows, batch_size=config.batch_size, shuffle=True,
+                    reshuffle_each_epoch=config.reshuffle_each_epoch, seed=seed),
         validation_data=row_batches(x_val, y_val, validation_rows, batch_size=config.batch_size),
         shuffle=False,  # the batches come shuffled; Keras would only warn that it cannot shuffle a dataset
         epochs=config.max_epochs,
@@ -146,7 +151,7 @@ def fit_classifier(
     )
     eye = np.eye(num_classes, dtype=np.float32)
     return classifier, _fit(classifier, x_train, eye[y_train], x_val, eye[y_val], config, rows=train_rows,
-                            validation_rows=validation_rows)
+                            validation_rows=validation_rows, seed=seed)
 
 
 def fit_emoconfidnet(
@@ -207,7 +212,7 @@ def fit_confidence_head(
         dropout_rate=config.dropout_rate, learning_rate=config.learning_rate, seed=seed,
     )
     return head, _fit(head, embed_train, np.asarray(targets_train, dtype=np.float32), embed_val,
-                      np.asarray(targets_val, dtype=np.float32), config)
+                      np.asarray(targets_val, dtype=np.float32), config, seed=None if seed is None else seed + 1)
 
 
 def fit_tcp_head(
@@ -227,7 +232,7 @@ def fit_tcp_head(
         learning_rate=config.learning_rate, seed=seed,
     )
     return head, _fit(head, embed_train, np.asarray(tcp_train, dtype=np.float32)[:, None], embed_val,
-                      np.asarray(tcp_val, dtype=np.float32)[:, None], config)
+                      np.asarray(tcp_val, dtype=np.float32)[:, None], config, seed=None if seed is None else seed + 2)
 
 
 def embed(

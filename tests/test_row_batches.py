@@ -70,6 +70,45 @@ def test_same_seed_gives_the_same_order():
     np.testing.assert_array_equal(first_epoch(), first_epoch())
 
 
+def test_reshuffle_each_epoch_draws_a_new_seeded_permutation_every_epoch():
+    features = numbered_rows(50)
+    rows = np.arange(50)[::-1]
+
+    def three_epochs(seed):
+        dataset = row_batches(features, rows, rows, batch_size=8, shuffle=True, reshuffle_each_epoch=True, seed=seed)
+        batches = [epoch(dataset) for _ in range(3)]
+        assert all([len(x) for x, _ in b] == [8] * 6 + [2] for b in batches)  # 50 = 6 x 8 + 2
+        for b in batches:  # each row keeps its target
+            np.testing.assert_array_equal(np.concatenate([x[:, 0] for x, _ in b]), np.concatenate([y for _, y in b]))
+        return [np.concatenate([x[:, 0] for x, _ in b]).astype(int) for b in batches]
+
+    first = three_epochs(7)
+    assert all(sorted(order) == list(range(50)) for order in first)  # a permutation of the selected rows
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[1], first[2])
+    again = three_epochs(7)
+    for a, b in zip(first, again):  # deterministic for a seed, epoch by epoch
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(three_epochs(8)[0], first[0])
+
+
+def test_fit_with_reshuffle_is_deterministic_and_differs_from_one_fixed_order():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 10)).astype(np.float32)
+    labels = rng.integers(0, 3, 200)
+    rows, validation = np.arange(150), np.arange(150, 200)
+    config = TrainingConfig(max_epochs=3, batch_size=32, patience=5)
+
+    def weights(cfg):
+        model, _ = fit_classifier(features, labels[rows], features, labels[validation], 3, cfg, seed=1,
+                                  train_rows=rows, validation_rows=validation)
+        return model.get_weights()
+
+    first, second = weights(config), weights(config)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(first, second))
+    fixed = weights(TrainingConfig(max_epochs=3, batch_size=32, patience=5, reshuffle_each_epoch=False))
+    assert any(a.tobytes() != b.tobytes() for a, b in zip(first, fixed))
+
+
 def test_fit_on_row_indices_gives_the_weights_of_keras_fit_on_the_copied_rows():
     # The reference is the fit as it was before row_batches: Keras batches and shuffles the copied arrays.
     rng = np.random.default_rng(0)
@@ -77,7 +116,8 @@ def test_fit_on_row_indices_gives_the_weights_of_keras_fit_on_the_copied_rows():
     labels = rng.integers(0, 3, 300)
     features[np.arange(300), labels] += 4.0
     train_rows, validation_rows = rng.permutation(300)[:200], np.arange(250, 300)
-    config = TrainingConfig(max_epochs=4, batch_size=32, patience=2)
+    # reshuffle_each_epoch=False: Keras's own order (drawn once, the same in every epoch)
+    config = TrainingConfig(max_epochs=4, batch_size=32, patience=2, reshuffle_each_epoch=False)
 
     keras.utils.set_random_seed(0)
     reference = build_classifier(*feature_moments(features[train_rows]), 3, seed=0)
