@@ -1,7 +1,7 @@
 """Confidence scores for a prediction: EmoConfidNet's `p_hat[c]` and the baselines.
 
-Every score is float `[N]` in [0, 1], higher = more confident, computed from float `[N, K]` arrays
-(non-negative, so that the paper's `t0 = 0` keeps every prediction).
+Every score is float `[N]`, higher = more confident, computed from float `[N, K]` arrays. All but
+`macro_gain` lie in [0, 1] (non-negative, so that the paper's `t0 = 0` keeps every prediction).
 """
 
 from __future__ import annotations
@@ -62,6 +62,63 @@ def validation_quantile(validation_score: np.ndarray, score: np.ndarray) -> np.n
     if reference.size == 0:
         return np.zeros(np.shape(score))
     return np.searchsorted(reference, np.asarray(score, dtype=np.float64), side="right") / reference.size
+
+
+def macro_gain(
+    probabilities: np.ndarray, validation_probabilities: np.ndarray, validation_labels: np.ndarray
+) -> np.ndarray:
+    """The expected first-order change of macro precision + macro recall when a prediction is *kept*.
+
+    Macro-F1 and UAR, unlike accuracy, weigh each class alike, so an error of a small class costs more
+    than one of a large class. Keeping a prediction of class `c` whose true class is `y` changes
+    precision `P_c = TP_c / M_c` by `(1[y = c] - P_c) / M_c` and recall `R_y = TP_y / N_y` by
+    `(1[y = c] - R_y) / N_y`. Taking the expectation over `y` with the classifier's probabilities `q`:
+
+        gain = (q_c - P_c) / M_c  +  q_c / N_c - sum_y q_y R_y / N_y
+
+    with `P`, `R`, `M` (predictions per class) and `N` (true samples per class) measured on the
+    validation split (counts + 1, so that an absent class does not divide by zero). Higher = keep. It
+    needs the validation labels, which every rejection threshold already uses. Since `|gain| <= B =
+    max_c 1 / (M_c + 1) + max_y 1 / (N_y + 1)`, the score returned is `(gain + B) / (2 B)`, in [0, 1] like
+    the others (the same ranking), so that the paper's `t0 = 0` keeps everything.
+
+    Args:
+        probabilities: float `[N, K]`, the classifier's softmax for the predictions to score.
+        validation_probabilities: float `[M, K]`, its softmax on the validation split.
+        validation_labels: int `[M]`, the validation labels.
+
+    Returns:
+        float32 `[N]` in [0, 1].
+
+    Example:
+    >>> val_p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]); val_y = np.array([0, 1, 1])
+    >>> # validation: predicted 0, 0, 1; P = (1/2, 1/1), R = (1/1, 1/2); M + 1 = (3, 2); N + 1 = (2, 3)
+    >>> # [0.6, 0.4]: (0.6 - 0.5) / 3 + 0.6 / 2 - (0.6 * 1 / 2 + 0.4 * 0.5 / 3) = 0.0333 + 0.3 - 0.3667 = -0.0333
+    >>> # B = max(1/3, 1/2) + max(1/2, 1/3) = 1; (-0.0333 + 1) / 2 = 0.4833
+    >>> round(float(macro_gain(np.array([[0.6, 0.4]]), val_p, val_y)[0]), 4)
+    0.4833
+    """
+    q = np.asarray(probabilities, dtype=np.float64)
+    validation_probabilities = np.asarray(validation_probabilities, dtype=np.float64)
+    labels = np.asarray(validation_labels)
+    k = q.shape[-1]
+    if validation_probabilities.shape[-1] != k or len(labels) != len(validation_probabilities):
+        raise ValueError(
+            f"validation probabilities {validation_probabilities.shape} and labels {labels.shape} do not match "
+            f"probabilities with {k} classes"
+        )
+    predicted = validation_probabilities.argmax(axis=-1)
+    hits = np.bincount(labels[labels == predicted], minlength=k).astype(np.float64)
+    n_true = np.bincount(labels, minlength=k).astype(np.float64)
+    n_predicted = np.bincount(predicted, minlength=k).astype(np.float64)
+    precision = np.divide(hits, n_predicted, out=np.zeros(k), where=n_predicted > 0)
+    recall = np.divide(hits, n_true, out=np.zeros(k), where=n_true > 0)
+    c = q.argmax(axis=-1)
+    q_c = q[np.arange(len(c)), c]
+    gain_precision = (q_c - precision[c]) / (n_predicted[c] + 1)
+    gain_recall = q_c / (n_true[c] + 1) - q @ (recall / (n_true + 1))
+    bound = np.max(1.0 / (n_predicted + 1)) + np.max(1.0 / (n_true + 1))
+    return ((gain_precision + gain_recall + bound) / (2 * bound)).astype(np.float32)
 
 
 def confidence_scores(probabilities: np.ndarray, p_hat: np.ndarray) -> dict[str, np.ndarray]:

@@ -21,11 +21,11 @@ import pandas as pd
 
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
-from emoconf_tf.confidence import confidence_scores, predicted_class
+from emoconf_tf.confidence import confidence_scores, macro_gain, predicted_class
 from emoconf_tf.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
 from emoconf_tf.models import build_emoconfidnet, penultimate_model
-from emoconf_tf.recommended import choose_recommended, recommended_confidence
-from emoconf_tf.selective import selective_summary
+from emoconf_tf.recommended import CRITERIA, DEFAULT_CRITERION, choose_recommended, recommended_confidence
+from emoconf_tf.selective import balanced_aurc, selective_summary
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, ConflictRule, filter_counts, rule_masks
@@ -33,20 +33,25 @@ from emoconf_tf.folds import Fold, make_folds
 from emoconf_tf.metrics import selective_scores
 from emoconf_tf.targets import class_centroids, confidence_targets, manhattan_distances, softmax_of_negative
 from emoconf_tf.row_batches import CHUNK_ROWS, row_chunks
-from emoconf_tf.thresholds import PAPER_REJECTIONS, rejection_thresholds
+from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, class_thresholds_table
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head, fit_tcp_head
 
-OUTPUT_FORMAT = 1  # bump when parts/ or the tables change incompatibly
+OUTPUT_FORMAT = 2  # bump when parts/ or the tables change incompatibly
 TRAININGS = ("raw", "filtered")
 PAPER_METHODS = ("emoconfidnet", "top2_margin")
-ALL_METHODS = ("emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "recommended")
-SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95")
-CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "validation_aurc")
+ALL_METHODS = (
+    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain", "recommended",
+)
+SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced")
+CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
 RESULT_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection", "threshold", "coverage", "f1", "uar",
+    "fold", "seed", "training", "method", "rejection_mode", "rejection", "threshold", "coverage", "f1", "uar",
     "n_test", "removed", "removed_correct",
 )
-PER_CLASS_COLUMNS = ("fold", "seed", "training", "method", "rejection", "class", "precision", "recall", "f1")
+PER_CLASS_COLUMNS = (
+    "fold", "seed", "training", "method", "rejection_mode", "rejection", "class", "threshold", "precision", "recall",
+    "f1",
+)
 RUN_COLUMNS = (
     "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out",
     "classifier_epochs", "confidence_epochs",
@@ -62,6 +67,8 @@ class ProtocolConfig:
         seeds: the seeds; every fold runs once per seed.
         trainings: subset of `("raw", "filtered")`.
         rejections: rejection rates (fractions), default 0, 0.1, ..., 0.5.
+        rejection_modes: how thresholds are set, a subset of `("global", "per_class")` (`thresholds.py`); every
+            method is reported in each, except `recommended`, which is reported once, in the mode validation chose.
         filter_midpoint: separates low from high AVD; None = middle of the corpus scale.
         filter_rules: the conflict rules; default the paper's.
         training: `TrainingConfig` for every network.
@@ -69,18 +76,21 @@ class ProtocolConfig:
             `emoconfidnet` and `top2_margin` are always computed.
         mc_dropout_passes: stochastic passes T for `mc_dropout`.
         taus: target temperatures tried for `emoconfidnet_tau` besides 1 (chosen on validation AURC).
+        recommend_by: the validation criterion that picks `recommended`'s score and mode (`recommended.CRITERIA`).
     """
 
     cv: str = "split"
     seeds: tuple[int, ...] = (0,)
     trainings: tuple[str, ...] = TRAININGS
     rejections: tuple[float, ...] = PAPER_REJECTIONS
+    rejection_modes: tuple[str, ...] = REJECTION_MODES
     filter_midpoint: float | None = None
     filter_rules: tuple[ConflictRule, ...] = PAPER_RULES
     training: TrainingConfig = TrainingConfig()
     methods: tuple[str, ...] = ALL_METHODS
     mc_dropout_passes: int = 10
     taus: tuple[float, ...] = (0.5, 2.0)
+    recommend_by: str = DEFAULT_CRITERION
 
     def __post_init__(self):
         unknown_methods = [m for m in self.methods if m not in ALL_METHODS]
@@ -95,6 +105,11 @@ class ProtocolConfig:
             raise EmoconfError(f"trainings {list(self.trainings)}: choose from {', '.join(TRAININGS)}")
         if not self.seeds:
             raise EmoconfError("need at least one seed")
+        if self.recommend_by not in CRITERIA:
+            raise EmoconfError(f"recommend_by {self.recommend_by!r}: choose from {', '.join(CRITERIA)}")
+        unknown_modes = [m for m in self.rejection_modes if m not in REJECTION_MODES]
+        if unknown_modes or not self.rejection_modes:
+            raise EmoconfError(f"rejection modes {list(self.rejection_modes)}: choose from {', '.join(REJECTION_MODES)}")
 
     def fingerprint(self) -> dict:
         """The settings that determine the results (used to refuse mixing runs in one --out)."""
@@ -210,31 +225,45 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
                 best_tau, best = tau, (value, tau_scores)
         for part in ("validation", "test"):
             scores[part]["emoconfidnet_tau"] = best[1][part].astype(np.float32)
-        choices.append({"method": "emoconfidnet_tau", "choice": f"tau={best_tau:g}", "validation_aurc": best[0]})
+        choices.append({"method": "emoconfidnet_tau", "choice": f"tau={best_tau:g}", "rejection_mode": "",
+                        "criterion": "aurc", "validation_value": best[0]})
+    if "macro_gain" in wanted:
+        for part in ("validation", "test"):
+            scores[part]["macro_gain"] = macro_gain(outputs[part]["probabilities"],
+                                                    outputs["validation"]["probabilities"], labels["validation"])
+    modes = {method: config.rejection_modes for method in scores["test"]}
     if "recommended" in wanted:
         pool = {m: v for m, v in scores["validation"].items() if m in wanted and m != "recommended"}
-        choice = choose_recommended(correct["validation"], pool)
+        choice = choose_recommended(labels["validation"], predicted["validation"], pool, num_classes=k,
+                                    modes=config.rejection_modes, criterion=config.recommend_by, seed=seed)
         for part in ("validation", "test"):
             scores[part]["recommended"] = recommended_confidence(choice.components, pool, scores[part]).astype(np.float32)
-        choices.append({"method": "recommended", "choice": choice.name, "validation_aurc": choice.validation_aurc})
+        modes["recommended"] = (choice.rejection_mode,)
+        choices.append({"method": "recommended", "choice": choice.name, "rejection_mode": choice.rejection_mode,
+                        "criterion": choice.criterion, "validation_value": choice.validation_value})
 
     methods = [m for m in ALL_METHODS if m in scores["test"] and (m in wanted or m in PAPER_METHODS)]
     key = {"fold": fold.index, "seed": seed, "training": training}
     results, per_class, selective = [], [], []
     for method in methods:
         test_confidence = scores["test"][method]
-        thresholds = rejection_thresholds(scores["validation"][method], config.rejections)
-        for rejection, threshold in zip(config.rejections, thresholds):
-            s = selective_scores(labels["test"], predicted["test"], test_confidence, threshold, k)
-            row = dict(key, method=method, rejection=float(rejection), threshold=float(threshold))
-            results.append(dict(row, coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
-                                removed_correct=s.removed_correct))
-            row.pop("threshold")
-            for c, name in enumerate(corpus.class_names):
-                per_class.append(dict(row, **{"class": name}, precision=float(s.precision[c]),
-                                      recall=float(s.recall[c]), f1=float(s.class_f1[c])))
+        for mode in modes[method]:
+            table = class_thresholds_table(scores["validation"][method], predicted["validation"], k,
+                                           config.rejections, mode)
+            for rejection, thresholds in zip(config.rejections, table):
+                s = selective_scores(labels["test"], predicted["test"], test_confidence, thresholds, k)
+                row = dict(key, method=method, rejection_mode=mode, rejection=float(rejection))
+                # results.csv: the one global threshold; per-class thresholds are in per_class.csv
+                results.append(dict(row, threshold=float(thresholds[0]) if mode == "global" else float("nan"),
+                                    coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
+                                    removed_correct=s.removed_correct))
+                for c, name in enumerate(corpus.class_names):
+                    per_class.append(dict(row, **{"class": name}, threshold=float(thresholds[c]),
+                                          precision=float(s.precision[c]), recall=float(s.recall[c]),
+                                          f1=float(s.class_f1[c])))
         summary = selective_summary(correct["test"], test_confidence)
-        selective.append(dict(key, method=method, **dataclasses.asdict(summary)))
+        selective.append(dict(key, method=method, **dataclasses.asdict(summary),
+                              aurc_balanced=balanced_aurc(labels["test"], predicted["test"], test_confidence)))
     predictions = pd.DataFrame({
         "fold": fold.index, "seed": seed, "training": training, "id": corpus.ids[rows["test"]],
         "label": labels["test"], "predicted": predicted["test"],
@@ -369,7 +398,7 @@ def write_tables(outputs: ProtocolOutputs, out_dir: str | Path) -> None:
 def _unit_summary(unit: UnitResult) -> dict:
     summary = dict(unit.run)
     for row in unit.results:
-        if row["rejection"] in (0.0, 0.2):
+        if row["rejection"] in (0.0, 0.2) and row["rejection_mode"] == "global":
             summary[f"{row['method']}@{row['rejection']:.1f}"] = row["f1"]
     return summary
 

@@ -1,4 +1,5 @@
-"""The `recommended` confidence: the score (or blend of two) with the lowest AURC on the *validation* split.
+"""The `recommended` confidence: the score (or blend of two) *and* rejection mode that validation says serve
+macro-F1 and UAR best.
 
 Candidates are every single score the protocol computed and, for each EmoConfidNet variant, a blend
 with each of the classifier's own scores (`top2_margin`, `msp`):
@@ -6,8 +7,21 @@ with each of the classifier's own scores (`top2_margin`, `msp`):
     blend = w * q(emoconfidnet) + (1 - w) * q(classifier score),  w in {0.25, 0.5, 0.75}
 
 where `q` maps a score to its empirical CDF on the validation split (`validation_quantile`), so the two
-are on one scale. Every choice (which score, which weight) uses validation predictions only; the test
-split is never seen. Ties go to the earlier candidate: single scores before blends, in `methods` order.
+are on one scale. Each candidate is paired with each rejection mode (`global`, `per_class`,
+`emoconf_tf.thresholds`), and the pair with the best *criterion* on the validation split wins:
+
+- `"f1_uar_area"` (default): the mean of the macro-F1 and the UAR of the kept validation predictions over the
+  rejection rates 0, 0.05, ..., 0.5 (coverage 1 to 0.5), the area under the paper's two curves. The metrics
+  users judge, rather than accuracy.
+- `"f1_area"`, `"uar_area"`: one of the two curves alone.
+- `"aurc"`: the area under the accuracy risk-coverage curve (mode-independent; the old choice, kept to
+  compare).
+
+The areas are *cross-fitted*: the validation predictions are split in `crossfit_folds` parts (seeded); the
+thresholds are set on all parts but one and the metrics measured on the one left out, in turn, so a candidate
+is judged as it will be used, on predictions its thresholds did not see. Every choice uses validation
+predictions only; the test split is never seen. Ties go to the earlier candidate: single scores before
+blends, in `methods` order, global mode before per-class.
 """
 
 from __future__ import annotations
@@ -19,19 +33,35 @@ import numpy as np
 
 from emoconf_tf.confidence import validation_quantile
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.metrics import selective_scores
 from emoconf_tf.selective import aurc
+from emoconf_tf.thresholds import REJECTION_MODES, class_thresholds
 
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 EMOCONFIDNET_SCORES = ("emoconfidnet", "emoconfidnet_tau")
 CLASSIFIER_SCORES = ("top2_margin", "msp")
+CRITERIA = ("f1_uar_area", "f1_area", "uar_area", "aurc")
+DEFAULT_CRITERION = "f1_uar_area"
+AREA_REJECTIONS = tuple(round(0.05 * i, 2) for i in range(11))
+"""Rejection rates over which the F1 and UAR curves are averaged: 0, 0.05, ..., 0.5 (coverage 1 to 0.5)."""
+CROSSFIT_FOLDS = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class Recommendation:
-    """A chosen score: `components` pairs (method, weight) summing to 1, and its validation AURC."""
+    """A chosen score and mode.
+
+    Attributes:
+        components: pairs (method, weight) summing to 1.
+        rejection_mode: `"global"` or `"per_class"`.
+        criterion: the criterion it was chosen by (`CRITERIA`).
+        validation_value: the criterion's value on validation (an area: higher is better; `aurc`: lower).
+    """
 
     components: tuple[tuple[str, float], ...]
-    validation_aurc: float
+    rejection_mode: str
+    criterion: str
+    validation_value: float
 
     @property
     def name(self) -> str:
@@ -61,19 +91,122 @@ def recommended_confidence(
     return sum(w * validation_quantile(validation_scores[m], scores[m]) for m, w in components)
 
 
-def choose_recommended(validation_correct: np.ndarray, validation_scores: Mapping[str, np.ndarray]) -> Recommendation:
-    """Picks the candidate with the lowest AURC on validation.
+def selective_curve_area(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    num_classes: int,
+    mode: str = "global",
+    rejections: Sequence[float] = AREA_REJECTIONS,
+    fit: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """Mean macro-F1 and mean UAR of the kept predictions over `rejections`.
 
     Args:
-        validation_correct: bool `[M]`, whether the classifier's validation prediction is right.
+        y_true, y_pred: int `[n]`; confidence: float `[n]`.
+        num_classes: K.
+        mode: rejection mode of the thresholds.
+        rejections: rates (fractions in [0, 1)).
+        fit: bool `[n]`, optional: set the thresholds on the rows where True and measure on the others
+            (default: set and measure on all rows).
+
+    Returns:
+        `(f1_area, uar_area)`, each in [0, 1].
+
+    Example:
+    >>> y = np.array([0, 0, 1, 1]); p = np.array([0, 1, 1, 1]); c = np.array([0.9, 0.1, 0.8, 0.7])
+    >>> f1, uar = selective_curve_area(y, p, c, num_classes=2, rejections=(0.0, 0.25))
+    >>> round(uar, 4)  # r=0: recalls 1/2, 2/2 -> 0.75; r=0.25 drops the wrong 0.1: 1, 1 -> 1
+    0.875
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if fit is None:
+        fit = measure = np.ones(len(y_true), dtype=bool)
+    else:
+        fit = np.asarray(fit, dtype=bool)
+        measure = ~fit
+    f1s, uars = [], []
+    for rejection in rejections:
+        thresholds = class_thresholds(confidence[fit], y_pred[fit], rejection, num_classes, mode)
+        s = selective_scores(y_true[measure], y_pred[measure], confidence[measure], thresholds, num_classes)
+        f1s.append(s.f1)
+        uars.append(s.uar)
+    return float(np.mean(f1s)), float(np.mean(uars))
+
+
+def crossfit_parts(n: int, folds: int = CROSSFIT_FOLDS, seed: int = 0) -> np.ndarray:
+    """int `[n]`: the part (0..folds-1) of each validation row, a seeded random split into near-equal parts."""
+    if folds < 1:
+        raise EmoconfError(f"crossfit folds must be at least 1, got {folds}")
+    parts = np.empty(n, dtype=np.int64)
+    parts[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
+    return parts
+
+
+def criterion_value(
+    criterion: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    num_classes: int,
+    mode: str,
+    parts: np.ndarray | None = None,
+) -> float:
+    """A candidate's criterion on validation (`CRITERIA`); areas are averaged over the cross-fitting `parts`
+    (int `[n]`; None or a single part = thresholds set and measured on the same rows)."""
+    if criterion not in CRITERIA:
+        raise EmoconfError(f"criterion {criterion!r}: choose one of {', '.join(CRITERIA)}")
+    if criterion == "aurc":
+        return aurc(np.asarray(y_true) == np.asarray(y_pred), confidence)
+    folds = [None] if parts is None or len(np.unique(parts)) < 2 else [parts != p for p in np.unique(parts)]
+    areas = np.mean([selective_curve_area(y_true, y_pred, confidence, num_classes=num_classes, mode=mode, fit=fit)
+                     for fit in folds], axis=0)
+    return float({"f1_uar_area": areas.mean(), "f1_area": areas[0], "uar_area": areas[1]}[criterion])
+
+
+def choose_recommended(
+    validation_labels: np.ndarray,
+    validation_predicted: np.ndarray,
+    validation_scores: Mapping[str, np.ndarray],
+    *,
+    num_classes: int,
+    modes: Sequence[str] = REJECTION_MODES,
+    criterion: str = DEFAULT_CRITERION,
+    crossfit_folds: int = CROSSFIT_FOLDS,
+    seed: int = 0,
+) -> Recommendation:
+    """Picks the candidate score and rejection mode with the best criterion on validation.
+
+    Args:
+        validation_labels, validation_predicted: int `[M]`: the validation labels and the classifier's predictions.
         validation_scores: method name -> float `[M]` validation confidence.
+        num_classes: K.
+        modes: rejection modes to choose from.
+        criterion: one of `CRITERIA`.
+        crossfit_folds: parts of the validation split for cross-fitting the areas (1 = none).
+        seed: seeds the split into parts.
     """
     if not validation_scores:
         raise EmoconfError("no confidence scores to choose from")
+    if not modes or any(m not in REJECTION_MODES for m in modes):
+        raise EmoconfError(f"rejection modes {list(modes)}: choose from {', '.join(REJECTION_MODES)}")
+    if criterion not in CRITERIA:
+        raise EmoconfError(f"criterion {criterion!r}: choose one of {', '.join(CRITERIA)}")
+    labels = np.asarray(validation_labels)
+    predicted = np.asarray(validation_predicted)
+    parts = crossfit_parts(len(labels), crossfit_folds, seed)
+    lower_is_better = criterion == "aurc"
     best: Recommendation | None = None
     for components in candidates(list(validation_scores)):
         score = recommended_confidence(components, validation_scores, validation_scores)
-        value = aurc(validation_correct, score)
-        if best is None or value < best.validation_aurc - 1e-12:
-            best = Recommendation(components, value)
+        for mode in modes:
+            value = criterion_value(criterion, labels, predicted, score, num_classes=num_classes, mode=mode,
+                                    parts=parts)
+            better = (best is None or (value < best.validation_value - 1e-12 if lower_is_better
+                                       else value > best.validation_value + 1e-12))
+            if better:
+                best = Recommendation(tuple(components), mode, criterion, value)
     return best

@@ -44,24 +44,39 @@ def test_protocol_end_to_end_writes_consistent_tables(corpus, tmp_path):
     assert tuple(pd.read_csv(tmp_path / "per_class.csv").columns) == PER_CLASS_COLUMNS
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert tuple(runs.columns) == RUN_COLUMNS and len(runs) == 2
-    # 2 trainings x 8 methods x 6 rejection levels
-    assert len(results) == 2 * len(ALL_METHODS) * 6
+    # 2 trainings x (7 methods x 2 rejection modes + recommended in the one mode validation chose) x 6 levels
+    assert len(results) == 2 * ((len(ALL_METHODS) - 1) * 2 + 1) * 6
     assert set(results.method) == set(ALL_METHODS) and set(results.training) == {"raw", "filtered"}
+    assert set(results.rejection_mode) <= {"global", "per_class"}
+    assert results[results.method == "recommended"].groupby("training").rejection_mode.nunique().eq(1).all()
+    choices = pd.read_csv(tmp_path / "choices.csv")
+    chosen = choices[choices.method == "recommended"].set_index("training").rejection_mode
+    for training, group in results[results.method == "recommended"].groupby("training"):
+        assert (group.rejection_mode == chosen[training]).all()
+    per_class = pd.read_csv(tmp_path / "per_class.csv")
+    # per_class.csv's thresholds: one value per class in global mode, equal to results.csv's threshold
+    glob = per_class[per_class.rejection_mode == "global"].groupby(["training", "method", "rejection"]).threshold
+    assert glob.nunique().eq(1).all()
+    assert results[results.rejection_mode == "per_class"].threshold.isna().all()
     selective = pd.read_csv(tmp_path / "selective.csv")
     assert tuple(selective.columns) == SELECTIVE_COLUMNS and len(selective) == 2 * len(ALL_METHODS)
     assert selective.aurc.between(0, 1).all() and (selective.eaurc >= -1e-12).all()
-    choices = pd.read_csv(tmp_path / "choices.csv")
+    assert selective.aurc_balanced.between(0, 1).all()
     assert set(choices.method) == {"emoconfidnet_tau", "recommended"}
     predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert len(predictions) == 2 * runs.n_test.iloc[0] and set(ALL_METHODS) <= set(predictions.columns)
     t0 = results[results.rejection == 0]
-    assert (t0.removed == 0).all() and (t0.coverage == 1).all() and (t0.threshold == 0).all()
+    assert (t0.removed == 0).all() and (t0.coverage == 1).all()
+    assert (t0[t0.rejection_mode == "global"].threshold == 0).all()
+    assert (per_class[per_class.rejection == 0].threshold == 0).all()
     # at t0 both methods see the same predictions
     for _, group in t0.groupby("training"):
         assert group.f1.nunique() == 1
-    for _, group in results.groupby(["training", "method"]):
+    for _, group in per_class.groupby(["training", "method", "rejection_mode", "class"]):
+        assert np.all(np.diff(group.sort_values("rejection").threshold) >= 0)
+    for _, group in results.groupby(["training", "method", "rejection_mode"]):
         group = group.sort_values("rejection")
-        assert np.all(np.diff(group.threshold) >= 0) and np.all(np.diff(group.removed) >= 0)
+        assert np.all(np.diff(group.removed) >= 0)
         assert (group.removed_correct <= group.removed).all()
         np.testing.assert_allclose(group.coverage, 1 - group.removed / group.n_test, rtol=1e-5)
     assert (runs.loc[runs.training == "filtered", "n_filtered_out"] > 0).all()

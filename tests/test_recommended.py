@@ -1,8 +1,19 @@
 import numpy as np
 import pytest
 
+from emoconf_tf import EmoconfError
 from emoconf_tf.confidence import validation_quantile
-from emoconf_tf.recommended import candidates, choose_recommended, recommended_confidence
+from emoconf_tf.recommended import (
+    candidates, choose_recommended, criterion_value, crossfit_parts, recommended_confidence, selective_curve_area,
+)
+
+
+def _noisy_predictions(n, seed, accuracy=0.6, k=3):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    correct = rng.random(n) < accuracy
+    predicted = np.where(correct, labels, (labels + rng.integers(1, k, n)) % k)
+    return rng, labels, predicted, predicted == labels
 
 
 def test_validation_quantile_by_hand():
@@ -16,40 +27,74 @@ def test_candidates_are_singles_then_blends():
     assert c[3:] == [(("emoconfidnet", w), ("top2_margin", 1 - w)) for w in (0.25, 0.5, 0.75)]
 
 
-def test_choice_picks_the_score_that_ranks_validation_errors_last():
-    rng = np.random.default_rng(0)
-    correct = rng.random(300) < 0.6
-    good = correct + rng.normal(0, 0.3, 300)  # informative
-    noise = rng.random(300)  # useless
-    choice = choose_recommended(correct, {"emoconfidnet": noise, "top2_margin": good})
-    assert choice.components[0][0] == "top2_margin" or dict(choice.components).get("top2_margin", 0) >= 0.75
+def test_curve_area_by_hand():
+    # 4 predictions, classes 0/1; rows (label, predicted, confidence): (0,0,.9) (0,1,.1) (1,1,.8) (1,1,.7)
+    # r=0: all kept. recall 0 = 1/2, recall 1 = 2/2 -> UAR .75; precision 0 = 1/1, 1 = 2/3 -> P = 5/6;
+    #      F1 = 2 * 5/6 * 3/4 / (5/6 + 3/4) = 1.25 / 1.58333 = 0.789474
+    # r=0.25: the 3rd of 4 descending (.7) is the threshold: drops the wrong .1 -> P = R = F1 = 1
+    y, p, c = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), np.array([0.9, 0.1, 0.8, 0.7])
+    f1, uar = selective_curve_area(y, p, c, num_classes=2, rejections=(0.0, 0.25))
+    assert uar == pytest.approx((0.75 + 1.0) / 2)
+    assert f1 == pytest.approx((1.25 / (5 / 6 + 0.75) + 1.0) / 2)
 
 
-def test_blend_can_beat_both_parts():
-    # two scores, each informative about a different half of the errors: the blend ranks better
-    rng = np.random.default_rng(1)
-    correct = rng.random(400) < 0.6
-    half = np.arange(400) < 200
-    a = np.where(half, correct + rng.normal(0, 0.2, 400), rng.random(400))
-    b = np.where(~half, correct + rng.normal(0, 0.2, 400), rng.random(400))
-    choice = choose_recommended(correct, {"emoconfidnet": a, "top2_margin": b})
-    assert len(choice.components) == 2
+def test_curve_area_with_fit_rows_measures_on_the_others():
+    # thresholds from rows 0-1 only (confidences .9 .1, r=.5 -> 1st of 2 = .9); measured on rows 2-3 (.8 .7):
+    # both rejected -> nothing kept -> F1 = UAR = 0 at r=.5
+    y, p, c = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), np.array([0.9, 0.1, 0.8, 0.7])
+    fit = np.array([True, True, False, False])
+    assert selective_curve_area(y, p, c, num_classes=2, rejections=(0.5,), fit=fit) == (0.0, 0.0)
 
 
-def test_the_choice_sees_validation_only():
-    # the function takes validation arrays only; the test score is computed from validation quantiles
-    rng = np.random.default_rng(2)
-    val = {"emoconfidnet": rng.random(50), "top2_margin": rng.random(50)}
-    correct = rng.random(50) < 0.5
-    choice = choose_recommended(correct, val)
+def test_crossfit_parts_are_balanced_and_seeded():
+    parts = crossfit_parts(11, 2, seed=3)
+    assert sorted(np.bincount(parts)) == [5, 6]
+    np.testing.assert_array_equal(parts, crossfit_parts(11, 2, seed=3))
+    assert not np.array_equal(parts, crossfit_parts(11, 2, seed=4))
+
+
+def test_per_class_mode_wins_when_one_class_is_always_less_confident():
+    # class 2's predictions have low confidences (but are as often right as the others): a global threshold
+    # removes class 2 first and its recall/precision collapse; per-class thresholds keep the class mix.
+    rng, labels, predicted, correct = _noisy_predictions(900, 0)
+    confidence = np.where(correct, 0.6, 0.4) + rng.normal(0, 0.2, 900) - 0.5 * (predicted == 2)
+    choice = choose_recommended(labels, predicted, {"top2_margin": confidence}, num_classes=3)
+    assert choice.rejection_mode == "per_class"
+    assert choice.criterion == "f1_uar_area"
+
+
+def test_choice_picks_the_informative_score():
+    rng, labels, predicted, correct = _noisy_predictions(600, 1)
+    good = correct + rng.normal(0, 0.3, 600)
+    noise = rng.random(600)
+    choice = choose_recommended(labels, predicted, {"emoconfidnet": noise, "top2_margin": good}, num_classes=3)
+    assert dict(choice.components).get("top2_margin", 0) >= 0.75
+
+
+def test_aurc_criterion_is_lower_is_better_and_mode_free():
+    rng, labels, predicted, correct = _noisy_predictions(300, 2)
+    good = correct + rng.normal(0, 0.3, 300)
+    choice = choose_recommended(labels, predicted, {"emoconfidnet": rng.random(300), "top2_margin": good},
+                                num_classes=3, criterion="aurc")
+    assert choice.components == (("top2_margin", 1.0),)
+    assert choice.rejection_mode == "global"  # ties between modes go to the first
+    assert choice.validation_value == pytest.approx(criterion_value("aurc", labels, predicted, good,
+                                                                    num_classes=3, mode="global"))
+
+
+def test_the_choice_is_deterministic_and_sees_validation_only():
+    rng, labels, predicted, _ = _noisy_predictions(80, 3)
+    val = {"emoconfidnet": rng.random(80), "top2_margin": rng.random(80)}
+    choice = choose_recommended(labels, predicted, val, num_classes=3, seed=5)
     test = {"emoconfidnet": rng.random(20), "top2_margin": rng.random(20)}
-    score = recommended_confidence(choice.components, val, test)
-    assert score.shape == (20,)
-    assert choose_recommended(correct, val) == choice  # deterministic
+    assert recommended_confidence(choice.components, val, test).shape == (20,)
+    assert choose_recommended(labels, predicted, val, num_classes=3, seed=5) == choice
 
 
-def test_empty_choice_is_refused():
-    from emoconf_tf import EmoconfError
-
-    with pytest.raises(EmoconfError):
-        choose_recommended(np.ones(3, bool), {})
+def test_bad_choices_are_refused():
+    with pytest.raises(EmoconfError, match="no confidence scores"):
+        choose_recommended(np.zeros(3, int), np.zeros(3, int), {}, num_classes=2)
+    with pytest.raises(EmoconfError, match="criterion"):
+        choose_recommended(np.zeros(3, int), np.zeros(3, int), {"msp": np.ones(3)}, num_classes=2, criterion="x")
+    with pytest.raises(EmoconfError, match="rejection modes"):
+        choose_recommended(np.zeros(3, int), np.zeros(3, int), {"msp": np.ones(3)}, num_classes=2, modes=("x",))
