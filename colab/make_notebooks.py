@@ -502,6 +502,7 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             keys = ["fold", "seed", "training"]
             thresholds = outputs.results[
                 (outputs.results["method"] == "emoconfidnet") & np.isclose(outputs.results["rejection"], REJECTION)
+                & (outputs.results["rejection_mode"] == "global")  # the paper's one threshold per fold
             ][keys + ["threshold"]]
             shown = outputs.predictions.merge(thresholds, on=keys)
             shown = shown[(shown["seed"] == config.seeds[0]) & (shown["training"] == table2_training)]

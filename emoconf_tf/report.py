@@ -1,17 +1,28 @@
 """The paper's tables and curves (Section 5, Fig. 2, Table 2) computed from the protocol's result tables.
 
-Computing is separate from plotting and writing: `rejection_curves`, `table1`, `relative_gains`,
-`table2` and `removed_summary` are pure (DataFrames in, DataFrames out); `plot_curves` draws
-`rejection_curves`, and `write_report` writes `curves.png` and `report.md` atomically.
+Computing is separate from plotting and writing: `rejection_view`, `rejection_curves`, `table1`,
+`relative_gains`, `table2` and `removed_summary` are pure (DataFrames in, DataFrames out);
+`plot_curves` draws `rejection_curves`, and `write_report` writes `curves.png`,
+`curves_per_class.png` (when there are per-class rows) and `report.md` atomically.
 
 The input tables are the protocol's:
 
-- `results`: one row per fold, seed, training (`"raw"` | `"filtered"`), method and rejection level,
-  with columns `fold, seed, training, method, rejection, threshold, coverage, f1, uar, n_test,
-  removed, removed_correct`. `rejection` is a fraction (0.2 is the paper's t20%).
-- `per_class`: `fold, seed, training, method, rejection, class, precision, recall, f1`.
+- `results`: one row per fold, seed, training (`"raw"` | `"filtered"`), method, rejection mode and
+  rejection level, with columns `fold, seed, training, method, rejection_mode, rejection, threshold,
+  coverage, f1, uar, n_test, removed, removed_correct`. `rejection` is a fraction (0.2 is the paper's
+  t20%); `rejection_mode` is `"global"` (the paper's: one threshold, `threshold`) or `"per_class"` (one
+  threshold per predicted class, in `per_class`; `threshold` is NaN). Every method has rows in every
+  mode the protocol ran, except `recommended`: one set of rows per run, in the mode validation chose.
+- `per_class`: `fold, seed, training, method, rejection_mode, rejection, class, threshold, precision,
+  recall, f1` (`threshold` is that class's; in global mode the same for every class).
 - `runs`: `fold, seed, training, n_train, n_validation, n_test, n_filtered_out, classifier_epochs,
   confidence_epochs`.
+- `selective` (`fold, seed, training, method, aurc, eaurc, auroc, fpr95, aurc_balanced`, one row per
+  method: the ranking of the confidence, independent of the mode) and `choices` (`fold, seed, training,
+  method, choice, rejection_mode, criterion, validation_value`), for the ranking of every method.
+
+The pure functions summarise one rejection mode at a time (`rejection_view`): by default the paper's
+view, `"global"`, which also holds `recommended`'s rows whatever mode it chose.
 
 Means and standard deviations run over the folds x seeds of one (method, training, rejection);
 standard deviations are sample ones (`ddof=1`), undefined (NaN) for a single run. Undefined
@@ -30,12 +41,18 @@ import pandas as pd
 
 from emoconf_tf.atomic import atomic_path, write_text
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.thresholds import REJECTION_MODES
 
 RESULTS_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection", "threshold", "coverage",
+    "fold", "seed", "training", "method", "rejection_mode", "rejection", "threshold", "coverage",
     "f1", "uar", "n_test", "removed", "removed_correct",
 )
-PER_CLASS_COLUMNS = ("fold", "seed", "training", "method", "rejection", "class", "precision", "recall", "f1")
+PER_CLASS_COLUMNS = (
+    "fold", "seed", "training", "method", "rejection_mode", "rejection", "class", "threshold",
+    "precision", "recall", "f1",
+)
+SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced")
+CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
 RUNS_COLUMNS = (
     "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out",
     "classifier_epochs", "confidence_epochs",
@@ -50,19 +67,28 @@ METHOD_NAMES = {
     "mc_dropout": "MC dropout",
     "tcp": "ConfidNet (TCP)",
     "emoconfidnet_tau": "EmoConfidNet (tuned tau)",
-    "recommended": "Recommended",
+    "macro_gain": "Expected macro gain",
+    "recommended": "Recommended (mode chosen on validation)",
 }
+# `recommended` is reported once per run, in the rejection mode validation chose; every other method in every mode.
+CHOSEN_MODE_METHODS = ("recommended",)
+MODE_NAMES = {"global": "global threshold", "per_class": "per-class thresholds"}
+VALIDATION_CHOICE = "validation's choice"  # the ranking's rejection mode of `recommended`
 # The paper's colours (Fig. 2): EmoConfidNet red, the baseline green; other methods take the rest.
 METHOD_COLORS = {
     "emoconfidnet": "tab:red", "top2_margin": "tab:green", "recommended": "black", "msp": "tab:blue",
     "entropy": "tab:cyan", "mc_dropout": "tab:purple", "tcp": "tab:brown", "emoconfidnet_tau": "tab:orange",
+    "macro_gain": "tab:olive",
 }
 _OTHER_COLORS = ("tab:blue", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 TRAINING_LINESTYLES = {"raw": "-", "filtered": "--"}
 # Fig. 2 legend suffixes: '-raw' for the raw training set, '-pre' for the preprocessed (filtered) one.
 TRAINING_SUFFIXES = {"raw": "raw", "filtered": "pre"}
 
-_METHOD_ORDER = ("emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "recommended")
+_METHOD_ORDER = (
+    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
+    "recommended",
+)
 _TRAINING_ORDER = ("raw", "filtered")
 _METRIC_NAMES = {"f1": "F1", "uar": "UAR", "coverage": "coverage", "precision": "Precision", "recall": "Recall"}
 _RUN_KEYS = ["fold", "seed"]
@@ -83,6 +109,11 @@ def rejection_label(rejection: float) -> str:
     """The paper's threshold name for a rejection fraction: 0.2 -> `"t20"`, 0.125 -> `"t12.5"`."""
     percent = round(float(rejection) * 100, _REJECTION_DECIMALS - 2)
     return f"t{percent:g}"
+
+
+def mode_display_name(mode: str) -> str:
+    """`"global"` -> `"global threshold"`, `"per_class"` -> `"per-class thresholds"`; others as given."""
+    return MODE_NAMES.get(mode, mode)
 
 
 def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
@@ -125,7 +156,7 @@ def _checked(df: pd.DataFrame, required: Sequence[str], name: str) -> pd.DataFra
                 f"in row {df.index[bad][0]!r}"
             )
         df["rejection"] = rejection.round(_REJECTION_DECIMALS)
-    for column in ("training", "method", "class"):
+    for column in ("training", "method", "rejection_mode", "class"):
         if column in df.columns:
             df[column] = df[column].astype(str)
     return df
@@ -143,12 +174,80 @@ def _check_level(df: pd.DataFrame, rejection: float, name: str) -> float:
     return level
 
 
+def rejection_view(table: pd.DataFrame, rejection_mode: str = "global", *, recommended: bool | None = None,
+                   name: str = "results") -> pd.DataFrame:
+    """The rows of one rejection mode: one row per run, training, method and rejection (and class).
+
+    Args:
+        table: the protocol's `results` or `per_class` table (with a `rejection_mode` column).
+        rejection_mode: `"global"` (default, the paper's: one threshold from all validation confidences) or
+            `"per_class"` (one threshold per predicted class).
+        recommended: also keep `recommended`'s rows, in whatever mode validation chose for each run; default
+            True for `"global"` (the paper's view shows it beside the others) and False for `"per_class"`
+            (its per-class rows exist only for the runs where validation chose that mode, so their means would
+            run over other runs than the other methods').
+        name: the table's name, for errors.
+
+    Returns:
+        The selected rows (a copy), columns unchanged.
+
+    Example:
+    >>> rows = pd.DataFrame({"method": ["msp", "msp", "recommended"], "rejection_mode": ["global", "per_class",
+    ...                      "per_class"], "rejection": [0.2, 0.2, 0.2]})
+    >>> rejection_view(rows, "global")["rejection_mode"].tolist()
+    ['global', 'per_class']
+    """
+    if rejection_mode not in REJECTION_MODES:
+        raise EmoconfError(f"rejection mode {rejection_mode!r}: choose one of {', '.join(REJECTION_MODES)}")
+    missing = [c for c in ("method", "rejection_mode") if c not in table.columns]
+    if missing:
+        raise EmoconfError(f"{name} is missing column(s) {', '.join(missing)}; the output format has a rejection "
+                           "mode per row since emoconf-tf output format 2: rerun the protocol")
+    modes = table["rejection_mode"].astype(str)
+    unknown = sorted(set(modes) - set(REJECTION_MODES))
+    if unknown:
+        raise EmoconfError(f"{name} has rejection mode(s) {', '.join(unknown)}; expected {', '.join(REJECTION_MODES)}")
+    chosen = table["method"].astype(str).isin(CHOSEN_MODE_METHODS)
+    if recommended is None:
+        recommended = rejection_mode == "global"
+    keep = (modes == rejection_mode) & ~chosen
+    if recommended:
+        keep |= chosen
+    return _one_mode(table[keep].copy(), name)
+
+
+def _one_mode(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`df`, refused when it holds more than one rejection mode of a method in one run (means would mix them)."""
+    keys = [c for c in ("fold", "seed", "training", "method", "rejection", "class") if c in df.columns]
+    repeated = df.duplicated(keys, keep=False)
+    if repeated.any():
+        first = df[repeated].iloc[0]
+        modes = sorted(set(df.loc[repeated, "rejection_mode"].astype(str))) if "rejection_mode" in df else []
+        raise EmoconfError(
+            f"{name} has more than one row for {', '.join(f'{k}={first[k]}' for k in keys)}"
+            + (f" (rejection modes {', '.join(modes)})" if modes else "")
+            + "; select one mode with report.rejection_view(table, mode)"
+        )
+    return df
+
+
+def _view(df: pd.DataFrame, rejection_mode: str | None, name: str) -> pd.DataFrame:
+    """`rejection_view(df, rejection_mode)`, or `df` as it is (checked for one mode per method) when None."""
+    view = _one_mode(df, name) if rejection_mode is None else rejection_view(df, rejection_mode, name=name)
+    if view.empty:
+        raise EmoconfError(f"{name} has no rows in rejection mode {rejection_mode}; modes present: "
+                           f"{', '.join(sorted(set(df['rejection_mode'])))}")
+    return view
+
+
 # ---------------------------------------------------------------------------------------------
 # Computing
 # ---------------------------------------------------------------------------------------------
 
 
-def rejection_curves(results: pd.DataFrame, *, metrics: Sequence[str] = ("f1", "uar", "coverage")) -> pd.DataFrame:
+def rejection_curves(
+    results: pd.DataFrame, *, metrics: Sequence[str] = ("f1", "uar", "coverage"), rejection_mode: str | None = "global",
+) -> pd.DataFrame:
     """Mean and standard deviation over folds x seeds of each metric, per method, training and rejection.
 
     The data behind Fig. 2 (and `table1`); `plot_curves` draws it.
@@ -156,13 +255,15 @@ def rejection_curves(results: pd.DataFrame, *, metrics: Sequence[str] = ("f1", "
     Args:
         results: the protocol's results table (see the module docstring).
         metrics: columns of `results` to summarise, default `("f1", "uar", "coverage")`.
+        rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
+            `"per_class"` (`rejection_view`), or None when `results` already holds one mode per method.
 
     Returns:
         DataFrame with one row per (method, training, rejection), ordered EmoConfidNet, baseline,
         others; raw before filtered; rejection ascending. Columns `method, training, rejection,
         n_runs` and `{metric}_mean`, `{metric}_std` (std NaN when `n_runs == 1`).
     """
-    results = _checked(results, RESULTS_COLUMNS, "results")
+    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
     unknown = [m for m in metrics if m not in results.columns]
     if unknown:
         raise EmoconfError(f"results has no metric column(s) {', '.join(unknown)}")
@@ -196,19 +297,23 @@ def _table1_column(metric: str, method: str, training: str) -> str:
     return f"{metric} {method} ({training})"
 
 
-def table1(results: pd.DataFrame, *, metrics: Sequence[str] = ("f1", "uar")) -> pd.DataFrame:
+def table1(
+    results: pd.DataFrame, *, metrics: Sequence[str] = ("f1", "uar"), rejection_mode: str | None = "global",
+) -> pd.DataFrame:
     """F1 and UAR against the rejection threshold, mean over folds and seeds (the numbers of Fig. 2).
 
     Args:
         results: the protocol's results table.
         metrics: metric columns to tabulate, default `("f1", "uar")`; `("coverage",)` gives coverage.
+        rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
+            `"per_class"` (`rejection_view`), or None when `results` already holds one mode per method.
 
     Returns:
         DataFrame indexed by threshold `"t0", "t10", ...` (name `threshold`), one column per
         metric x method x training named `"{metric} {method} ({training})"`, e.g.
         `"f1 emoconfidnet (filtered)"`; metrics outermost, then methods, then raw before filtered.
     """
-    curves = rejection_curves(results, metrics=metrics)
+    curves = rejection_curves(results, metrics=metrics, rejection_mode=rejection_mode)
     return _wide(curves, metrics, _table1_column)
 
 
@@ -219,7 +324,9 @@ def _gain_percent(after, before):
     return (after - before) / before * 100.0 if before != 0 else math.nan
 
 
-def relative_gains(results: pd.DataFrame, rejection: float = 0.2) -> pd.DataFrame:
+def relative_gains(
+    results: pd.DataFrame, rejection: float = 0.2, *, rejection_mode: str | None = "global",
+) -> pd.DataFrame:
     """F1 and UAR at t0 and at `rejection`, and the relative gains the paper quotes (Section 5.2).
 
     `gain = (metric at t20 - metric at t0) / metric at t0 * 100`, computed on the means over
@@ -229,6 +336,8 @@ def relative_gains(results: pd.DataFrame, rejection: float = 0.2) -> pd.DataFram
     Args:
         results: the protocol's results table.
         rejection: fraction, default 0.2 (t20).
+        rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
+            `"per_class"` (`rejection_view`), or None when `results` already holds one mode per method.
 
     Returns:
         DataFrame with one row per (method, training) and columns `method, training, n_runs,
@@ -237,7 +346,7 @@ def relative_gains(results: pd.DataFrame, rejection: float = 0.2) -> pd.DataFram
         `{column}_std` for each of those: the standard deviation over folds x seeds of the per-run
         values (for gains: of each run's own relative gain).
     """
-    results = _checked(results, RESULTS_COLUMNS, "results")
+    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
     level = _check_level(results, rejection, "results")
     label = rejection_label(level)
     reference = (
@@ -287,6 +396,7 @@ def table2(
     training: str = "filtered",
     *,
     class_names: Sequence[str] | None = None,
+    rejection_mode: str | None = "global",
 ) -> pd.DataFrame:
     """The paper's Table 2: precision, recall and F1 per class, without rejection and per method.
 
@@ -299,13 +409,15 @@ def table2(
         rejection: fraction, default 0.2 (t20).
         training: `"filtered"` (default, the paper's choice) or `"raw"`.
         class_names: column order; default the order of first appearance in `per_class`.
+        rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
+            `"per_class"` (`rejection_view`), or None when the tables already holds one mode per method.
 
     Returns:
         DataFrame indexed by (`metric` in precision, recall, f1; `method` in `"no_rejection"`, then
         the methods), one column per class.
     """
-    results = _checked(results, RESULTS_COLUMNS, "results")
-    per_class = _checked(per_class, PER_CLASS_COLUMNS, "per_class")
+    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
+    per_class = _view(_checked(per_class, PER_CLASS_COLUMNS, "per_class"), rejection_mode, "per_class")
     if training not in set(per_class["training"]):
         raise EmoconfError(
             f"per_class has no rows for training {training!r}; available: {', '.join(_trainings(per_class))}"
@@ -343,7 +455,9 @@ def table2(
     return table
 
 
-def removed_summary(results: pd.DataFrame, rejection: float = 0.2) -> pd.DataFrame:
+def removed_summary(
+    results: pd.DataFrame, rejection: float = 0.2, *, rejection_mode: str | None = "global",
+) -> pd.DataFrame:
     """How many test predictions each method removed at `rejection`, and how many of those were correct.
 
     The paper reports totals over one test split ("1,559 predictions were removed by the baseline,
@@ -353,6 +467,8 @@ def removed_summary(results: pd.DataFrame, rejection: float = 0.2) -> pd.DataFra
     Args:
         results: the protocol's results table.
         rejection: fraction, default 0.2 (t20).
+        rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
+            `"per_class"` (`rejection_view`), or None when `results` already holds one mode per method.
 
     Returns:
         DataFrame with one row per (training, method) and columns `training, method, n_folds,
@@ -360,7 +476,7 @@ def removed_summary(results: pd.DataFrame, rejection: float = 0.2) -> pd.DataFra
         removed_correct_total` (sum over folds, mean over seeds) and `correct_fraction`
         (`removed_correct_total / removed_total`, NaN when nothing was removed).
     """
-    results = _checked(results, RESULTS_COLUMNS, "results")
+    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
     level = _check_level(results, rejection, "results")
     rows = results[results["rejection"] == level]
     out = []
@@ -395,7 +511,7 @@ def _curve_label(method: str, training: str) -> str:
     return f"{method_display_name(method)}-{TRAINING_SUFFIXES.get(training, training)}"
 
 
-def plot_curves(results: pd.DataFrame, path: str | Path, *, title: str) -> Path:
+def plot_curves(results: pd.DataFrame, path: str | Path, *, title: str, rejection_mode: str | None = "global") -> Path:
     """Draws Fig. 2: (a) F1 and (b) UAR against the rejection threshold, and saves it atomically.
 
     One line per method x training: colour per method (EmoConfidNet red, the baseline green),
@@ -406,7 +522,9 @@ def plot_curves(results: pd.DataFrame, path: str | Path, *, title: str) -> Path:
     Args:
         results: the protocol's results table.
         path: output file; the format follows the suffix (default PNG).
-        title: figure title; name the corpus, and say "synthetic" for synthetic data.
+        title: figure title; name the corpus, and say "synthetic" for synthetic data (`report_title`).
+        rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
+            `"per_class"` (`rejection_view`), or None when `results` already holds one mode per method.
 
     Returns:
         `Path(path)`.
@@ -414,7 +532,7 @@ def plot_curves(results: pd.DataFrame, path: str | Path, *, title: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    curves = rejection_curves(results, metrics=("f1", "uar"))
+    curves = rejection_curves(results, metrics=("f1", "uar"), rejection_mode=rejection_mode)
     path = Path(path)
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
@@ -535,21 +653,26 @@ def _count(value: float) -> str:
     return f"{int(round(value)):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def summary_lines(results: pd.DataFrame, rejection: float = 0.2) -> list[str]:
-    """A few terminal lines: F1 / UAR per threshold, method and training, then the gains at `rejection`."""
-    curves = rejection_curves(results, metrics=("f1", "uar", "coverage"))
+def summary_lines(results: pd.DataFrame, rejection: float = 0.2, *, rejection_mode: str = "global") -> list[str]:
+    """A few terminal lines: F1 / UAR per threshold, method and training, then the gains at `rejection`.
+
+    One rejection mode (`rejection_view`), default the paper's `"global"`, with `recommended` as it chose.
+    """
+    results = rejection_view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode)
+    curves = rejection_curves(results, metrics=("f1", "uar", "coverage"), rejection_mode=None)
     n_runs = int(curves["n_runs"].max())
     cells = _wide(curves, ("f1",), lambda _, method, training: f"{method}/{training}")
     uar = _wide(curves, ("uar",), lambda _, method, training: f"{method}/{training}")
     table = cells.combine(uar, lambda f1, u: f1.map(lambda v: f"{v:.3f}") + " / " + u.map(lambda v: f"{v:.3f}"))
     table = table[cells.columns]
     table.index.name = None
-    lines = [f"F1 / UAR by rejection threshold (mean over {n_runs} fold × seed run(s)):"]
+    lines = [f"F1 / UAR by rejection threshold, {mode_display_name(rejection_mode)} "
+             f"(mean over {n_runs} fold × seed run(s)):"]
     lines += table.to_string().splitlines()
     levels = set(curves["rejection"])
     level = round(float(rejection), _REJECTION_DECIMALS)
     if level in levels and 0.0 in levels and level != 0.0:
-        gains = relative_gains(results, rejection)
+        gains = relative_gains(results, rejection, rejection_mode=None)
         label = rejection_label(level)
         for row in gains.itertuples(index=False):
             row = row._asdict()
@@ -651,71 +774,132 @@ def _interval(mean: float, low: float, high: float, fmt: str = ".1f") -> str:
     return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
 
-def ranking_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The ranking with `mean [low, high]` cells and display names."""
+def _ranked_name(method: str, mode: str) -> str:
+    """A ranking row in words: `"Max softmax probability, per-class thresholds"`; `recommended` as it is."""
+    if method in CHOSEN_MODE_METHODS or mode == VALIDATION_CHOICE:
+        return method_display_name(method)
+    return f"{method_display_name(method)}, {mode_display_name(mode)}"
+
+
+def _mode_cell(mode: str, chosen_modes: str) -> str:
+    if mode == VALIDATION_CHOICE:
+        return f"chosen on validation ({chosen_modes})" if chosen_modes else "chosen on validation"
+    return mode_display_name(mode)
+
+
+def ranking_display(table: pd.DataFrame, rejection: float = 0.2) -> pd.DataFrame:
+    """The ranking (`statistics.ranking`) with `mean [low, high]` cells and display names."""
+    label = rejection_label(rejection)
+    chosen = table["chosen_modes"] if "chosen_modes" in table.columns else [""] * len(table)
+
+    def cells(figure: str, fmt: str) -> list[str]:
+        return [_interval(*r, fmt) for r in table[[figure, f"{figure}_low", f"{figure}_high"]].to_numpy()]
+
     return pd.DataFrame({
         "training": table["training"],
         "method": table["method"].map(method_display_name),
-        "F1 gain % at t20": [_interval(*r) for r in table[["f1_gain", "f1_gain_low", "f1_gain_high"]].to_numpy()],
-        "UAR gain % at t20": [_interval(*r) for r in table[["uar_gain", "uar_gain_low", "uar_gain_high"]].to_numpy()],
-        "AURC": [_interval(*r, ".3f") for r in table[["aurc", "aurc_low", "aurc_high"]].to_numpy()],
-        "AUROC": [_interval(*r, ".3f") for r in table[["auroc", "auroc_low", "auroc_high"]].to_numpy()],
+        "rejection mode": [_mode_cell(m, c) for m, c in zip(table["rejection_mode"], chosen)],
+        "F1 t0": table["f1_t0"],
+        "UAR t0": table["uar_t0"],
+        f"F1 gain % at {label}": cells("f1_gain", ".1f"),
+        f"UAR gain % at {label}": cells("uar_gain", ".1f"),
+        "AURC": cells("aurc", ".3f"),
+        "balanced AURC": cells("aurc_balanced", ".3f"),
+        "AUROC": cells("auroc", ".3f"),
     })
 
 
-def recommendation_paragraph(table: pd.DataFrame, comparison: pd.DataFrame | None, training: str) -> str:
-    """A plain-language recommendation for one training set, generated from the ranking and the paired comparison."""
-    part = table[table["training"] == training].set_index("method")
+def _f1_gain_of(part: pd.DataFrame, method: str, mode: str) -> float | None:
+    rows = part[(part["method"] == method) & (part["rejection_mode"] == mode)]
+    return float(rows["f1_gain"].iloc[0]) if len(rows) else None
+
+
+def recommendation_paragraph(table: pd.DataFrame, comparison: pd.DataFrame | None, training: str,
+                             rejection: float = 0.2) -> str:
+    """A plain-language recommendation for one training set, generated from the ranking (one row per method and
+    rejection mode, `statistics.ranking`) and the paired comparison (`statistics.paired_comparison`)."""
+    part = table[table["training"] == training].reset_index(drop=True)
     if part.empty:
         return ""
-    best_gain = part["f1_gain"].idxmax()
-    best_aurc = part["aurc"].idxmin()
+    label = rejection_label(rejection)
+    best_gain = part.loc[part["f1_gain"].idxmax()]
+    best_aurc = part.loc[part["aurc"].idxmin()]
     over = part["ci_over"].iloc[0]
     text = [
-        f"With the {training} training set, the largest t20 F1 gain comes from {method_display_name(best_gain)} "
-        f"({_interval(*part.loc[best_gain, ['f1_gain', 'f1_gain_low', 'f1_gain_high']])} %, 95 % bootstrap interval "
-        f"over {over}), and the lowest AURC (best ranking of errors last) from {method_display_name(best_aurc)} "
-        f"({part.loc[best_aurc, 'aurc']:.3f})."
+        f"With the {training} training set, the largest {label} F1 gain comes from "
+        f"{_ranked_name(best_gain['method'], best_gain['rejection_mode'])} "
+        f"({_interval(best_gain['f1_gain'], best_gain['f1_gain_low'], best_gain['f1_gain_high'])} %, 95 % bootstrap "
+        f"interval over {over}), and the lowest AURC (best ranking of errors last, whatever the rejection mode) from "
+        f"{method_display_name(best_aurc['method'])} ({best_aurc['aurc']:.3f})."
     ]
-    if "emoconfidnet" in part.index and "top2_margin" in part.index:
-        text.append(
-            f"The paper's EmoConfidNet gains {part.loc['emoconfidnet', 'f1_gain']:.1f} % against "
-            f"{part.loc['top2_margin', 'f1_gain']:.1f} % for the top-two margin."
-        )
-    if comparison is not None and not comparison.empty and "recommended" in part.index:
+    ecn, base = _f1_gain_of(part, "emoconfidnet", "global"), _f1_gain_of(part, "top2_margin", "global")
+    if ecn is not None and base is not None:
+        sentence = (f"The paper's EmoConfidNet gains {ecn:.1f} % against {base:.1f} % for the top-two margin "
+                    "(global threshold, as in the paper)")
+        ecn_pc, base_pc = _f1_gain_of(part, "emoconfidnet", "per_class"), _f1_gain_of(part, "top2_margin", "per_class")
+        if ecn_pc is not None and base_pc is not None:
+            sentence += f"; with per-class thresholds, {ecn_pc:.1f} % against {base_pc:.1f} %"
+        text.append(sentence + ".")
+    if comparison is not None and not comparison.empty and "recommended" in set(part["method"]):
         rows = comparison[comparison["training"] == training].set_index("figure")
+        if rows.empty:
+            return " ".join(text)
         f1, aurc_row = rows.loc["f1_gain"], rows.loc["aurc"]
         unit = "runs" if f1["ci_over"] == "runs" else "bootstrap resamples of the test utterances"
         if (rows[["mean_difference", "low", "high"]].abs() < 1e-12).all(axis=None):
-            text.append("On validation the recommended score chose the top-two margin itself, so the two coincide "
-                        "on test: use the top-two margin.")
+            text.append("On validation the recommended score chose the top-two margin itself, with the global "
+                        "threshold, so the two coincide on test: use the top-two margin.")
             return " ".join(text)
         if f1["low"] > 0 and aurc_row["high"] <= 0:
             verdict = ("the recommended score is reliably better than the top-two margin here: use it "
-                       "(its blend and weights were chosen on validation only)")
+                       "(its score, blend weights and rejection mode were chosen on validation only)")
         elif f1["high"] < 0 or aurc_row["low"] > 0:
             verdict = "the top-two margin is better here: use it, it needs no extra training"
         else:
             verdict = ("the two cannot be told apart reliably on this data; the top-two margin is the simpler "
                        "choice, the recommended score the one tuned to this corpus")
         text.append(
-            f"Recommended vs top-two margin: F1 gain difference {_interval(f1['mean_difference'], f1['low'], f1['high'])} "
-            f"points (recommended better in {f1['a_better'] * 100:.0f} % of {unit}), AURC difference "
+            "Recommended vs the top-two margin with the paper's global threshold: F1 gain difference "
+            f"{_interval(f1['mean_difference'], f1['low'], f1['high'])} points (recommended better in "
+            f"{f1['a_better'] * 100:.0f} % of {unit}), AURC difference "
             f"{_interval(aurc_row['mean_difference'], aurc_row['low'], aurc_row['high'], '.3f')}; {verdict}."
         )
     return " ".join(text)
 
 
+_CRITERIA = {
+    "f1_uar_area": "the mean area under the validation F1 and UAR curves, cross-fitted",
+    "f1_area": "the area under the validation F1 curve, cross-fitted",
+    "uar_area": "the area under the validation UAR curve, cross-fitted",
+    "aurc": "the lowest validation AURC",
+}
+
+
 def _choice_counts(choices: pd.DataFrame) -> pd.DataFrame:
-    return (choices.groupby(["training", "method", "choice"]).size().rename("runs").reset_index()
-            .sort_values(["training", "method", "runs"], ascending=[True, True, False]))
+    """Runs per (training, method, choice, rejection mode); a mode-independent choice (`emoconfidnet_tau`) shows —."""
+    modes = choices["rejection_mode"].fillna("").astype(str).replace({"nan": "", "": "—"})
+    return (choices.assign(rejection_mode=modes)
+            .groupby(["training", "method", "choice", "rejection_mode"]).size().rename("runs").reset_index()
+            .sort_values(["training", "method", "runs"], ascending=[True, True, False], kind="stable"))
 
 
-def report_title(corpus_name: str, *, synthetic: bool) -> str:
-    """The curves' title: names the corpus and says "synthetic" for synthetic data."""
-    return f"{corpus_name} (synthetic data) — F1 and UAR against rejection threshold" if synthetic else (
-        f"{corpus_name} — F1 and UAR against rejection threshold"
-    )
+def _choices_sentence(choices: pd.DataFrame) -> str:
+    text = ["The test split plays no part in these choices."]
+    if "emoconfidnet_tau" in set(choices["method"]):
+        text.insert(0, "`emoconfidnet_tau` picks the target temperature with the lowest validation AURC "
+                       "(independent of the rejection mode, shown as —).")
+    criteria = choices.loc[choices["method"] == "recommended", "criterion"].astype(str).unique()
+    if len(criteria):
+        described = "; ".join(f"`{c}`: {_CRITERIA.get(c, c)}" for c in sorted(criteria))
+        text.insert(-1, f"`recommended` picks a score or blend and a rejection mode together, by {described}.")
+    return " ".join(text)
+
+
+def report_title(corpus_name: str, *, synthetic: bool, rejection_mode: str | None = None) -> str:
+    """The curves' title: names the corpus, says "synthetic" for synthetic data, and the rejection mode if given."""
+    data = f"{corpus_name} (synthetic data)" if synthetic else corpus_name
+    mode = f" ({mode_display_name(rejection_mode)})" if rejection_mode else ""
+    return f"{data} — F1 and UAR against rejection threshold{mode}"
 
 
 def write_report(
@@ -735,28 +919,32 @@ def write_report(
     choices: pd.DataFrame | None = None,
     n_boot: int = 1000,
 ) -> Path:
-    """Writes `curves.png` and `report.md` into `out_dir`, each atomically.
+    """Writes `curves.png`, `curves_per_class.png` (when there are per-class rows) and `report.md` into `out_dir`,
+    each atomically.
 
-    The report has: a header (corpus, a synthetic-data banner when `synthetic`, folds, seeds,
-    sizes from `runs`, `settings`), Table 1 (F1 / UAR per threshold) and coverage, the relative
-    gains at `rejection`, Table 2 (per class, filtered training, and raw when present), the
-    removed / correctly-removed counts, the conflict filter's counts per rule, and the curves.
-    Every number comes from the tables passed in.
+    The report has, first, the paper's view: every method with the global threshold, plus `recommended` in the
+    mode validation chose for each run: a header (corpus, a synthetic-data banner when `synthetic`, folds, seeds,
+    sizes from `runs`, `settings`), Table 1 (F1 / UAR per threshold) and coverage, the relative gains at
+    `rejection`, Table 2 (per class, filtered training, and raw when present), the removed / correctly-removed
+    counts and the conflict filter's counts per rule. Then, when `results` has per-class rows, a "Per-class
+    rejection" section (F1 / UAR per threshold and the relative gains with per-class thresholds); then, with
+    `selective` and more than the paper's two methods, the ranking of every (method, rejection mode); then the
+    curves. Every number comes from the tables passed in.
 
     Args:
         out_dir: output directory, created if needed.
-        results, per_class, runs: the protocol's tables.
+        results, per_class, runs: the protocol's tables (see the module docstring).
         corpus_name: e.g. `"MSP-Podcast"`; goes into the title.
-        synthetic: True when the data is generated, not a corpus; adds a banner and says so in the title.
-        class_names: Table 2 column order.
+        synthetic: True when the data is generated, not a corpus; adds a banner and says so in the titles.
+        class_names: the class names in class-id order (the corpus's); also Table 2's column order.
         filter_counts: rows removed per conflict rule (`filtering.filter_counts`), or None.
         settings: protocol settings to list in the header, or None.
         rejection: the level analysed in detail, default 0.2 (t20, as in the paper).
         selective: the protocol's `selective.csv` table; with more than the paper's two methods the report
-            gains a ranking of all methods with bootstrap intervals, a paired comparison of `recommended`
-            with `top2_margin`, a generated recommendation and `risk_coverage.png`.
-        predictions: the protocol's `predictions.csv` table (for intervals over test utterances and the
-            risk-coverage curves).
+            gains a ranking of every (method, rejection mode) with bootstrap intervals, a paired comparison of
+            `recommended` with `top2_margin`'s global rows, a generated recommendation and `risk_coverage.png`.
+        predictions: the protocol's `predictions.csv` table (for intervals over test utterances when there is a
+            single run, and the risk-coverage curves).
         choices: the protocol's `choices.csv` table (what validation chose).
         n_boot: bootstrap resamples.
 
@@ -766,18 +954,36 @@ def write_report(
     results = _checked(results, RESULTS_COLUMNS, "results")
     per_class = _checked(per_class, PER_CLASS_COLUMNS, "per_class")
     runs = _checked(runs, RUNS_COLUMNS, "runs")
-    level = _check_level(results, rejection, "results")
+    if selective is not None and len(selective):
+        selective = _checked(selective, SELECTIVE_COLUMNS, "selective")
+    else:
+        selective = None
+    choices = _checked(choices, CHOICE_COLUMNS, "choices") if choices is not None and len(choices) else None
+    others = results[~results["method"].isin(CHOSEN_MODE_METHODS)]
+    # The paper's view is the global threshold; a run without global rows shows its per-class rows there instead.
+    main_mode = "global" if others.empty or (others["rejection_mode"] == "global").any() else "per_class"
+    paper = rejection_view(results, main_mode, recommended=True)
+    paper_per_class = rejection_view(per_class, main_mode, recommended=True, name="per_class")
+    per_class_rows = rejection_view(results, "per_class") if main_mode == "global" else results.iloc[:0]
+    level = _check_level(paper, rejection, "results")
     label = rejection_label(level)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     title = report_title(corpus_name, synthetic=synthetic)
-    plot_curves(results, out_dir / "curves.png", title=title)
+    plot_curves(paper, out_dir / "curves.png", title=title, rejection_mode=None)
+    per_class_curves = out_dir / "curves_per_class.png"
+    if len(per_class_rows):
+        plot_curves(per_class_rows, per_class_curves, rejection_mode=None,
+                    title=report_title(corpus_name, synthetic=synthetic, rejection_mode="per_class"))
+    else:
+        per_class_curves.unlink(missing_ok=True)  # from an earlier report in this directory
 
     folds = sorted(results["fold"].unique())
     seeds = sorted(results["seed"].unique())
-    trainings = _trainings(results)
-    methods = _methods(results)
+    trainings = _trainings(paper)
+    methods = _methods(paper)
+    modes = _ordered(results["rejection_mode"].unique(), REJECTION_MODES)
     lines = [f"# Confidence-aware emotion recognition: {corpus_name}", ""]
     if synthetic:
         lines += ["> **SYNTHETIC DATA — not a real corpus.** These numbers test the pipeline; "
@@ -788,6 +994,7 @@ def write_report(
         f"- seeds: {len(seeds)} ({', '.join(map(str, seeds))})",
         f"- training sets: {', '.join(trainings)}",
         f"- rejection methods: {', '.join(method_display_name(m) for m in methods)}",
+        f"- rejection modes: {', '.join(mode_display_name(m) for m in modes)}",
         f"- classes: {', '.join(map(str, class_names))}",
         "",
         "Sizes per run (mean over folds x seeds):",
@@ -798,41 +1005,29 @@ def write_report(
     if settings:
         lines += ["Settings:", ""] + [f"- `{key}`: {value}" for key, value in settings.items()] + [""]
 
-    display_column = lambda metric, method, training: (  # noqa: E731
-        f"{_METRIC_NAMES[metric]} {method_display_name(method)} ({training})"
-    )
-    curves = rejection_curves(results)
+    if main_mode == "global":
+        view_note = "Every method with the paper's global threshold (one threshold from all validation confidences)"
+    else:
+        view_note = "These results have no global-threshold rows: every method with per-class thresholds"
+    if any(m in CHOSEN_MODE_METHODS for m in methods):
+        view_note += f"; {method_display_name('recommended')} in the rejection mode validation chose for each run"
     lines += [
         "## Table 1: F1 and UAR against the rejection threshold",
         "",
-        "Mean over folds x seeds. tx is the threshold that removes x % of the validation predictions "
+        f"{view_note}. Mean over folds x seeds. tx is the threshold that removes x % of the validation predictions "
         "(lowest confidence first); t0 removes none.",
         "",
-        _markdown_table(_wide(curves, ("f1", "uar"), display_column)),
-        "",
-        "Coverage (fraction of the test set kept):",
-        "",
-        _markdown_table(_wide(curves, ("coverage",), display_column)),
-        "",
-        f"## Relative gains at {label}",
-        "",
     ]
-    gains = relative_gains(results, level)
-    lines += [s + "\n" for t in trainings if (s := _gains_sentence(gains, t, label))]
-    lines += [_markdown_table(_gains_display(gains, label), index=False), ""]
-    if "f1_gain_pct_std" in gains.columns:
-        lines += [
-            "Gains are computed on the means; ± is the standard deviation over folds × seeds of the per-run "
-            "values (for gains: of each run's own relative gain).",
-            "",
-        ]
+    lines += _threshold_tables(paper, coverage=True)
+    lines += [f"## Relative gains at {label}", ""]
+    lines += _gains_lines(paper, level)
 
     for training in [t for t in ("filtered", "raw") if t in trainings] + [
         t for t in trainings if t not in ("filtered", "raw")
     ]:
-        if training not in set(per_class["training"]):
+        if training not in set(paper_per_class["training"]):
             continue
-        table = table2(results, per_class, level, training, class_names=class_names)
+        table = table2(paper, paper_per_class, level, training, class_names=class_names, rejection_mode=None)
         table = table.rename(index=method_display_name, level="method").rename(index=_METRIC_NAMES, level="metric")
         lines += [
             f"## Table 2: per-class precision, recall and F1 at {label} ({training} training)",
@@ -843,7 +1038,7 @@ def write_report(
             "",
         ]
 
-    summary = removed_summary(results, level)
+    summary = removed_summary(paper, level, rejection_mode=None)
     lines += [f"## Predictions removed at {label}", ""]
     lines += [s + "\n" for t in trainings if (s := _removed_sentence(summary, t, label))]
     summary_display = summary.assign(method=summary["method"].map(method_display_name))
@@ -857,53 +1052,110 @@ def write_report(
     else:
         lines += ["No filter counts were given.", ""]
 
-    if selective is not None and len(selective) and len(methods) > 2:
-        lines += _ranking_lines(results, selective, predictions, choices, out_dir, title=corpus_name + (
-            " (synthetic data)" if synthetic else ""), num_classes=len(class_names), rejection=level, n_boot=n_boot)
+    if len(per_class_rows):
+        lines += [
+            "## Per-class rejection",
+            "",
+            "One threshold per predicted class: the paper's rule applied to the validation predictions of each "
+            "class, so that about the same share of every predicted class is rejected (a global threshold removes "
+            f"mostly the classes the classifier is least sure of). {method_display_name('recommended')} is in the "
+            "tables above, in the mode validation chose. Mean over folds x seeds.",
+            "",
+            "### F1 and UAR against the rejection threshold (per-class thresholds)",
+            "",
+        ]
+        lines += _threshold_tables(per_class_rows, coverage=False)
+        lines += [f"### Relative gains at {label} (per-class thresholds)", ""]
+        lines += _gains_lines(per_class_rows, level)
+
+    if selective is not None and len(methods) > 2:
+        lines += _ranking_lines(results, per_class, selective, predictions, choices, out_dir, title=corpus_name + (
+            " (synthetic data)" if synthetic else ""), class_names=class_names, rejection=level, n_boot=n_boot)
 
     lines += ["## Curves", "", "![curves](curves.png)", ""]
+    if len(per_class_rows):
+        lines += ["With per-class thresholds:", "", "![curves, per-class thresholds](curves_per_class.png)", ""]
     return write_text(out_dir / "report.md", "\n".join(lines))
 
 
-def _ranking_lines(results, selective, predictions, choices, out_dir: Path, *, title: str, num_classes: int,
-                   rejection: float, n_boot: int) -> list[str]:
+def _display_column(metric: str, method: str, training: str) -> str:
+    return f"{_METRIC_NAMES[metric]} {method_display_name(method)} ({training})"
+
+
+def _threshold_tables(results: pd.DataFrame, *, coverage: bool) -> list[str]:
+    """Markdown: F1 and UAR per threshold (and the coverage) of one rejection mode's rows."""
+    curves = rejection_curves(results, rejection_mode=None)
+    lines = [_markdown_table(_wide(curves, ("f1", "uar"), _display_column)), ""]
+    if coverage:
+        lines += ["Coverage (fraction of the test set kept):", "",
+                  _markdown_table(_wide(curves, ("coverage",), _display_column)), ""]
+    return lines
+
+
+def _gains_lines(results: pd.DataFrame, level: float) -> list[str]:
+    """Markdown: the relative gains at `level` of one rejection mode's rows, in sentences and a table."""
+    label = rejection_label(level)
+    gains = relative_gains(results, level, rejection_mode=None)
+    lines = [s + "\n" for t in _trainings(gains) if (s := _gains_sentence(gains, t, label))]
+    lines += [_markdown_table(_gains_display(gains, label), index=False), ""]
+    if "f1_gain_pct_std" in gains.columns:
+        lines += [
+            "Gains are computed on the means; ± is the standard deviation over folds × seeds of the per-run "
+            "values (for gains: of each run's own relative gain).",
+            "",
+        ]
+    return lines
+
+
+_FIGURE_NAMES = {"f1_gain": "F1 gain (points)", "uar_gain": "UAR gain (points)", "aurc": "AURC",
+                 "aurc_balanced": "balanced AURC", "auroc": "AUROC"}
+
+
+def _ranking_lines(results, per_class, selective, predictions, choices, out_dir: Path, *, title: str,
+                   class_names: Sequence[str], rejection: float, n_boot: int) -> list[str]:
     from emoconf_tf.statistics import paired_comparison, ranking
 
-    table = ranking(results, selective, predictions, num_classes=num_classes, rejection=rejection, n_boot=n_boot)
-    methods = set(table["method"])
+    num_classes = len(class_names)
+    table = ranking(results, selective, predictions, per_class, num_classes=num_classes, class_names=class_names,
+                    rejection=rejection, n_boot=n_boot)
+    pairs = set(zip(table["method"], table["rejection_mode"]))
     comparison = None
-    if {"recommended", "top2_margin"} <= methods:
-        comparison = paired_comparison(results, selective, predictions, num_classes=num_classes,
-                                       rejection=rejection, n_boot=n_boot)
+    if "recommended" in set(table["method"]) and ("top2_margin", "global") in pairs:
+        comparison = paired_comparison(results, selective, predictions, per_class, num_classes=num_classes,
+                                       class_names=class_names, rejection=rejection, n_boot=n_boot)
+    label = rejection_label(rejection)
     over = table["ci_over"].iloc[0]
     lines = [
         "## Which confidence to trust: every method ranked",
         "",
+        "One row per method and rejection mode (global threshold, the paper's, or per-class thresholds); "
+        f"{method_display_name('recommended')} is one row, in the mode validation chose for each run. "
         f"Mean and 95 % bootstrap interval over {over} "
         + ("(folds × seeds)" if over == "runs" else "(test utterances of the single run, thresholds fixed)")
-        + ". Gains are relative to t0, as in Table 1; AURC is the area under the risk-coverage curve (lower is "
-        "better), AUROC separates correct from wrong predictions (higher is better). Sorted by F1 gain.",
+        + f". F1 t0 and UAR t0 are without rejection; gains at {label} are relative to t0, as in Table 1. AURC is "
+        "the area under the risk-coverage curve and balanced AURC the area under 1 − UAR against coverage (lower "
+        "is better); AUROC separates correct from wrong predictions (higher is better). These three rank the "
+        "confidence itself, so a method's rows in both modes share them. Sorted by F1 gain.",
         "",
-        _markdown_table(ranking_display(table), index=False),
+        _markdown_table(ranking_display(table, rejection), index=False),
         "",
     ]
     if comparison is not None:
         shown = comparison.assign(
-            figure=comparison["figure"].map({"f1_gain": "F1 gain (points)", "uar_gain": "UAR gain (points)",
-                                             "aurc": "AURC", "auroc": "AUROC"}),
+            figure=comparison["figure"].map(_FIGURE_NAMES),
             difference=[_interval(m, lo, hi, ".3f") for m, lo, hi in
                         comparison[["mean_difference", "low", "high"]].to_numpy()],
             recommended_better=[f"{v * 100:.0f} %" if np.isfinite(v) else "n/a" for v in comparison["a_better"]],
         )[["training", "figure", "difference", "recommended_better", "ci_over"]]
-        lines += ["### Paired comparison: recommended minus top-two margin", "", _markdown_table(shown, index=False), ""]
+        lines += ["### Paired comparison: recommended minus top-two margin (global threshold)", "",
+                  "Recommended in the mode validation chose for each run; the top-two margin with the paper's "
+                  "global threshold.", "", _markdown_table(shown, index=False), ""]
     if choices is not None and len(choices):
-        lines += ["### What validation chose", "",
-                  "`emoconfidnet_tau` picks the target temperature and `recommended` the score or blend with the "
-                  "lowest validation AURC; the test split plays no part.", "",
+        lines += ["### What validation chose", "", _choices_sentence(choices), "",
                   _markdown_table(_choice_counts(choices), index=False), ""]
     lines += ["### Recommendation", ""]
     lines += [p + "\n" for t in _ordered(table["training"].unique(), _TRAINING_ORDER)
-              if (p := recommendation_paragraph(table, comparison, t))]
+              if (p := recommendation_paragraph(table, comparison, t, rejection))]
     if predictions is not None and len(predictions):
         plot_risk_coverage(predictions, out_dir / "risk_coverage.png", title=f"{title} — risk against coverage")
         lines += ["![risk-coverage](risk_coverage.png)", ""]

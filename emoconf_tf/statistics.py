@@ -1,19 +1,36 @@
 """Uncertainty of the protocol's figures: bootstrap confidence intervals, a ranking of the confidence
 scores, and a paired comparison of two scores.
 
+Every figure is keyed by method *and* rejection mode (`"global"`, the paper's one threshold, or
+`"per_class"`, one threshold per predicted class; `emoconf_tf.thresholds`): a method is evaluated in
+each mode, except `recommended`, which has one mode per run, the one validation chose.
+
 With several runs (folds x seeds) the bootstrap resamples runs; with a single run it resamples the
-test utterances of that run (thresholds stay those set on validation). Percentile intervals.
+test utterances of that run (thresholds stay those set on validation: the global one from
+`results`, the per-class ones from `per_class`). Percentile intervals.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.report import (
+    CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, SELECTIVE_COLUMNS, VALIDATION_CHOICE, _checked,
+)
+from emoconf_tf.selective import balanced_aurc
+from emoconf_tf.thresholds import REJECTION_MODES, accept
 
 RUN_KEYS = ["fold", "seed"]
+FIGURE_KEYS = RUN_KEYS + ["training", "method", "rejection_mode"]
+"""One per-run figure per run, training, method and rejection mode."""
+FIGURES = ("f1_gain", "uar_gain", "aurc", "aurc_balanced", "auroc")
+LOWER_IS_BETTER = ("aurc", "aurc_balanced")
+_RANKING_FIGURES = ("aurc", "aurc_balanced", "auroc")  # of the confidence itself: the same in every mode
 
 
 def bootstrap_mean_ci(values, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
@@ -59,77 +76,187 @@ def _aurc_auroc(correct: np.ndarray, confidence: np.ndarray) -> tuple[float, flo
 
 
 def per_run_figures(results: pd.DataFrame, selective: pd.DataFrame, rejection: float = 0.2) -> pd.DataFrame:
-    """One row per run, training and method: relative F1/UAR gain (%) at `rejection` vs t0, AURC, AUROC."""
-    level = results[np.isclose(results.rejection, rejection)]
-    base = results[results.rejection == 0].set_index(RUN_KEYS + ["training", "method"])[["f1", "uar"]]
-    if level.empty:
+    """One row per run, training, method and rejection mode: F1 and UAR at t0, their relative gains (%) at
+    `rejection` vs t0, and the confidence's AURC, balanced AURC and AUROC (from `selective`, the same in every mode).
+
+    Columns: fold, seed, training, method, rejection_mode, f1_t0, uar_t0, f1_gain, uar_gain, aurc, aurc_balanced,
+    auroc.
+    """
+    results = _checked(results, RESULTS_COLUMNS, "results")
+    selective = _checked(selective, SELECTIVE_COLUMNS, "selective")
+    level = round(float(rejection), 6)
+    at_level = results[results.rejection == level]
+    if at_level.empty:
         raise EmoconfError(f"no results at rejection {rejection}")
-    level = level.set_index(RUN_KEYS + ["training", "method"])[["f1", "uar"]]
+    repeated = at_level.duplicated(FIGURE_KEYS, keep=False)
+    if repeated.any():
+        first = at_level[repeated].iloc[0]
+        raise EmoconfError(f"results has more than one row for {', '.join(f'{k}={first[k]}' for k in FIGURE_KEYS)} "
+                           f"at rejection {rejection}")
+    at_level = at_level.set_index(FIGURE_KEYS)[["f1", "uar"]]
+    base = results[results.rejection == 0].drop_duplicates(FIGURE_KEYS).set_index(FIGURE_KEYS)[["f1", "uar"]]
+    base = base.reindex(at_level.index)
+    if base.isna().any(axis=None):
+        missing = base.index[base.isna().any(axis=1)][0]
+        raise EmoconfError(f"results has no rejection-0 row for {dict(zip(FIGURE_KEYS, missing))}")
     figures = pd.DataFrame({
-        "f1_gain": (level.f1 / base.f1.reindex(level.index) - 1.0) * 100.0,
-        "uar_gain": (level.uar / base.uar.reindex(level.index) - 1.0) * 100.0,
-    })
-    figures = figures.join(selective.set_index(RUN_KEYS + ["training", "method"])[["aurc", "auroc"]])
-    return figures.reset_index()
+        "f1_t0": base.f1,
+        "uar_t0": base.uar,
+        "f1_gain": (at_level.f1 / base.f1 - 1.0) * 100.0,
+        "uar_gain": (at_level.uar / base.uar - 1.0) * 100.0,
+    }).reset_index()
+    ranking_figures = selective[RUN_KEYS + ["training", "method", *_RANKING_FIGURES]].drop_duplicates(
+        RUN_KEYS + ["training", "method"])
+    return figures.merge(ranking_figures, on=RUN_KEYS + ["training", "method"], how="left")
+
+
+def _thresholds(results: pd.DataFrame, per_class: pd.DataFrame | None, level: float, num_classes: int,
+                class_names: Sequence[str] | None) -> dict[tuple, float | np.ndarray]:
+    """The validation thresholds at `level` of every (fold, seed, training, method, rejection_mode): a float
+    (global, `results.threshold`) or float `[K]` by class id (per class, `per_class.threshold`)."""
+    at_level = results[results.rejection == level]
+    thresholds: dict[tuple, float | np.ndarray] = {}
+    for row in at_level[at_level.rejection_mode == "global"][FIGURE_KEYS + ["threshold"]].itertuples(index=False):
+        thresholds[tuple(row[:-1])] = float(row[-1])
+    wanted = at_level[at_level.rejection_mode == "per_class"]
+    if wanted.empty:
+        return thresholds
+    if per_class is None:
+        raise EmoconfError(f"results has per_class rows at rejection {level:g}: the utterance bootstrap needs their "
+                           "thresholds; pass the per_class table (per_class.csv)")
+    per_class = _checked(per_class, PER_CLASS_COLUMNS, "per_class")
+    names = [str(c) for c in class_names] if class_names is not None else list(dict.fromkeys(per_class["class"]))
+    if len(names) != num_classes:
+        raise EmoconfError(f"per_class names {len(names)} classes ({', '.join(names)}) but num_classes is "
+                           f"{num_classes}; pass class_names in class-id order")
+    rows = per_class[(per_class.rejection == level) & (per_class.rejection_mode == "per_class")]
+    by_key = {key: group for key, group in rows.groupby(FIGURE_KEYS, sort=False)}
+    for key in wanted[FIGURE_KEYS].itertuples(index=False):
+        key = tuple(key)
+        group = by_key.get(key)
+        values = (group.drop_duplicates("class").set_index("class").threshold.reindex(names)
+                  if group is not None else pd.Series(np.nan, index=names))
+        if values.isna().any():
+            raise EmoconfError(
+                f"per_class has no threshold at rejection {level:g} for class(es) "
+                f"{', '.join(values.index[values.isna()])} of {dict(zip(FIGURE_KEYS, key))}"
+            )
+        thresholds[key] = values.to_numpy(np.float64)
+    return thresholds
 
 
 def utterance_bootstrap(
-    predictions: pd.DataFrame, results: pd.DataFrame, *, num_classes: int, rejection: float = 0.2,
-    n_boot: int = 1000, seed: int = 0,
+    predictions: pd.DataFrame, results: pd.DataFrame, per_class: pd.DataFrame | None = None, *, num_classes: int,
+    class_names: Sequence[str] | None = None, rejection: float = 0.2, n_boot: int = 1000, seed: int = 0,
 ) -> pd.DataFrame:
-    """Bootstrap over the test utterances of each run: `n_boot` rows per run, training and method.
+    """Bootstrap over the test utterances of each run: `n_boot` rows per run, training, method and rejection mode.
 
-    Each resample draws test rows with replacement (the same rows for every method, so differences
-    are paired) and recomputes the F1/UAR gain at `rejection` with the run's validation thresholds,
-    the AURC and the AUROC. Columns: fold, seed, training, method, boot, f1_gain, uar_gain, aurc, auroc.
+    Each resample draws test rows with replacement (the same rows for every method and mode, so differences
+    are paired) and recomputes the F1/UAR gain at `rejection` with the run's validation thresholds, and the
+    confidence's AURC, balanced AURC and AUROC. In global mode the threshold is `results.threshold`; in
+    per-class mode a prediction of class `c` is kept when its confidence is >= `per_class.threshold` of class `c`.
+
+    Args:
+        predictions: the protocol's `predictions.csv` (fold, seed, training, id, label, predicted, one confidence
+            column per method; `label` and `predicted` are class ids).
+        results: the protocol's `results.csv`; its rows at `rejection` say which (method, mode) to resample.
+        per_class: the protocol's `per_class.csv`, for the per-class thresholds; needed when `results` has
+            per_class rows.
+        num_classes: K.
+        class_names: the class names of ids 0..K-1 as `per_class` spells them; default the order in which
+            `per_class` first lists them (the protocol's order, class-id order).
+        rejection: fraction, default 0.2; n_boot: resamples; seed: seeds the resampling.
+
+    Returns:
+        DataFrame with columns fold, seed, training, method, rejection_mode, boot, f1_gain, uar_gain, aurc,
+        aurc_balanced, auroc.
     """
-    thresholds = results[np.isclose(results.rejection, rejection)].set_index(RUN_KEYS + ["training", "method"]).threshold
+    results = _checked(results, RESULTS_COLUMNS, "results")
+    level = round(float(rejection), 6)
+    thresholds = _thresholds(results, per_class, level, num_classes, class_names)
+    by_run: dict[tuple, list[tuple[str, str, float | np.ndarray]]] = {}
+    for (fold, seed_, training, method, mode), threshold in thresholds.items():
+        by_run.setdefault((fold, seed_, training), []).append((method, mode, threshold))
     rows = []
     for (fold, seed_, training), run in predictions.groupby(RUN_KEYS + ["training"], sort=True):
+        entries = [e for e in by_run.get((fold, seed_, training), []) if e[0] in run.columns]
+        methods = list(dict.fromkeys(method for method, _, _ in entries))
+        confidences = {method: run[method].to_numpy(np.float64) for method in methods}
         rng = np.random.default_rng(seed)
         y_true = run.label.to_numpy()
         y_pred = run.predicted.to_numpy()
-        methods = [m for m in run.columns if (fold, seed_, training, m) in thresholds.index]
         samples = rng.integers(0, len(run), size=(n_boot, len(run)))
         for b, index in enumerate(samples):
             t, p = y_true[index], y_pred[index]
             f1_0, uar_0 = macro_f1_uar(t, p, num_classes)
+            ranked = {}
             for method in methods:
-                confidence = run[method].to_numpy()[index]
-                kept = confidence >= thresholds[(fold, seed_, training, method)]
-                f1, uar = macro_f1_uar(t[kept], p[kept], num_classes) if kept.any() else (0.0, 0.0)
+                confidence = confidences[method][index]
                 aurc, auroc = _aurc_auroc(t == p, confidence)
-                rows.append((fold, seed_, training, method, b,
+                ranked[method] = (aurc, balanced_aurc(t, p, confidence), auroc)
+            for method, mode, threshold in entries:
+                kept = accept(confidences[method][index], threshold, p)
+                f1, uar = macro_f1_uar(t[kept], p[kept], num_classes) if kept.any() else (0.0, 0.0)
+                rows.append((fold, seed_, training, method, mode, b,
                              (f1 / f1_0 - 1) * 100 if f1_0 else np.nan, (uar / uar_0 - 1) * 100 if uar_0 else np.nan,
-                             aurc, auroc))
-    return pd.DataFrame(rows, columns=RUN_KEYS + ["training", "method", "boot", "f1_gain", "uar_gain", "aurc", "auroc"])
+                             *ranked[method]))
+    return pd.DataFrame(rows, columns=FIGURE_KEYS + ["boot", "f1_gain", "uar_gain", *_RANKING_FIGURES])
 
 
-FIGURES = ("f1_gain", "uar_gain", "aurc", "auroc")
+def _ranking_mode(frame: pd.DataFrame) -> pd.Series:
+    """The ranking's mode of each row: its rejection mode, or `VALIDATION_CHOICE` for `recommended`."""
+    return frame.rejection_mode.where(~frame.method.isin(CHOSEN_MODE_METHODS), VALIDATION_CHOICE)
+
+
+def _chosen_modes(modes: pd.Series) -> str:
+    """`"global ×2, per_class ×1"`: how often validation chose each mode."""
+    counts = modes.value_counts()
+    order = [m for m in REJECTION_MODES if m in counts.index] + sorted(set(counts.index) - set(REJECTION_MODES))
+    return ", ".join(f"{mode} ×{counts[mode]}" for mode in order)
 
 
 def ranking(
-    results: pd.DataFrame, selective: pd.DataFrame, predictions: pd.DataFrame | None, *, num_classes: int,
+    results: pd.DataFrame, selective: pd.DataFrame, predictions: pd.DataFrame | None,
+    per_class: pd.DataFrame | None = None, *, num_classes: int, class_names: Sequence[str] | None = None,
     rejection: float = 0.2, n_boot: int = 1000, seed: int = 0,
 ) -> pd.DataFrame:
-    """Every method's figures with 95 % bootstrap intervals, per training, best t20 F1 gain first.
+    """Every (method, rejection mode)'s figures with 95 % bootstrap intervals, per training, best F1 gain first.
 
-    Columns: training, method, n_runs, ci_over ("runs" or "utterances"), and for each of f1_gain,
-    uar_gain, aurc, auroc: the mean and `<figure>_low`, `<figure>_high`.
+    `recommended` is one row, whatever mode validation chose in each run: its `rejection_mode` is
+    `VALIDATION_CHOICE` and `chosen_modes` counts the runs per mode (e.g. `"global ×2, per_class ×1"`).
+
+    Args:
+        results, selective: the protocol's tables.
+        predictions: the protocol's `predictions.csv`, or None; with a single run, the intervals resample its test
+            utterances (`utterance_bootstrap`), else they resample runs.
+        per_class: the protocol's `per_class.csv` (the per-class thresholds for `utterance_bootstrap`).
+        num_classes: K; class_names: as for `utterance_bootstrap`.
+        rejection: fraction, default 0.2; n_boot: resamples; seed: seeds the bootstrap.
+
+    Returns:
+        DataFrame with columns training, method, rejection_mode, chosen_modes, n_runs, ci_over ("runs" or
+        "utterances"), f1_t0, uar_t0 (means over runs), and for each of f1_gain, uar_gain, aurc, aurc_balanced,
+        auroc: the mean and `<figure>_low`, `<figure>_high`.
     """
     per_run = per_run_figures(results, selective, rejection)
+    per_run = per_run.assign(ranking_mode=_ranking_mode(per_run))
     n_runs = per_run.groupby(RUN_KEYS).ngroups
     rows = []
     boot = None
     if n_runs == 1 and predictions is not None and len(predictions):
-        boot = utterance_bootstrap(predictions, results, num_classes=num_classes, rejection=rejection,
-                                   n_boot=n_boot, seed=seed)
-    for (training, method), group in per_run.groupby(["training", "method"], sort=False):
-        row = {"training": training, "method": method, "n_runs": len(group),
-               "ci_over": "utterances" if boot is not None else "runs"}
+        boot = utterance_bootstrap(predictions, results, per_class, num_classes=num_classes, class_names=class_names,
+                                   rejection=rejection, n_boot=n_boot, seed=seed)
+        boot = boot.assign(ranking_mode=_ranking_mode(boot))
+    for (training, method, mode), group in per_run.groupby(["training", "method", "ranking_mode"], sort=False):
+        row = {"training": training, "method": method, "rejection_mode": mode,
+               "chosen_modes": _chosen_modes(group.rejection_mode) if mode == VALIDATION_CHOICE else "",
+               "n_runs": len(group), "ci_over": "utterances" if boot is not None else "runs",
+               "f1_t0": float(group.f1_t0.mean()), "uar_t0": float(group.uar_t0.mean())}
+        if boot is not None:
+            resampled = boot[(boot.training == training) & (boot.method == method) & (boot.ranking_mode == mode)]
         for figure in FIGURES:
             if boot is not None:
-                values = boot[(boot.training == training) & (boot.method == method)][figure].to_numpy()
+                values = resampled[figure].to_numpy()
                 mean = float(group[figure].mean())
                 finite = values[np.isfinite(values)]
                 low, high = (np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan))
@@ -141,40 +268,75 @@ def ranking(
     return table.sort_values(["training", "f1_gain"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
+def _side(frame: pd.DataFrame, method: str, mode: str | None, role: str) -> pd.DataFrame:
+    """The rows of `method` (in `mode`, or all of them when None), one per run and training (and resample)."""
+    rows = frame[frame.method == method]
+    if mode is not None:
+        rows = rows[rows.rejection_mode == mode]
+    if rows.empty:
+        pairs = sorted(set(zip(frame.method, frame.rejection_mode)))
+        raise EmoconfError(f"paired comparison needs rows of {method}" + (f" in rejection mode {mode}" if mode else "")
+                           + f"; found (method, mode) {pairs}")
+    keys = [k for k in RUN_KEYS + ["training", "boot"] if k in rows.columns]
+    if rows.duplicated(keys).any():
+        modes = ", ".join(sorted(set(rows.rejection_mode)))
+        raise EmoconfError(f"{method} has rows in several rejection modes per run ({modes}); "
+                           f"choose one with {role}_mode")
+    return rows.set_index(keys)
+
+
 def paired_comparison(
-    results: pd.DataFrame, selective: pd.DataFrame, predictions: pd.DataFrame | None, *, num_classes: int,
-    a: str = "recommended", b: str = "top2_margin", rejection: float = 0.2, n_boot: int = 1000, seed: int = 0,
+    results: pd.DataFrame, selective: pd.DataFrame, predictions: pd.DataFrame | None,
+    per_class: pd.DataFrame | None = None, *, num_classes: int, class_names: Sequence[str] | None = None,
+    a: str = "recommended",
+    b: str = "top2_margin", a_mode: str | None = None, b_mode: str | None = "global", rejection: float = 0.2,
+    n_boot: int = 1000, seed: int = 0,
 ) -> pd.DataFrame:
     """Difference `a - b` per training for each figure, paired by run (or by bootstrap resample for one run).
 
-    Columns: training, figure, mean_difference, low, high, a_better (fraction of runs or resamples where
-    `a` is better: higher gain or AUROC, lower AURC), ci_over.
+    Args:
+        results, selective, predictions, per_class: as for `ranking`.
+        num_classes, class_names: as for `utterance_bootstrap`.
+        a, b: the methods compared, default `recommended` minus `top2_margin`.
+        a_mode, b_mode: their rejection modes; None takes all of a method's rows, which must be one per run
+            (`recommended`, in the mode validation chose). Default: `a` as it is, `b` with the paper's global
+            threshold.
+        rejection: fraction, default 0.2; n_boot: resamples; seed: seeds the bootstrap.
+
+    Returns:
+        DataFrame with columns training, figure, mean_difference, low, high, a_better (fraction of runs or
+        resamples where `a` is better: higher gain or AUROC, lower AURC or balanced AURC), ci_over.
     """
     per_run = per_run_figures(results, selective, rejection)
-    if not {a, b} <= set(per_run.method):
-        raise EmoconfError(f"paired comparison needs methods {a} and {b}; found {sorted(set(per_run.method))}")
+    a_runs, b_runs = _side(per_run, a, a_mode, "a"), _side(per_run, b, b_mode, "b")
     n_runs = per_run.groupby(RUN_KEYS).ngroups
     if n_runs == 1 and predictions is not None and len(predictions):
-        source = utterance_bootstrap(predictions[[*RUN_KEYS, "training", "id", "label", "predicted", a, b]], results,
-                                     num_classes=num_classes, rejection=rejection, n_boot=n_boot, seed=seed)
-        keys, ci_over = RUN_KEYS + ["training", "boot"], "utterances"
+        checked = _checked(results, RESULTS_COLUMNS, "results")
+        wanted = pd.Series(False, index=checked.index)
+        for method, mode in ((a, a_mode), (b, b_mode)):
+            wanted |= (checked.method == method) & ((checked.rejection_mode == mode) if mode else True)
+        columns = list(dict.fromkeys([*RUN_KEYS, "training", "id", "label", "predicted", a, b]))
+        source = utterance_bootstrap(predictions[columns], checked[wanted], per_class, num_classes=num_classes,
+                                     class_names=class_names, rejection=rejection, n_boot=n_boot, seed=seed)
+        a_source, b_source, ci_over = _side(source, a, a_mode, "a"), _side(source, b, b_mode, "b"), "utterances"
     else:
-        source, keys, ci_over = per_run, RUN_KEYS + ["training"], "runs"
-    wide = source.pivot_table(index=keys, columns="method", values=list(FIGURES))
+        a_source, b_source, ci_over = a_runs, b_runs, "runs"
     rows = []
-    for training in sorted(source.training.unique()):
-        part = wide.xs(training, level="training")
+    trainings = set(a_source.index.get_level_values("training")) & set(b_source.index.get_level_values("training"))
+    for training in sorted(trainings):
+        part_a = a_source.xs(training, level="training")
+        part_b = b_source.xs(training, level="training").reindex(part_a.index)
         for figure in FIGURES:
-            diff = (part[(figure, a)] - part[(figure, b)]).to_numpy()
+            diff = (part_a[figure] - part_b[figure]).to_numpy(np.float64)
             diff = diff[np.isfinite(diff)]
             if ci_over == "runs":
                 mean, low, high = bootstrap_mean_ci(diff, n_boot=n_boot, seed=seed)
             else:
-                mean = float(per_run[(per_run.training == training) & (per_run.method == a)][figure].mean()
-                             - per_run[(per_run.training == training) & (per_run.method == b)][figure].mean())
+                mean = float(a_runs.xs(training, level="training")[figure].mean()
+                             - b_runs.xs(training, level="training")[figure].mean())
                 low, high = (np.quantile(diff, [0.025, 0.975]) if diff.size else (np.nan, np.nan))
-            better = diff < 0 if figure == "aurc" else diff > 0
+            better = diff < 0 if figure in LOWER_IS_BETTER else diff > 0
             rows.append({"training": training, "figure": figure, "mean_difference": mean, "low": float(low),
                          "high": float(high), "a_better": float(better.mean()) if diff.size else np.nan,
                          "ci_over": ci_over})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["training", "figure", "mean_difference", "low", "high", "a_better", "ci_over"])

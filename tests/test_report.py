@@ -32,22 +32,28 @@ _REJECTED = {
 }
 METHODS = ("emoconfidnet", "top2_margin")
 CLASSES = ("angry", "sad")
+# Per-class rejection rows: the global numbers with F1 + 0.01 and UAR + 0.02 above t0 (t0 is the same in both modes).
+PER_CLASS_F1, PER_CLASS_UAR = 0.01, 0.02
 
 
-def _results(methods=METHODS, seeds=(0,)) -> pd.DataFrame:
+def _results(methods=METHODS, seeds=(0,), modes=("global",)) -> pd.DataFrame:
     rows = []
     for seed in seeds:
         for training in ("raw", "filtered"):
             for method in methods:
-                for rejection in (0.0, 0.1, 0.2):
-                    key = (training, method if method in METHODS else "emoconfidnet", rejection)
-                    per_fold = _T0[training] if rejection == 0.0 else _REJECTED[key]
-                    for fold, (coverage, f1, uar, removed, removed_correct) in enumerate(per_fold):
-                        rows.append(dict(
-                            fold=fold, seed=seed, training=training, method=method, rejection=rejection,
-                            threshold=0.0 if rejection == 0.0 else 0.3 + rejection, coverage=coverage,
-                            f1=f1, uar=uar, n_test=N_TEST, removed=removed, removed_correct=removed_correct,
-                        ))
+                for mode in modes:
+                    for rejection in (0.0, 0.1, 0.2):
+                        key = (training, method if method in METHODS else "emoconfidnet", rejection)
+                        per_fold = _T0[training] if rejection == 0.0 else _REJECTED[key]
+                        shift = (PER_CLASS_F1, PER_CLASS_UAR) if mode == "per_class" and rejection else (0.0, 0.0)
+                        for fold, (coverage, f1, uar, removed, removed_correct) in enumerate(per_fold):
+                            threshold = 0.0 if rejection == 0.0 else 0.3 + rejection
+                            rows.append(dict(
+                                fold=fold, seed=seed, training=training, method=method, rejection_mode=mode,
+                                rejection=rejection, threshold=threshold if mode == "global" else math.nan,
+                                coverage=coverage, f1=f1 + shift[0], uar=uar + shift[1], n_test=N_TEST,
+                                removed=removed, removed_correct=removed_correct,
+                            ))
     return pd.DataFrame(rows)
 
 
@@ -63,19 +69,25 @@ _CLASS_BASE = {
 }
 
 
-def _per_class() -> pd.DataFrame:
+def _per_class(modes=("global",)) -> pd.DataFrame:
+    """Per-class rows; per-class mode rows have the global ones' values plus 0.05 (and their own thresholds)."""
     rows = []
     for training in ("raw", "filtered"):
         for method in METHODS:
-            for rejection in (0.0, 0.1, 0.2):
-                level = "t0" if rejection == 0.0 else method
-                for class_name in CLASSES:
-                    for fold in (0, 1):
-                        precision, recall, f1 = (b + 0.2 * fold for b in _CLASS_BASE[(level, class_name)])
-                        rows.append(dict(
-                            fold=fold, seed=0, training=training, method=method, rejection=rejection,
-                            **{"class": class_name}, precision=precision, recall=recall, f1=f1,
-                        ))
+            for mode in modes:
+                for rejection in (0.0, 0.1, 0.2):
+                    level = "t0" if rejection == 0.0 else method
+                    shift = 0.05 if mode == "per_class" and rejection else 0.0
+                    for c, class_name in enumerate(CLASSES):
+                        own = 0.1 * c if mode == "per_class" else 0.0  # per-class thresholds differ by class
+                        threshold = 0.0 if rejection == 0.0 else 0.3 + rejection + own
+                        for fold in (0, 1):
+                            precision, recall, f1 = (b + 0.2 * fold + shift for b in _CLASS_BASE[(level, class_name)])
+                            rows.append(dict(
+                                fold=fold, seed=0, training=training, method=method, rejection_mode=mode,
+                                rejection=rejection, **{"class": class_name}, threshold=threshold,
+                                precision=precision, recall=recall, f1=f1,
+                            ))
     return pd.DataFrame(rows)
 
 
@@ -88,9 +100,9 @@ def _runs() -> pd.DataFrame:
     ])
 
 
-def _write(tmp_path, *, synthetic, filter_counts=None):
+def _write(tmp_path, *, synthetic, filter_counts=None, modes=("global",)):
     return report.write_report(
-        tmp_path / "out", _results(), _per_class(), _runs(),
+        tmp_path / "out", _results(modes=modes), _per_class(modes), _runs(),
         corpus_name="TinyCorpus", synthetic=synthetic, class_names=list(CLASSES),
         filter_counts=filter_counts, settings={"epochs": 50, "patience": 10},
     )
@@ -340,45 +352,172 @@ def test_report_gains_table_shows_mean_and_std(tmp_path):
 
 
 def _ranked_tables(recommended_gain):
-    """Three runs, four methods; `recommended` F1 at t20 = 0.5 * (1 + recommended_gain)."""
-    results, selective = [], []
+    """Three runs, four methods; a method's F1 at t20 = 0.5 * (1 + gain + 0.005 * fold).
+
+    emoconfidnet, top2_margin and msp have global rows (gains 0.02, 0.05, 0.04) and per-class rows (gain + 0.01);
+    `recommended` has one mode per run: global in fold 0, per_class in folds 1 and 2.
+    """
+    results, per_class, selective = [], [], []
     gains = {"emoconfidnet": 0.02, "top2_margin": 0.05, "msp": 0.04, "recommended": recommended_gain}
     for fold in range(3):
         for method, gain in gains.items():
-            for rejection, f1 in ((0.0, 0.5), (0.2, 0.5 * (1 + gain + 0.005 * fold))):
-                results.append(dict(fold=fold, seed=0, training="filtered", method=method, rejection=rejection,
-                                    threshold=0.0 if rejection == 0 else 0.3, coverage=1.0, f1=f1, uar=f1,
-                                    n_test=100, removed=0, removed_correct=0))
+            if method == "recommended":
+                modes = {"global": gain} if fold == 0 else {"per_class": gain}
+            else:
+                modes = {"global": gain, "per_class": gain + 0.01}
+            for mode, mode_gain in modes.items():
+                for rejection, f1 in ((0.0, 0.5), (0.2, 0.5 * (1 + mode_gain + 0.005 * fold))):
+                    threshold = 0.0 if rejection == 0 else 0.3
+                    results.append(dict(fold=fold, seed=0, training="filtered", method=method, rejection_mode=mode,
+                                        rejection=rejection, threshold=threshold if mode == "global" else math.nan,
+                                        coverage=1.0, f1=f1, uar=f1, n_test=100, removed=0, removed_correct=0))
+                    per_class.extend(dict(fold=fold, seed=0, training="filtered", method=method, rejection_mode=mode,
+                                          rejection=rejection, **{"class": c}, threshold=threshold, precision=0.5,
+                                          recall=0.5, f1=0.5) for c in ("a", "b"))
             selective.append(dict(fold=fold, seed=0, training="filtered", method=method,
-                                  aurc=0.3 - gain, eaurc=0.1, auroc=0.6 + gain, fpr95=0.8))
-    return pd.DataFrame(results), pd.DataFrame(selective)
+                                  aurc=0.3 - gain, eaurc=0.1, auroc=0.6 + gain, fpr95=0.8, aurc_balanced=0.35 - gain))
+    return pd.DataFrame(results), pd.DataFrame(per_class), pd.DataFrame(selective)
+
+
+def _ranked_runs(n_folds=3):
+    return pd.DataFrame([dict(fold=f, seed=0, training="filtered", n_train=10, n_validation=5, n_test=100,
+                              n_filtered_out=1, classifier_epochs=3, confidence_epochs=3) for f in range(n_folds)])
 
 
 def test_recommendation_is_generated_from_the_numbers():
     from emoconf_tf.report import recommendation_paragraph
     from emoconf_tf.statistics import paired_comparison, ranking
 
-    for gain, expected in ((0.10, "reliably better than the top-two margin"), (0.01, "the top-two margin is better here")):
-        results, selective = _ranked_tables(gain)
-        table = ranking(results, selective, None, num_classes=5)
-        comparison = paired_comparison(results, selective, None, num_classes=5)
+    for gain, expected in ((0.10, "reliably better than the top-two margin"),
+                           (0.01, "the top-two margin is better here")):
+        results, per_class, selective = _ranked_tables(gain)
+        table = ranking(results, selective, None, per_class, num_classes=2)
+        comparison = paired_comparison(results, selective, None, per_class, num_classes=2)
         text = recommendation_paragraph(table, comparison, "filtered")
         assert expected in text
-        best = "Recommended" if gain == 0.10 else "Baseline (top-2 margin)"
+        # gain 0.01: the best is the top-two margin with per-class thresholds, 5 % + 1 % + 0.5 % = 6.5 %
+        best = ("Recommended (mode chosen on validation)" if gain == 0.10
+                else "Baseline (top-2 margin), per-class thresholds")
         assert f"the largest t20 F1 gain comes from {best}" in text
-        # the paper's EmoConfidNet gain: 2 % + 0.5 % mean fold increment = 2.5 %
-        assert "EmoConfidNet gains 2.5 %" in text
+        # EmoConfidNet: 2 % + 0.5 % mean fold increment = 2.5 % (global), 3.5 % (per class); the margin 5.5, 6.5 %
+        assert "EmoConfidNet gains 2.5 % against 5.5 % for the top-two margin (global threshold" in text
+        assert "with per-class thresholds, 3.5 % against 6.5 %" in text
 
 
-def test_report_ranks_every_method_when_given_selective(tmp_path):
-    results, selective = _ranked_tables(0.10)
-    per_class = pd.DataFrame([dict(fold=r.fold, seed=0, training="filtered", method=r.method, rejection=r.rejection,
-                                   **{"class": c}, precision=0.5, recall=0.5, f1=0.5)
-                              for r in results.itertuples() for c in ("a", "b")])
-    runs = pd.DataFrame([dict(fold=f, seed=0, training="filtered", n_train=10, n_validation=5, n_test=100,
-                              n_filtered_out=1, classifier_epochs=3, confidence_epochs=3) for f in range(3)])
-    report.write_report(tmp_path, results, per_class, runs, corpus_name="toy", synthetic=False, class_names=["a", "b"],
-                 selective=selective)
+def test_report_ranks_every_method_and_mode_when_given_selective(tmp_path):
+    results, per_class, selective = _ranked_tables(0.10)
+    report.write_report(tmp_path, results, per_class, _ranked_runs(), corpus_name="toy", synthetic=False,
+                        class_names=["a", "b"], selective=selective)
     text = (tmp_path / "report.md").read_text()
     assert "## Which confidence to trust" in text and "### Recommendation" in text
-    assert "Max softmax probability" in text and "Paired comparison" in text
+    assert "| filtered | Max softmax probability | per-class thresholds | 0.500 | 0.500 |" in text
+    assert "| filtered | Max softmax probability | global threshold | 0.500 | 0.500 |" in text
+    # recommended: one row, global in fold 0, per_class in folds 1 and 2
+    assert "| Recommended (mode chosen on validation) | chosen on validation (global ×1, per_class ×2) |" in text
+    assert "balanced AURC" in text
+    assert "Paired comparison: recommended minus top-two margin (global threshold)" in text
+
+
+def test_report_single_run_bootstraps_utterances_with_per_class_thresholds(tmp_path):
+    results, per_class, selective = (t[t.fold == 0] for t in _ranked_tables(0.10))
+    # fold 0: recommended chose global; make it per_class to exercise the per-class thresholds
+    for table in (results, per_class):
+        table.loc[table.method == "recommended", "rejection_mode"] = "per_class"
+    results.loc[results.method == "recommended", "threshold"] = math.nan
+    rng = np.random.default_rng(0)
+    predictions = pd.DataFrame({"fold": 0, "seed": 0, "training": "filtered", "id": np.arange(40),
+                                "label": rng.integers(0, 2, 40), "predicted": rng.integers(0, 2, 40),
+                                **{m: rng.random(40) for m in ("emoconfidnet", "top2_margin", "msp", "recommended")}})
+    report.write_report(tmp_path, results, per_class, _ranked_runs(1), corpus_name="toy", synthetic=False,
+                        class_names=["a", "b"], selective=selective, predictions=predictions, n_boot=20)
+    text = (tmp_path / "report.md").read_text()
+    assert "test utterances of the single run" in text
+    assert "chosen on validation (per_class ×1)" in text
+
+
+# --- rejection modes -----------------------------------------------------------------------------
+
+
+def test_paper_tables_use_global_rows_when_both_modes_are_present():
+    both = report.table1(_results(modes=("global", "per_class")))
+    pd.testing.assert_frame_equal(both, report.table1(_results()))
+    # filtered EmoConfidNet t20 F1: (0.46 + 0.42) / 2 = 0.44, the global rows
+    assert both.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.44)
+
+
+def test_per_class_view_by_hand():
+    table = report.table1(_results(modes=("global", "per_class")), rejection_mode="per_class")
+    # filtered EmoConfidNet t20 per class: F1 0.44 + 0.01 = 0.45, UAR 0.50 + 0.02 = 0.52; t0 unchanged 0.40
+    assert table.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.45)
+    assert table.loc["t20", "uar emoconfidnet (filtered)"] == pytest.approx(0.52)
+    assert table.loc["t0", "f1 emoconfidnet (filtered)"] == pytest.approx(0.40)
+    gains = report.relative_gains(_results(modes=("global", "per_class")), rejection_mode="per_class")
+    # (0.45 - 0.40) / 0.40 = +12.5 %; UAR (0.52 - 0.40) / 0.40 = +30.0 %
+    assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(12.5)
+    assert _gain_row(gains, "emoconfidnet", "filtered")["uar_gain_pct"] == pytest.approx(30.0)
+
+
+def _with_recommended(results):
+    """`recommended` copied from EmoConfidNet's rows: per_class mode in fold 0, global in fold 1."""
+    chosen = results[(results.method == "emoconfidnet") & (
+        ((results.fold == 0) & (results.rejection_mode == "per_class"))
+        | ((results.fold == 1) & (results.rejection_mode == "global")))]
+    return pd.concat([results, chosen.assign(method="recommended")], ignore_index=True)
+
+
+def test_recommended_in_the_paper_view_whatever_mode_it_chose():
+    results = _with_recommended(_results(modes=("global", "per_class")))
+    table = report.table1(results)
+    # fold 0 per class 0.46 + 0.01 = 0.47, fold 1 global 0.42: (0.47 + 0.42) / 2 = 0.445
+    assert table.loc["t20", "f1 recommended (filtered)"] == pytest.approx(0.445)
+    assert "f1 recommended (filtered)" not in report.table1(results, rejection_mode="per_class").columns
+
+
+def test_mixed_modes_are_refused_when_no_mode_is_selected():
+    with pytest.raises(EmoconfError, match=r"more than one row .*\(rejection modes global, per_class\)"):
+        report.table1(_results(modes=("global", "per_class")), rejection_mode=None)
+
+
+def test_missing_rejection_mode_column_is_named():
+    with pytest.raises(EmoconfError, match=r"missing column\(s\) rejection_mode"):
+        report.table1(_results().drop(columns=["rejection_mode"]))
+    with pytest.raises(EmoconfError, match=r"per_class is missing column\(s\) threshold"):
+        report.table2(_results(), _per_class().drop(columns=["threshold"]))
+
+
+def test_report_has_per_class_section_with_per_class_rows(tmp_path):
+    text = _write(tmp_path, synthetic=True, modes=("global", "per_class")).read_text()
+    paper, per_class_part = text.split("## Per-class rejection")
+    # the paper's view keeps the global numbers: EmoConfidNet t20 F1 raw 0.36, filtered 0.44
+    assert "| t20 | 0.360 | 0.440 |" in paper
+    # per class: raw (0.36 + 0.01), filtered (0.44 + 0.01); gains +12.5 % F1, +30.0 % UAR (filtered EmoConfidNet)
+    assert "| t20 | 0.370 | 0.450 |" in per_class_part
+    assert "relative gain in F1 for EmoConfidNet is 12.5 % and 30.0 % in UAR" in per_class_part
+    assert "![curves, per-class thresholds](curves_per_class.png)" in per_class_part
+    assert (tmp_path / "out" / "curves_per_class.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "- rejection modes: global threshold, per-class thresholds" in paper
+
+
+def test_report_has_no_per_class_section_without_per_class_rows(tmp_path):
+    text = _write(tmp_path, synthetic=True).read_text()
+    assert "Per-class rejection" not in text and "curves_per_class" not in text
+    assert not (tmp_path / "out" / "curves_per_class.png").exists()
+
+
+def test_per_class_curves_title_says_synthetic():
+    title = report.report_title("TinyCorpus", synthetic=True, rejection_mode="per_class")
+    assert "synthetic" in title and "per-class thresholds" in title
+    assert "synthetic" not in report.report_title("TinyCorpus", synthetic=False, rejection_mode="per_class")
+
+
+def test_choices_grouped_by_mode():
+    choices = pd.DataFrame([
+        dict(fold=f, seed=0, training="filtered", method="recommended", choice="msp", rejection_mode=mode,
+             criterion="f1_uar_area", validation_value=0.5)
+        for f, mode in enumerate(("global", "per_class", "per_class"))
+    ] + [dict(fold=0, seed=0, training="filtered", method="emoconfidnet_tau", choice="tau=2", rejection_mode=np.nan,
+              criterion="aurc", validation_value=0.2)])
+    counts = report._choice_counts(choices)
+    assert counts[["method", "rejection_mode", "runs"]].values.tolist() == [
+        ["emoconfidnet_tau", "—", 1], ["recommended", "per_class", 2], ["recommended", "global", 1],
+    ]
