@@ -25,6 +25,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=int, default=10, help="early-stopping patience on validation loss (default: 10)")
     group.add_argument("--learning-rate", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
     group.add_argument("--keras-verbose", type=int, choices=(0, 1, 2), default=0, help="Keras fit verbosity: 0 silent, 1 progress bars, 2 a line per epoch (default: 0)")
+    group.add_argument("--no-reshuffle", action="store_true", help="feed the training rows in one seeded order, the same in every epoch (what Keras 3 does once a global seed is set); default: a new seeded order each epoch")
 
 
 def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, methods_default: str = "all") -> None:
@@ -36,8 +37,10 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
     parser.add_argument("--trainings", default="raw,filtered", help="which trainings to run: raw, filtered or both (default: raw,filtered)")
     parser.add_argument("--filter-midpoint", type=float, default=None, help="AVD value separating low from high for the conflict filter (default: middle of the scale)")
     parser.add_argument("--filter-rules", default=None, help="conflict rules, e.g. 'happy=low_arousal|low_valence;sad=high_valence' (default: the paper's Table 1)")
-    parser.add_argument("--methods", default=methods_default, help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, recommended (default: %(default)s)")
+    parser.add_argument("--methods", default=methods_default, help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, macro_gain, recommended (default: %(default)s)")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes T for mc_dropout (default: 10)")
+    parser.add_argument("--rejection-modes", default="global,per_class", help="how thresholds are set, one or both of: global (the paper's: one threshold from all validation confidences) and per_class (the paper's rule within each predicted class, so each class loses about the same fraction); every method is reported in each (default: %(default)s)")
+    parser.add_argument("--recommend-by", default="f1_uar_area", choices=("f1_uar_area", "f1_area", "uar_area", "aurc"), help="validation criterion that picks the recommended score and rejection mode: the area under the macro-F1 and UAR curves over coverage 1 to 0.5 (cross-fitted on validation), one of them, or the accuracy AURC (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--filter-midpoint", type=float, default=None, help="AVD midpoint for the filter (default: middle of the scale)")
     train.add_argument("--filter-rules", default=None, help="conflict rules (default: the paper's)")
     train.add_argument("--feature-set", choices=("compare_2016", "egemaps_v02", "none"), default=None, help="openSMILE set the table's features were extracted with, recorded in run.json so that an exported model can predict from audio (`emoconf predict x.wav`); must match the table's dimension (default: none for --table, synthetic for --synthetic)")
+    train.add_argument(
+        "--rejection-mode", default="global", metavar="{global,per_class}",
+        help="how an export of the run sets rejection thresholds, recorded in run.json (`emoconf export "
+        "--rejection-mode` overrides it): global, one threshold from all validation confidences (the paper's), or "
+        "per_class, one per predicted class from the validation predictions of that class (default: global)")
     _add_training_options(train)
 
     build = commands.add_parser(
@@ -145,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="run directory written by `emoconf train`")
     export.add_argument("--out", default=None, help="model base path that holds the versions (default: savedmodels/<run directory name>)")
     export.add_argument("--default-rejection", type=float, default=0.2, help="rejection rate (fraction in [0, 1)) of serving_default's accept output (default: 0.2, the paper's t20%%)")
+    export.add_argument(
+        "--rejection-mode", default=None, metavar="{global,per_class}",
+        help="accept = confidence >= one global threshold (global, the paper's) or >= the threshold of the "
+        "predicted class (per_class) (default: the mode the run was trained with, run.json's rejection_mode)")
     export.add_argument("--no-fold", action="store_true", help="serve the Keras graph as it is instead of the folded network (standardisation and batch norms merged into the dense kernels; same outputs to 1e-5, faster); see docs/performance.md")
 
     inspect = commands.add_parser(
@@ -160,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs an exported SavedModel in-process on each INPUT: an audio file (.wav, .flac, .ogg; its "
         "openSMILE features are extracted with the feature set the model records) or a features table (.csv, "
         ".csv.gz, .parquet; the model's feature columns are taken by name, other columns ignored). Prints one line "
-        "per utterance: id, class, confidence, accept. Without --rejection, the serving_default signature answers "
+        "per utterance: id, class, confidence, accept (and, for a model exported with --rejection-mode per_class, "
+        "the threshold of the predicted class). Without --rejection, the serving_default signature answers "
         "at the export's default operating point; with it, the threshold signature.",
         epilog="Serving: savedmodels/README.md.",
     )
@@ -168,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="model base path (savedmodels/NAME) or a version directory")
     predict.add_argument("--version", type=int, default=None, help="model version to use (default: the highest, as TF Serving)")
     predict.add_argument("--rejection", type=float, default=None, help="rejection rate, a fraction in [0, 1): accept = confidence >= its validation threshold (default: the export's default, usually 0.2)")
-    predict.add_argument("--json", action="store_true", help="print a JSON list of objects (id, source, class, confidence, accept, rejection, threshold, probabilities)")
+    predict.add_argument(
+        "--json", action="store_true",
+        help="print a JSON list of objects (id, source, class, confidence, accept, rejection, threshold: the one "
+        "applied to that prediction, rejection_mode, probabilities)")
     predict.add_argument("--workers", type=int, default=1, help="audio files whose features are extracted at once (default: 1)")
 
     bench = commands.add_parser(
@@ -244,6 +260,7 @@ def _training_config(args):
     return TrainingConfig(
         max_epochs=args.max_epochs, batch_size=args.batch_size, patience=args.patience,
         learning_rate=args.learning_rate, verbose=args.keras_verbose,
+        reshuffle_each_epoch=not getattr(args, "no_reshuffle", False),
     )
 
 
@@ -260,6 +277,8 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
         filter_rules=parse_rules(args.filter_rules) if args.filter_rules else PAPER_RULES,
         training=_training_config(args), methods=tuple(methods),
         mc_dropout_passes=getattr(args, "mc_passes", 10),
+        rejection_modes=_trainings(getattr(args, "rejection_modes", "global,per_class")),
+        recommend_by=getattr(args, "recommend_by", "f1_uar_area"),
     )
 
 
@@ -371,6 +390,9 @@ def _reproduce(args) -> int:
 
 
 def _train(args) -> int:
+    from emoconf_tf.export import check_rejection_mode
+
+    check_rejection_mode(args.rejection_mode, "--rejection-mode")  # before minutes of training
     _quiet_tensorflow(args.debug)
     from emoconf_tf.rundir import train_run
 
@@ -379,7 +401,7 @@ def _train(args) -> int:
     out = Path(args.out or f"runs/{corpus.name}")
     start = time.perf_counter()
     train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold,
-              feature_set=args.feature_set)
+              feature_set=args.feature_set, rejection_mode=args.rejection_mode)
     print(f"wrote run directory {out} in {time.perf_counter() - start:.0f} s "
           f"(classifier.keras, emoconfidnet.keras, validation.csv, test.csv, results.csv, run.json, manifest.json)")
     return 0
@@ -439,15 +461,24 @@ def _export_table(args) -> int:
 
 
 def _export(args) -> int:
-    _quiet_tensorflow(args.debug)
-    from emoconf_tf.export import SIGNATURE_NAMES, export_run
+    from emoconf_tf.export import SIGNATURE_NAMES, check_rejection_mode, export_run
 
+    if args.rejection_mode is not None:
+        check_rejection_mode(args.rejection_mode, "--rejection-mode")  # before TensorFlow loads
+    _quiet_tensorflow(args.debug)
     out = Path(args.out or f"savedmodels/{Path(args.run_dir).resolve().name}")
     start = time.perf_counter()
-    result = export_run(args.run_dir, out, default_rejection=args.default_rejection, fold=not args.no_fold)
+    result = export_run(args.run_dir, out, default_rejection=args.default_rejection, fold=not args.no_fold,
+                        rejection_mode=args.rejection_mode)
     print(f"exported {args.run_dir} as {result.path} (version {result.version}) in {time.perf_counter() - start:.0f} s")
+    if result.rejection_mode == "per_class":
+        class_names = (result.path / "assets" / "labels.txt").read_text(encoding="utf-8").splitlines()
+        operating_point = "per-class thresholds " + ", ".join(
+            f"{name} {value:.6f}" for name, value in zip(class_names, result.default_class_thresholds))
+    else:
+        operating_point = f"threshold {result.default_threshold:.6f}"
     print(f"signatures: {', '.join(SIGNATURE_NAMES)}; serving_default accepts at rejection "
-          f"{result.default_rejection:g} (threshold {result.default_threshold:.6f})")
+          f"{result.default_rejection:g} ({operating_point}); rejection mode {result.rejection_mode}")
     print(f"serve: tensorflow_model_server --model_base_path={out.resolve()} --model_name=emoconf --rest_api_port=8501")
     return 0
 
@@ -478,15 +509,22 @@ def _predict(args) -> int:
         if issubclass(warning.category, UserWarning):  # e.g. a stereo file downmixed
             print(f"warning: {warning.message}", file=sys.stderr)
     kept = sum(p.accept for p in result.predictions)
+    per_class = result.rejection_mode == "per_class"
+    operating_point = ("per-class thresholds " + ", ".join(f"{name} {value:.6f}"
+                                                           for name, value in result.class_thresholds.items())
+                       if per_class else f"threshold {result.threshold:.6f}")
     print(f"model {result.model_dir} ({result.feature_set} features), {result.signature}: rejection "
-          f"{result.rejection:g} -> threshold {result.threshold:.6f}; accepted {kept} of {len(result.predictions)}",
-          file=sys.stderr)
+          f"{result.rejection:g} -> {operating_point}; accepted {kept} of {len(result.predictions)}; "
+          f"rejection mode {result.rejection_mode}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_records(), indent=2))
         return 0
-    rows = [(p.id, p.class_name, f"{p.confidence:.6f}", "yes" if p.accept else "no") for p in result.predictions]
-    widths = [max(len(row[j]) for row in [("id", "class", "confidence", "accept"), *rows]) for j in range(4)]
-    for row in [("id", "class", "confidence", "accept"), *rows]:
+    # The threshold column only in per-class mode: in global mode every row has the one threshold above.
+    header = ("id", "class", "confidence", *(("threshold",) if per_class else ()), "accept")
+    rows = [(p.id, p.class_name, f"{p.confidence:.6f}", *((f"{p.threshold:.6f}",) if per_class else ()),
+             "yes" if p.accept else "no") for p in result.predictions]
+    widths = [max(len(row[j]) for row in [header, *rows]) for j in range(len(header))]
+    for row in [header, *rows]:
         print("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip())
     return 0
 

@@ -23,11 +23,27 @@ Signatures (D = feature dimension, K = classes, N = batch):
     predict          features float32 [N, D] -> class_ids, classes, probabilities
     confidence       features float32 [N, D] -> class_ids, confidence, baseline_confidence (top-two margin)
     threshold        features float32 [N, D], rejection float32 [] in [0, 1)
-                     -> threshold float32 [], confidence float32 [N], accept bool [N]
+                     -> threshold float32 [] (the global t_r), class_thresholds float32 [K],
+                        applied_threshold float32 [N], confidence float32 [N], accept bool [N]
 
 `confidence` is EmoConfidNet's `p_hat[c]` of the predicted class `c` (paper, Section 3); thresholds
-are those of `emoconf_tf.thresholds.rejection_threshold` on the run's validation confidences, which
-the model stores sorted, so any rejection rate works without the validation data (paper, Section 5.1).
+are those of `emoconf_tf.thresholds.class_thresholds` on the run's validation confidences and predicted
+classes, which the model stores (sorted by confidence), so any rejection rate works without the
+validation data (paper, Section 5.1).
+
+Rejection mode (`emoconf train/export --rejection-mode`, `thresholds.REJECTION_MODES`), stored in the
+variable `rejection_mode` and stated in the model card:
+
+- `global` (the paper's): one threshold `t_r` from all validation confidences; `accept = confidence >= t_r`.
+- `per_class`: one threshold per predicted class `c`, the same rule on the validation confidences of the
+  predictions of class `c` (a class never predicted on validation takes `t_r`);
+  `accept = confidence >= class_thresholds[predicted class]`.
+
+The `threshold` signature has the same outputs in both modes, so a client need not know the mode:
+`threshold` stays the scalar global `t_r` (as before the mode existed; a scalar output also keeps the
+request format columnar), `class_thresholds` holds the K thresholds of the mode (`t_r` K times in global
+mode), and `applied_threshold` the one that decided each row's `accept` (`class_thresholds[class_ids]`).
+In global mode `accept`, `threshold` and `confidence` are exactly what they were before the mode existed.
 
 By default the signatures run the folded network of `emoconf_tf.folding` (standardisation and batch
 norms merged into the dense kernels, dropout removed): the same outputs up to float32 rounding (checked
@@ -50,7 +66,7 @@ import numpy as np
 from emoconf_tf import __version__
 from emoconf_tf.confidence import emoconfidnet_confidence, predicted_class, top2_margin
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.thresholds import rejection_threshold
+from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, accept, class_thresholds, rejection_threshold
 
 DEFAULT_REJECTION = 0.2
 SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold")
@@ -64,6 +80,10 @@ UNKNOWN_FEATURE_SET = "unknown"
 REJECTION_DECIMALS = 7
 _KNOWN_FEATURE_SETS = {6373: "ComParE 2016 functionals", 88: "eGeMAPSv02 functionals"}
 _FEATURE_SET_TITLES = {"compare_2016": "ComParE 2016 functionals", "egemaps_v02": "eGeMAPSv02 functionals"}
+_MODE_DESCRIPTIONS = {
+    "global": "one threshold from all validation confidences (the paper's)",
+    "per_class": "one threshold per predicted class, from the validation predictions of that class",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,13 +94,18 @@ class ExportResult:
         path: the version directory, `<model base path>/<version>`.
         version: the integer version.
         default_rejection: the rejection rate of `serving_default`'s `accept`.
-        default_threshold: its validation threshold.
+        default_threshold: its global validation threshold `t_r`.
+        rejection_mode: `"global"` or `"per_class"`: how `accept` thresholds are set.
+        default_class_thresholds: K floats, the threshold of each predicted class at `default_rejection`
+            in `rejection_mode` (`default_threshold` K times in global mode).
     """
 
     path: Path
     version: int
     default_rejection: float
     default_threshold: float
+    rejection_mode: str = "global"
+    default_class_thresholds: tuple[float, ...] = ()
 
 
 def export_run(
@@ -90,6 +115,7 @@ def export_run(
     default_rejection: float = DEFAULT_REJECTION,
     verify: bool = True,
     fold: bool = True,
+    rejection_mode: str | None = None,
 ) -> ExportResult:
     """Exports a run directory (from `emoconf train`) as the next version of a TF Serving model.
 
@@ -101,21 +127,30 @@ def export_run(
         verify: reload the written SavedModel and check it against the Keras model before
             publishing it (default True).
         fold: serve the folded network (`emoconf_tf.folding`; default True) or the Keras graph (False).
+        rejection_mode: `"global"` (one threshold) or `"per_class"` (one per predicted class); default
+            None, the mode the run was trained with (`run.json`'s `rejection_mode`; global when absent).
 
     Returns:
         `ExportResult` with the version directory and number.
 
     Raises:
-        EmoconfError: an unusable run directory, `out_dir`, or rejection rate. Nothing is left behind.
+        EmoconfError: an unusable run directory, `out_dir`, rejection rate or mode. Nothing is left behind.
     """
     from emoconf_tf.rundir import load_run
 
     default_rejection = check_rejection(default_rejection, "--default-rejection")
+    if rejection_mode is not None:
+        rejection_mode = check_rejection_mode(rejection_mode, "--rejection-mode")
     out_dir = Path(out_dir)
     _check_base_path(out_dir)
     run = load_run(run_dir)
+    if rejection_mode is None:
+        rejection_mode = check_rejection_mode(run.rejection_mode, f"{run.path / 'run.json'}: rejection_mode")
     validation_confidence = _validation_confidence(run)
+    validation_predicted = _validation_predicted(run)
     default_threshold = rejection_threshold(validation_confidence, default_rejection)
+    default_class_thresholds = class_thresholds(validation_confidence, validation_predicted, default_rejection,
+                                                len(run.class_names), rejection_mode)
     num_features = _check_features(run)
 
     created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # deepest first
@@ -128,7 +163,8 @@ def export_run(
         (staging / "feature_names.txt").write_text("\n".join(run.feature_names) + "\n", encoding="utf-8")
         (staging / FEATURE_SET_ASSET).write_text(recorded_feature_set(run.info) + "\n", encoding="utf-8")
         (staging / "model_card.md").write_text(
-            model_card(run, default_rejection=default_rejection, default_threshold=default_threshold),
+            model_card(run, default_rejection=default_rejection, default_threshold=default_threshold,
+                       rejection_mode=rejection_mode, default_class_thresholds=default_class_thresholds),
             encoding="utf-8",
         )
         model_dir = work / "saved_model"
@@ -136,17 +172,21 @@ def export_run(
             run.emoconfidnet, run.class_names, validation_confidence,
             default_rejection=default_rejection, default_threshold=default_threshold,
             asset_paths={name: staging / name for name in ASSET_FILES}, fold=fold,
+            validation_predicted=validation_predicted, rejection_mode=rejection_mode,
         )
         module.save(model_dir)
         if verify:
-            _verify(model_dir, run.emoconfidnet, num_features)
+            _verify(model_dir, run.emoconfidnet, num_features, validation_confidence=validation_confidence,
+                    validation_predicted=validation_predicted, rejection_mode=rejection_mode,
+                    default_rejection=default_rejection)
         version = _publish(model_dir, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for directory in created:  # a failed first export leaves no empty folders
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
-    return ExportResult(out_dir / str(version), version, default_rejection, default_threshold)
+    return ExportResult(out_dir / str(version), version, default_rejection, default_threshold, rejection_mode,
+                        tuple(float(value) for value in default_class_thresholds))
 
 
 def serialize_examples(features: np.ndarray) -> list[bytes]:
@@ -190,22 +230,28 @@ def model_versions(out_dir: str | os.PathLike) -> list[int]:
 class EmoconfServingModule:
     """The serving graph around a trained `emoconfidnet` Keras model (built by `export_run`).
 
-    A `tf.Module` holds the model's variables, the sorted validation confidences and the assets;
-    each signature is a `tf.function` with a fixed input signature (see the module docstring).
+    A `tf.Module` holds the model's variables, the validation confidences sorted in descending order with
+    their predicted classes, the rejection mode and the assets; each signature is a `tf.function` with a
+    fixed input signature (see the module docstring).
 
     Args:
         emoconfidnet: the Keras model from `features` `[None, D]` to `probabilities` and `p_hat` `[None, K]`.
         class_names: the K class names in id order.
         validation_confidence: float `[n]`, EmoConfidNet confidences of the validation split.
         default_rejection: the rate of `serving_default`'s `accept`.
-        default_threshold: `rejection_threshold(validation_confidence, default_rejection)`.
+        default_threshold: `rejection_threshold(validation_confidence, default_rejection)`, the global `t_r`.
         asset_paths: file name -> path of files to include in `assets/`.
         fold: run the folded network (`emoconf_tf.folding.FoldedInference`, default) instead of the
             Keras graph.
+        validation_predicted: int `[n]` in [0, K), the predicted class of each validation confidence;
+            needed in `"per_class"` mode (default None: stored as -1, "not recorded", global mode only).
+        rejection_mode: `"global"` (default, the paper's) or `"per_class"`
+            (`emoconf_tf.thresholds.class_thresholds`).
     """
 
     def __init__(self, emoconfidnet, class_names, validation_confidence, *, default_rejection: float,
-                 default_threshold: float, asset_paths: dict[str, Path] | None = None, fold: bool = True):
+                 default_threshold: float, asset_paths: dict[str, Path] | None = None, fold: bool = True,
+                 validation_predicted: np.ndarray | None = None, rejection_mode: str = "global"):
         import tensorflow as tf
 
         from emoconf_tf.folding import FoldedInference, fold_emoconfidnet
@@ -216,12 +262,26 @@ class EmoconfServingModule:
         if len(class_names) != num_classes:
             raise EmoconfError(f"{len(class_names)} class names for a model with {num_classes} outputs")
         self.num_features, self.num_classes = num_features, num_classes
-        scores = np.sort(np.asarray(validation_confidence, dtype=np.float64).ravel())[::-1]
+        rejection_mode = check_rejection_mode(rejection_mode)
+        per_class = rejection_mode == "per_class"
+        confidence64 = np.asarray(validation_confidence, dtype=np.float64).ravel()
+        predicted = _checked_predicted(validation_predicted, confidence64.size, num_classes, rejection_mode)
+        order = np.argsort(confidence64, kind="stable")[::-1]  # descending; ties in any order give the same values
+        scores = np.sort(confidence64)[::-1]
+        if per_class:
+            default_class_thresholds = class_thresholds(confidence64, predicted, default_rejection, num_classes,
+                                                        rejection_mode)
+        else:
+            default_class_thresholds = np.full(num_classes, float(default_threshold))
         module.validation_confidence = tf.Variable(scores, trainable=False, name="validation_confidence_desc")
+        module.validation_predicted = tf.Variable(predicted[order], trainable=False, name="validation_predicted_desc")
+        module.rejection_mode = tf.Variable(rejection_mode, dtype=tf.string, trainable=False, name="rejection_mode")
         module.default_rejection = tf.Variable(float(default_rejection), dtype=tf.float64, trainable=False,
                                                name="default_rejection")
         module.default_threshold = tf.Variable(float(default_threshold), dtype=tf.float64, trainable=False,
                                                name="default_threshold")
+        module.default_class_thresholds = tf.Variable(default_class_thresholds, dtype=tf.float64, trainable=False,
+                                                      name="default_class_thresholds")
         module.assets = {name: tf.saved_model.Asset(str(path)) for name, path in (asset_paths or {}).items()}
         class_table = tf.constant(list(class_names), dtype=tf.string)
 
@@ -255,7 +315,13 @@ class EmoconfServingModule:
             # float32 score it came from; in float32 the two are equal again and that sample is kept.
             return confidence >= tf.cast(threshold, tf.float32)
 
-        def threshold_for(rejection):
+        def paper_position(count, rate):
+            # ceil(n (1 - r)) with round(., 9) first, at least 1, exactly as rejection_threshold; 1-based.
+            position = tf.math.ceil(tf.round(count * (1.0 - rate) * 1e9) / 1e9)
+            return tf.maximum(tf.cast(position, tf.int32), 1)
+
+        def thresholds_for(rejection):
+            """The global t_r float64 [] and the mode's thresholds float64 [K] (class_thresholds)."""
             check = tf.debugging.Assert(
                 tf.logical_and(rejection >= 0.0, rejection < 1.0),
                 ["rejection rate outside [0, 1) (a fraction: 0.2 rejects 20%):", rejection],
@@ -264,11 +330,20 @@ class EmoconfServingModule:
                 scale = 10.0 ** REJECTION_DECIMALS
                 rate = tf.round(tf.cast(rejection, tf.float64) * scale) / scale
             scores = module.validation_confidence
-            n = tf.cast(tf.size(scores), tf.float64)
-            # ceil(n (1 - r)) with round(., 9) first, exactly as rejection_threshold.
-            position = tf.math.ceil(tf.round(n * (1.0 - rate) * 1e9) / 1e9)
-            index = tf.maximum(tf.cast(position, tf.int32), 1) - 1
-            return tf.where(tf.equal(rate, 0.0), tf.constant(0.0, tf.float64), tf.gather(scores, index))
+            index = paper_position(tf.cast(tf.size(scores), tf.float64), rate) - 1
+            overall = tf.where(tf.equal(rate, 0.0), tf.constant(0.0, tf.float64), tf.gather(scores, index))
+            if not per_class:
+                return overall, tf.fill([num_classes], overall)
+            # Class c's confidences in descending order are the scores of class c in the (descending) stored
+            # order, so rank[i, c] counts the scores of class c down to row i: its 1-based position among them.
+            member = tf.one_hot(module.validation_predicted, num_classes, dtype=tf.int32)  # [n, K]
+            rank = tf.cumsum(member, axis=0)
+            count = tf.reduce_sum(member, axis=0)  # [K]
+            position = paper_position(tf.cast(count, tf.float64), rate)  # [K], <= count where count > 0
+            hit = tf.logical_and(tf.equal(member, 1), tf.equal(rank, position[tf.newaxis, :]))  # one row per class
+            mine = tf.gather(scores, tf.argmax(tf.cast(hit, tf.int32), axis=0, output_type=tf.int32))
+            # A class never predicted on validation takes the global threshold; t_0 = 0 for every class.
+            return overall, tf.where(tf.logical_and(count > 0, rate > 0.0), mine, overall)
 
         features_spec = tf.TensorSpec([None, num_features], tf.float32, name="features")
 
@@ -278,12 +353,16 @@ class EmoconfServingModule:
                 examples, {EXAMPLE_FEATURE_KEY: tf.io.FixedLenFeature([num_features], tf.float32)})
             # parse_example already refuses a float_list of another length, naming the key.
             probabilities, class_ids, confidence = forward(parsed[EXAMPLE_FEATURE_KEY], check=False)
+            if per_class:
+                accepted = accept_at(confidence, tf.gather(module.default_class_thresholds, class_ids))
+            else:
+                accepted = accept_at(confidence, module.default_threshold)
             return {
                 "class_ids": class_ids,
                 "classes": tf.gather(class_table, class_ids),
                 "probabilities": probabilities,
                 "confidence": confidence,
-                "accept": accept_at(confidence, module.default_threshold),
+                "accept": accepted,
             }
 
         @tf.function(input_signature=[features_spec])
@@ -301,10 +380,12 @@ class EmoconfServingModule:
 
         @tf.function(input_signature=[features_spec, tf.TensorSpec([], tf.float32, name="rejection")])
         def threshold(features, rejection):
-            threshold64 = threshold_for(rejection)
-            _, _, confidence_ = forward(features)
-            return {"threshold": tf.cast(threshold64, tf.float32), "confidence": confidence_,
-                    "accept": accept_at(confidence_, threshold64)}
+            overall, by_class = thresholds_for(rejection)
+            _, class_ids, confidence_ = forward(features)
+            applied = overall if not per_class else tf.gather(by_class, class_ids)
+            return {"threshold": tf.cast(overall, tf.float32), "class_thresholds": tf.cast(by_class, tf.float32),
+                    "applied_threshold": tf.cast(tf.broadcast_to(applied, tf.shape(confidence_)), tf.float32),
+                    "confidence": confidence_, "accept": accept_at(confidence_, applied)}
 
         module.serving_default, module.predict = serving_default, predict
         module.confidence, module.threshold = confidence, threshold
@@ -328,8 +409,20 @@ class EmoconfServingModule:
         tf.saved_model.save(self.module, str(path), signatures=self.signatures)
 
 
-def model_card(run, *, default_rejection: float, default_threshold: float, date: str | None = None) -> str:
-    """The Markdown model card of an export (`assets/model_card.md`)."""
+def model_card(run, *, default_rejection: float, default_threshold: float, date: str | None = None,
+               rejection_mode: str = "global", default_class_thresholds: np.ndarray | None = None) -> str:
+    """The Markdown model card of an export (`assets/model_card.md`).
+
+    Args:
+        run: the loaded run directory (`emoconf_tf.rundir.Run`).
+        default_rejection: the rate of `serving_default`'s `accept`.
+        default_threshold: its global threshold `t_r`.
+        date: `YYYY-MM-DD` of the export; default None, today (UTC).
+        rejection_mode: `"global"` (default) or `"per_class"`.
+        default_class_thresholds: float `[K]`, the per-class thresholds at `default_rejection`; default
+            None, computed from the run's validation.csv (used in per-class mode only).
+    """
+    rejection_mode = check_rejection_mode(rejection_mode)
     info = run.info
     synthetic = bool(info.get("synthetic"))
     num_features = len(run.feature_names)
@@ -345,6 +438,17 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
             feature_set += " (inferred from the dimension)"
         feature_set += (f"; the run records no feature set (`{FEATURE_SET_ASSET}`: {UNKNOWN_FEATURE_SET}), "
                         "so predict from a features table")
+    per_class = rejection_mode == "per_class"
+    if per_class:
+        if default_class_thresholds is None:
+            default_class_thresholds = class_thresholds(_validation_confidence(run), _validation_predicted(run),
+                                                        default_rejection, len(run.class_names), rejection_mode)
+        absent = _absent_classes(run)
+        operating_point = "per-class thresholds " + ", ".join(
+            f"{name} {value:.6f}{' (global)' if c in absent else ''}"
+            for c, (name, value) in enumerate(zip(run.class_names, default_class_thresholds)))
+    else:
+        operating_point = f"threshold {default_threshold:.6f}"
     scale = info.get("scale", ["?", "?"])
     counts = info.get("filter_counts") or {}
     removed = sum(counts.values())
@@ -380,7 +484,9 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         f"{info.get('fold', '?')}, seed {info.get('seed', '?')} |",
         f"| epochs | classifier {run_info.get('classifier_epochs', '?')}, EmoConfidNet "
         f"{run_info.get('confidence_epochs', '?')} |",
-        f"| default operating point | rejection {default_rejection:g} -> threshold {default_threshold:.6f} "
+        f"| rejection mode | {rejection_mode}: {_MODE_DESCRIPTIONS[rejection_mode]}"
+        f"{'; a class never predicted on validation takes the global threshold' if per_class else ''} |",
+        f"| default operating point | rejection {default_rejection:g} -> {operating_point} "
         "(`serving_default`'s `accept`) |",
         f"| exported | {date}, emoconf-tf {__version__} (run trained with emoconf-tf {info.get('version', '?')}) |",
         "",
@@ -391,8 +497,15 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         "- `predict`: `features` -> `class_ids`, `classes`, `probabilities`",
         "- `confidence`: `features` -> `class_ids`, `confidence` (EmoConfidNet), `baseline_confidence` "
         "(top-two softmax margin)",
-        "- `threshold`: `features`, `rejection` -> `threshold`, `confidence`, `accept`",
+        "- `threshold`: `features`, `rejection` -> `threshold` (global t_r), `class_thresholds` (one per class, "
+        f"{rejection_mode} mode), `applied_threshold` (that of each row's predicted class), `confidence`, `accept`",
         "",
+    ]
+    if per_class:
+        lines += ["## Per-class thresholds", ""]
+        lines += _class_threshold_rows(run, default_rejection)
+        lines += [""]
+    lines += [
         "## Figures at each rejection rate",
         "",
     ]
@@ -401,9 +514,36 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         "",
         "Thresholds are set on the validation split (its confidences sorted in descending order, "
         "t_r = the ceil(n(1 - r))-th, t_0 = 0) and applied to the test split; F1 = 2PR/(P+R) of macro "
-        "precision and recall, UAR = macro recall (paper, Section 5.1).",
+        "precision and recall, UAR = macro recall (paper, Section 5.1). Per-class thresholds apply the same rule "
+        "to the validation predictions of each predicted class (a class never predicted on validation takes t_r).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _absent_classes(run) -> set[int]:
+    """Class ids never predicted on validation (their per-class threshold is the global one)."""
+    return set(range(len(run.class_names))) - set(_validation_predicted(run).tolist())
+
+
+def _class_threshold_rows(run, default_rejection: float) -> list[str]:
+    """Markdown rows: per rejection rate, each predicted class's threshold and the validation coverage."""
+    confidence, predicted = _validation_confidence(run), _validation_predicted(run)
+    num_classes = len(run.class_names)
+    absent = _absent_classes(run)
+    rows = [
+        "| rejection | " + " | ".join(f"{name}{' (global)' if c in absent else ''}"
+                                      for c, name in enumerate(run.class_names)) + " | validation coverage |",
+        "|---:|" + "---:|" * (num_classes + 1),
+    ]
+    for rejection in sorted({*PAPER_REJECTIONS, default_rejection}):
+        thresholds = class_thresholds(confidence, predicted, rejection, num_classes, "per_class")
+        coverage = float(accept(confidence, thresholds, predicted).mean())
+        rows.append(f"| {rejection:g} | " + " | ".join(f"{value:.6f}" for value in thresholds)
+                    + f" | {coverage:.3f} |")
+    counts = ", ".join(f"{name} {int((predicted == c).sum())}" for c, name in enumerate(run.class_names))
+    rows += ["", f"Validation predictions per class: {counts}; a class never predicted on validation (marked "
+                 "global) takes the global threshold."]
+    return rows
 
 
 def _figures(run) -> list[str]:
@@ -417,6 +557,7 @@ def _figures(run) -> list[str]:
     y_pred = validation["predicted"].map(index)
     known = bool(y_true.notna().all() and y_pred.notna().all())
     columns = {"emoconfidnet": "confidence", "top2_margin": "baseline_confidence"}
+    num_classes = len(run.class_names)
     rows = [
         "| method | rejection | threshold | validation coverage | validation F1 | validation UAR "
         "| test coverage | test F1 | test UAR |",
@@ -424,19 +565,33 @@ def _figures(run) -> list[str]:
     ]
     for row in run.results.itertuples(index=False):
         column = columns.get(row.method)
+        # results.csv rows of per-class thresholds (its rejection_mode column) have one threshold per class.
+        per_class = getattr(row, "rejection_mode", "global") == "per_class"
         if known and column in validation:
-            scores = selective_scores(y_true.to_numpy(int), y_pred.to_numpy(int), validation[column].to_numpy(),
-                                      row.threshold, len(run.class_names))
+            confidence = validation[column].to_numpy()
+            threshold = (class_thresholds(confidence, y_pred.to_numpy(int), row.rejection, num_classes, "per_class")
+                         if per_class else row.threshold)
+            scores = selective_scores(y_true.to_numpy(int), y_pred.to_numpy(int), confidence, threshold, num_classes)
             val = f"{scores.coverage:.3f} | {scores.f1:.3f} | {scores.uar:.3f}"
         else:
             val = "- | - | -"
-        rows.append(f"| {row.method} | {row.rejection:.2f} | {row.threshold:.6f} | {val} "
+        shown = "per class" if per_class else f"{row.threshold:.6f}"
+        rows.append(f"| {row.method} | {row.rejection:.2f} | {shown} | {val} "
                     f"| {row.coverage:.3f} | {row.f1:.3f} | {row.uar:.3f} |")
     return rows
 
 
 def _number(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
+    """`mode` if it is one of `thresholds.REJECTION_MODES`, or `EmoconfError` naming it as `name`
+    (e.g. `"--rejection-mode"`)."""
+    if not isinstance(mode, str) or mode not in REJECTION_MODES:
+        raise EmoconfError(f"{name} {mode!r}: choose global (one threshold from all validation confidences, the "
+                           "paper's) or per_class (one threshold per predicted class)")
+    return mode
 
 
 def check_rejection(rejection: float, name: str = "rejection") -> float:
@@ -473,6 +628,39 @@ def _validation_confidence(run) -> np.ndarray:
     return scores
 
 
+def _validation_predicted(run) -> np.ndarray:
+    """The validation rows' predicted class ids, int64 `[n]`, from validation.csv's `predicted` names."""
+    path = run.path / "validation.csv"
+    if "predicted" not in run.validation:
+        raise EmoconfError(f"{path}: no 'predicted' column; rerun `emoconf train`")
+    index = {name: i for i, name in enumerate(run.class_names)}
+    names = run.validation["predicted"].astype(str)
+    ids = names.map(index)
+    if ids.isna().any():
+        bad = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise EmoconfError(
+            f"{path}: 'predicted' is {names.iloc[bad]!r} in row {bad + 2} (id {run.validation['id'].iloc[bad]}), "
+            f"not one of the run's classes ({', '.join(run.class_names)}; run.json)"
+        )
+    return ids.to_numpy(dtype=np.int64)
+
+
+def _checked_predicted(validation_predicted, size: int, num_classes: int, rejection_mode: str) -> np.ndarray:
+    """int64 `[n]` predicted classes for the module; -1 ("not recorded") when None, in global mode only."""
+    if validation_predicted is None:
+        if rejection_mode == "per_class":
+            raise EmoconfError("per_class rejection needs the predicted class of each validation confidence "
+                               "(validation_predicted)")
+        return np.full(size, -1, dtype=np.int64)
+    predicted = np.asarray(validation_predicted).ravel()
+    if predicted.size != size:
+        raise EmoconfError(f"{predicted.size} validation predicted classes for {size} validation confidences")
+    if predicted.size and (not np.issubdtype(predicted.dtype, np.integer) or predicted.min() < 0
+                           or predicted.max() >= num_classes):
+        raise EmoconfError(f"validation predicted classes: expected class ids in [0, {num_classes})")
+    return predicted.astype(np.int64)
+
+
 def _check_features(run) -> int:
     num_features = int(run.emoconfidnet.input_shape[-1])
     if len(run.feature_names) != num_features:
@@ -482,8 +670,17 @@ def _check_features(run) -> int:
     return num_features
 
 
-def _verify(model_dir: Path, emoconfidnet, num_features: int) -> None:
-    """Reloads the SavedModel and compares `predict`/`confidence` with the Keras model on random inputs."""
+def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_confidence: np.ndarray | None = None,
+            validation_predicted: np.ndarray | None = None, rejection_mode: str = "global",
+            default_rejection: float = DEFAULT_REJECTION) -> None:
+    """Reloads the SavedModel and compares it with the Keras model and NumPy on random inputs.
+
+    `confidence`'s classes, confidences and margins must equal the Keras model's (to 1e-5). Given the
+    validation confidences float `[n]` and predicted classes int `[n]`, the `threshold` signature's
+    `class_thresholds` at each paper rate and at `default_rejection` must equal
+    `thresholds.class_thresholds(..., rejection_mode)` in float32, and its `accept` and `serving_default`'s
+    must equal `thresholds.accept(confidence, those thresholds, predicted class)`.
+    """
     import tensorflow as tf
 
     normalization = emoconfidnet.get_layer("standardize")
@@ -499,6 +696,30 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int) -> None:
             and np.allclose(got["baseline_confidence"].numpy(), top2_margin(probabilities), atol=1e-5)):
         raise EmoconfError(f"{model_dir}: the SavedModel's outputs differ from the Keras model's by more than 1e-5; "
                            "not published (try --no-fold)")
+    if validation_confidence is None:
+        return
+    class_ids, num_classes = got["class_ids"].numpy(), probabilities.shape[-1]
+
+    def expected_thresholds(rejection):
+        # In float32, as the graph compares (a threshold read from validation.csv's decimals lands a hair
+        # off the float32 score it came from; in float32 the two are equal again).
+        return class_thresholds(validation_confidence, validation_predicted, rejection, num_classes,
+                                rejection_mode).astype(np.float32)
+
+    for rejection in sorted({*PAPER_REJECTIONS, default_rejection}):
+        at_rate = loaded.signatures["threshold"](features=tf.constant(features),
+                                                 rejection=tf.constant(rejection, tf.float32))
+        expected = expected_thresholds(rejection)
+        if not (np.array_equal(at_rate["class_thresholds"].numpy(), expected)
+                and np.array_equal(at_rate["accept"].numpy(), accept(at_rate["confidence"].numpy(), expected,
+                                                                        class_ids))):
+            raise EmoconfError(f"{model_dir}: the SavedModel's {rejection_mode} thresholds or accept decisions at "
+                               f"rejection {rejection:g} differ from emoconf_tf.thresholds; not published")
+    served = loaded.signatures["serving_default"](examples=tf.constant(serialize_examples(features)))
+    if not np.array_equal(served["accept"].numpy(), accept(served["confidence"].numpy(),
+                                                           expected_thresholds(default_rejection), class_ids)):
+        raise EmoconfError(f"{model_dir}: serving_default's accept at rejection {default_rejection:g} differs from "
+                           f"emoconf_tf.thresholds.accept in {rejection_mode} mode; not published")
 
 
 def _publish(model_dir: Path, out_dir: Path) -> int:

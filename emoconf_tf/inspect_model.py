@@ -1,7 +1,8 @@
-"""What an exported SavedModel offers: its signatures as TF Serving sees them, and its model card.
+"""What an exported SavedModel offers: its signatures as TF Serving sees them, its rejection mode, its model card.
 
 Reads `saved_model.pb` directly (as `saved_model_cli show` does): no variables are restored, so it
-is quick and shows exactly the `SignatureDef`s a model server exposes.
+is quick and shows exactly the `SignatureDef`s a model server exposes. The rejection mode is one
+string read from the variables' checkpoint.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from pathlib import Path
 from emoconf_tf.errors import EmoconfError
 
 SERVE_TAG = "serve"
+# The checkpoint key of `EmoconfServingModule`'s `rejection_mode` variable (an attribute of the saved tf.Module).
+REJECTION_MODE_KEY = "rejection_mode/.ATTRIBUTES/VARIABLE_VALUE"
+_MODE_LINES = {
+    "global": "global (accept = confidence >= one threshold from all validation confidences)",
+    "per_class": "per_class (accept = confidence >= the threshold of the predicted class)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,10 +92,32 @@ def signatures(path: str | os.PathLike) -> dict[str, SignatureInfo]:
     return found
 
 
-def describe(path: str | os.PathLike) -> str:
-    """Text for `emoconf inspect`: the version directory, every signature's inputs and outputs, the model card."""
+def rejection_mode(path: str | os.PathLike) -> str:
+    """The export's rejection mode, `"global"` or `"per_class"`, read from `variables/` without loading the model.
+
+    `"global"` for an export written before the mode existed (no such variable); `"unknown"` when the
+    variables cannot be read.
+    """
+    import tensorflow as tf
+
     directory = version_dir(path)
-    lines = [f"SavedModel {directory}", "", "signatures (tag 'serve'):"]
+    try:
+        reader = tf.train.load_checkpoint(str(directory / "variables" / "variables"))
+    except (tf.errors.OpError, ValueError):
+        return "unknown"
+    if not reader.has_tensor(REJECTION_MODE_KEY):
+        return "global"
+    value = reader.get_tensor(REJECTION_MODE_KEY)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def describe(path: str | os.PathLike) -> str:
+    """Text for `emoconf inspect`: the version directory, its rejection mode, every signature's inputs and
+    outputs, the model card."""
+    directory = version_dir(path)
+    mode = rejection_mode(directory)
+    lines = [f"SavedModel {directory}", f"rejection mode: {_MODE_LINES.get(mode, mode)}", "",
+             "signatures (tag 'serve'):"]
     for info in signatures(directory).values():
         lines.append(f"  {info.name}:")
         lines += [f"    input  {key}: {spec}" for key, spec in info.inputs.items()]

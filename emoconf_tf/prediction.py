@@ -13,7 +13,8 @@ export in-process, the way TF Serving would, on
 
 Without a rejection rate, the `serving_default` signature answers (its `accept` is at the export's default
 operating point); with one, the `threshold` signature gives the confidence and `accept` at that rate and
-`predict` the class.
+`predict` the class. The export's rejection mode (`global`: one threshold; `per_class`: one per predicted
+class) decides which threshold each prediction is held to; every `Prediction` carries the one applied.
 
 Example:
 
@@ -22,7 +23,8 @@ from emoconf_tf.prediction import predict
 
 result = predict("savedmodels/emoconf", ["features.csv", "utterance.wav"], rejection=0.3)
 for row in result.predictions:
-    print(row.id, row.class_name, f"{row.confidence:.3f}", "accept" if row.accept else "reject")
+    verdict = "accept" if row.accept else f"reject (< {row.threshold:.3f})"
+    print(row.id, row.class_name, f"{row.confidence:.3f}", verdict)
 ```
 """
 
@@ -61,6 +63,8 @@ class Prediction:
         confidence: EmoConfidNet's confidence in it, `p_hat[class]`; higher = more confident.
         accept: `confidence >= threshold`: keep the prediction (True) or hand the utterance to a person.
         probabilities: class name -> softmax probability, in class-id order.
+        threshold: the validation threshold applied to this prediction: the global one, or in per-class
+            mode that of its predicted class.
     """
 
     id: str
@@ -69,6 +73,7 @@ class Prediction:
     confidence: float
     accept: bool
     probabilities: dict[str, float]
+    threshold: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +85,12 @@ class PredictionResult:
         model_dir: the SavedModel version directory that answered.
         feature_set: the model's `feature_set.txt` (`compare_2016`, `egemaps_v02`, `synthetic`, `unknown`).
         rejection: the rejection rate, a fraction in [0, 1).
-        threshold: its validation threshold on the confidence.
+        threshold: its global validation threshold `t_r` on the confidence (what every prediction is held to
+            in global mode).
         signature: `"serving_default"` (the export's default rate) or `"threshold"` (a given rate).
+        rejection_mode: the export's `"global"` or `"per_class"` (`"global"` for an export that predates it).
+        class_thresholds: class name -> the threshold for predictions of that class at `rejection`, in class-id
+            order (`threshold` for every class in global mode).
     """
 
     predictions: list[Prediction]
@@ -90,14 +99,16 @@ class PredictionResult:
     rejection: float
     threshold: float
     signature: str
+    rejection_mode: str
+    class_thresholds: dict[str, float]
 
     def to_records(self) -> list[dict]:
         """The predictions as JSON-ready dicts: id, source, class, confidence, accept, rejection,
-        threshold, probabilities."""
+        threshold (the one applied to that prediction), rejection_mode, probabilities."""
         return [
             {"id": p.id, "source": p.source, "class": p.class_name, "confidence": p.confidence,
-             "accept": p.accept, "rejection": self.rejection, "threshold": self.threshold,
-             "probabilities": p.probabilities}
+             "accept": p.accept, "rejection": self.rejection, "threshold": p.threshold,
+             "rejection_mode": self.rejection_mode, "probabilities": p.probabilities}
             for p in self.predictions
         ]
 
@@ -298,7 +309,11 @@ class ExportedModel:
 
     Attributes:
         assets: its `ModelAssets`.
-        default_rejection, default_threshold: the operating point of `serving_default`'s `accept`.
+        default_rejection, default_threshold: the operating point of `serving_default`'s `accept` (the global
+            threshold `t_r`).
+        rejection_mode: `"global"` or `"per_class"` (`"global"` for an export written before the mode existed).
+        default_class_thresholds: float64 `[K]`, the threshold of each predicted class at `default_rejection`
+            (`default_threshold` K times in global mode).
     """
 
     def __init__(self, model: str | os.PathLike, version: int | None = None):
@@ -309,6 +324,13 @@ class ExportedModel:
         self._loaded = tf.saved_model.load(str(self.path))
         self.default_rejection = float(self._loaded.default_rejection.numpy())
         self.default_threshold = float(self._loaded.default_threshold.numpy())
+        num_classes = len(self.assets.class_names)
+        # Exports written before the rejection mode existed have neither variable: they are global.
+        mode = getattr(self._loaded, "rejection_mode", None)
+        self.rejection_mode = mode.numpy().decode() if mode is not None else "global"
+        stored = getattr(self._loaded, "default_class_thresholds", None)
+        self.default_class_thresholds = (np.asarray(stored.numpy(), dtype=np.float64) if stored is not None
+                                         else np.full(num_classes, self.default_threshold))
 
     def predict(self, features: np.ndarray, rejection: float | None = None) -> dict[str, np.ndarray]:
         """Runs `serving_default` (rejection None) or `predict` + `threshold` on raw features.
@@ -319,7 +341,9 @@ class ExportedModel:
 
         Returns:
             `class_ids` int64 `[N]`, `probabilities` float32 `[N, K]`, `confidence` float32 `[N]`,
-            `accept` bool `[N]`, `threshold` float (the threshold that decided `accept`).
+            `accept` bool `[N]`, `applied_threshold` float64 `[N]` (the threshold that decided each `accept`),
+            `class_thresholds` float64 `[K]` (the mode's thresholds at the rate), `threshold` float (the global
+            `t_r`, which decided `accept` in global mode).
         """
         import tensorflow as tf
 
@@ -330,21 +354,26 @@ class ExportedModel:
         if rejection is not None:
             rejection = check_rejection(rejection, "--rejection")
         signatures = self._loaded.signatures
-        parts = {"class_ids": [], "probabilities": [], "confidence": [], "accept": []}
-        threshold = self.default_threshold
+        parts = {"class_ids": [], "probabilities": [], "confidence": [], "accept": [], "applied_threshold": []}
+        threshold, class_thresholds = self.default_threshold, self.default_class_thresholds
         for start in range(0, len(features), BATCH_SIZE):
             batch = features[start:start + BATCH_SIZE]
             if rejection is None:
-                out = signatures["serving_default"](examples=tf.constant(serialize_examples(batch)))
+                out = {key: value.numpy() for key, value in signatures["serving_default"](
+                    examples=tf.constant(serialize_examples(batch))).items()}
             else:
-                out = dict(signatures["predict"](features=tf.constant(batch)))
-                at_rate = signatures["threshold"](features=tf.constant(batch),
-                                                  rejection=tf.constant(rejection, tf.float32))
+                out = {key: value.numpy() for key, value in signatures["predict"](features=tf.constant(batch)).items()}
+                at_rate = {key: value.numpy() for key, value in signatures["threshold"](
+                    features=tf.constant(batch), rejection=tf.constant(rejection, tf.float32)).items()}
                 out.update(confidence=at_rate["confidence"], accept=at_rate["accept"])
-                threshold = float(at_rate["threshold"].numpy())
+                threshold = float(at_rate["threshold"])
+                # An export that predates the rejection mode has neither output: one global threshold.
+                class_thresholds = at_rate.get("class_thresholds", np.full(len(class_thresholds), threshold))
+            out["applied_threshold"] = np.asarray(class_thresholds, dtype=np.float64)[out["class_ids"]]
             for key, values in parts.items():
-                values.append(out[key].numpy())
-        return {key: np.concatenate(values) for key, values in parts.items()} | {"threshold": threshold}
+                values.append(out[key])
+        return {key: np.concatenate(values) for key, values in parts.items()} | {
+            "threshold": threshold, "class_thresholds": np.asarray(class_thresholds, dtype=np.float64)}
 
 
 def predict(
@@ -404,14 +433,17 @@ def predict(
         Prediction(
             id=utterance, source=source, class_name=names[class_id], confidence=float(confidence),
             accept=bool(accept), probabilities={name: float(p) for name, p in zip(names, probabilities)},
+            threshold=float(threshold),
         )
-        for utterance, source, class_id, confidence, accept, probabilities in zip(
-            ids, sources, out["class_ids"], out["confidence"], out["accept"], out["probabilities"])
+        for utterance, source, class_id, confidence, accept, probabilities, threshold in zip(
+            ids, sources, out["class_ids"], out["confidence"], out["accept"], out["probabilities"],
+            out["applied_threshold"])
     ]
     return PredictionResult(
         predictions=predictions, model_dir=exported.path, feature_set=exported.assets.feature_set,
         rejection=exported.default_rejection if rejection is None else rejection, threshold=out["threshold"],
-        signature="serving_default" if rejection is None else "threshold",
+        signature="serving_default" if rejection is None else "threshold", rejection_mode=exported.rejection_mode,
+        class_thresholds={name: float(value) for name, value in zip(names, out["class_thresholds"])},
     )
 
 

@@ -9,7 +9,8 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
     results.csv            the protocol's rows for this run (thresholds from validation, applied to test)
     feature_names.txt      one feature column name per line, in input order
     run.json               corpus, classes, AVD scale, filter, seed, settings, epochs, package version,
-                           feature_set (the openSMILE set of the features, "synthetic", or null when not given)
+                           feature_set (the openSMILE set of the features, "synthetic", or null when not given),
+                           rejection_mode ("global" or "per_class": the export's default; absent = global)
     manifest.json          file list with sizes and SHA-256, written last
 """
 
@@ -50,6 +51,11 @@ class Run:
     def class_names(self) -> list[str]:
         return list(self.info["class_names"])
 
+    @property
+    def rejection_mode(self) -> str:
+        """run.json's `rejection_mode` (`"global"` or `"per_class"`); `"global"` for a run trained before it existed."""
+        return self.info.get("rejection_mode", "global")
+
 
 def train_run(
     corpus: Corpus,
@@ -60,6 +66,7 @@ def train_run(
     training: str = "filtered",
     fold_index: int = 0,
     feature_set: str | None = None,
+    rejection_mode: str = "global",
 ) -> Path:
     """Trains one classifier + EmoConfidNet on one fold and writes the run directory.
 
@@ -74,10 +81,16 @@ def train_run(
             extract them from audio: `"compare_2016"` or `"egemaps_v02"` (openSMILE; D must match),
             `"synthetic"` (the synthetic corpus), or None (default: unknown, e.g. a custom table).
             A synthetic corpus is recorded as `"synthetic"` whatever is given.
+        rejection_mode: how an export of the run sets its rejection thresholds by default (`emoconf export`
+            can override it): `"global"` (default, the paper's: one threshold from all validation
+            confidences) or `"per_class"` (one per predicted class; `emoconf_tf.thresholds.class_thresholds`).
 
     Returns:
         The run directory path.
     """
+    from emoconf_tf.export import check_rejection_mode
+
+    rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).exists():
         raise EmoconfError(f"{out_dir}: already holds a finished run; choose another --out or delete it")
@@ -121,6 +134,7 @@ def train_run(
             "scale": list(corpus.scale),
             "num_features": corpus.num_features,
             "feature_set": feature_set,
+            "rejection_mode": rejection_mode,
             "training": training,
             "filter": training == "filtered",
             "filter_counts": unit.filter_counts,

@@ -90,7 +90,8 @@ EXPECTED_SIGNATURES = {
     ),
     "threshold": (
         {"features": ("float32", (None, D)), "rejection": ("float32", ())},
-        {"threshold": ("float32", ()), "confidence": ("float32", (None,)), "accept": ("bool", (None,))},
+        {"threshold": ("float32", ()), "class_thresholds": ("float32", (K,)), "applied_threshold": ("float32", (None,)),
+         "confidence": ("float32", (None,)), "accept": ("bool", (None,))},
     ),
 }
 
@@ -427,7 +428,9 @@ def test_model_card_says_synthetic_and_lists_the_run(exported):
 def test_model_card_has_a_row_per_results_row(exported):
     card = (exported.path / "assets" / "model_card.md").read_text()
     for row in exported.run.results.itertuples(index=False):
-        assert f"| {row.method} | {row.rejection:.2f} | {row.threshold:.6f} | " in card
+        per_class = getattr(row, "rejection_mode", "global") == "per_class"  # results.csv's per-class rows
+        shown = "per class" if per_class else f"{row.threshold:.6f}"
+        assert f"| {row.method} | {row.rejection:.2f} | {shown} | " in card
         assert card.count(f"| {row.f1:.3f} | {row.uar:.3f} |") >= 1
 
 

@@ -254,7 +254,9 @@ def test_cli_json_parses_and_equals_the_library(synthetic, egemaps, capsys):
     assert main(["predict", "--model", str(synthetic.base), "--json", str(synthetic.table)]) == 0
     records = json.loads(capsys.readouterr().out)
     assert records == predict(synthetic.base, [synthetic.table]).to_records()
-    assert set(records[0]) == {"id", "source", "class", "confidence", "accept", "rejection", "threshold", "probabilities"}
+    assert set(records[0]) == {"id", "source", "class", "confidence", "accept", "rejection", "threshold",
+                               "rejection_mode", "probabilities"}
+    assert {record["rejection_mode"] for record in records} == {"global"}
     assert isinstance(records[0]["accept"], bool) and sum(records[0]["probabilities"].values()) == pytest.approx(1.0)
 
 
