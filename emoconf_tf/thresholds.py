@@ -123,7 +123,11 @@ def accept(confidence: np.ndarray, threshold: float | np.ndarray, predicted: np.
     A prediction of class `c` is kept when `confidence >= threshold[c]` (or `>= threshold`).
     """
     confidence = np.asarray(confidence)
-    threshold = np.asarray(threshold)
+    # In the confidences' precision (float32 scores against float64 thresholds compare in float32), as NumPy
+    # does for a Python-float threshold and as the SavedModel does: a threshold read back from a CSV may sit
+    # a hair above the float32 score it came from.
+    dtype = confidence.dtype if np.issubdtype(confidence.dtype, np.floating) else np.float64
+    threshold = np.asarray(threshold, dtype=dtype)
     if threshold.ndim == 0:
         return confidence >= threshold
     if predicted is None:
