@@ -19,9 +19,18 @@ are on one scale. Each candidate is paired with each rejection mode (`global`, `
 
 The areas are *cross-fitted*: the validation predictions are split in `crossfit_folds` parts (seeded); the
 thresholds are set on all parts but one and the metrics measured on the one left out, in turn, so a candidate
-is judged as it will be used, on predictions its thresholds did not see. Every choice uses validation
-predictions only; the test split is never seen. Ties go to the earlier candidate: single scores before
-blends, in `methods` order, global mode before per-class.
+is judged as it will be used, on predictions its thresholds did not see.
+
+One validation split of a thousand or two utterances ranks 40-odd candidates noisily, and the best of them on
+validation is often not the best on test (the winner's curse). So, as in the one-standard-error rule of model
+selection, a *default* candidate is kept unless validation clearly prefers another: the best candidate replaces
+the default only when it has the larger area in at least `switch_confidence` (0.9) of `n_boot` bootstrap
+resamples of the validation predictions. The default is `macro_gain` with per-class thresholds (`DEFAULT_CHOICE`):
+the score derived for macro precision and recall, with thresholds that treat every predicted class alike; when
+it was not computed, the best candidate is taken as it is.
+
+Every choice uses validation predictions only; the test split is never seen. Ties go to the earlier candidate:
+single scores before blends, in `methods` order, global mode before per-class.
 """
 
 from __future__ import annotations
@@ -45,6 +54,10 @@ DEFAULT_CRITERION = "f1_uar_area"
 AREA_REJECTIONS = tuple(round(0.05 * i, 2) for i in range(11))
 """Rejection rates over which the F1 and UAR curves are averaged: 0, 0.05, ..., 0.5 (coverage 1 to 0.5)."""
 CROSSFIT_FOLDS = 2
+DEFAULT_CHOICE = ("macro_gain", "per_class")
+"""The candidate kept unless validation clearly prefers another: (score, rejection mode)."""
+SWITCH_CONFIDENCE = 0.9
+BOOTSTRAP_RESAMPLES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +69,16 @@ class Recommendation:
         rejection_mode: `"global"` or `"per_class"`.
         criterion: the criterion it was chosen by (`CRITERIA`).
         validation_value: the criterion's value on validation (an area: higher is better; `aurc`: lower).
+        switch_rate: when a default was given and the best candidate differs from it, the fraction of validation
+            bootstrap resamples in which the best beat the default (it replaced the default when >= the switch
+            confidence); NaN otherwise.
     """
 
     components: tuple[tuple[str, float], ...]
     rejection_mode: str
     criterion: str
     validation_value: float
+    switch_rate: float = float("nan")
 
     @property
     def name(self) -> str:
@@ -177,6 +194,9 @@ def choose_recommended(
     criterion: str = DEFAULT_CRITERION,
     crossfit_folds: int = CROSSFIT_FOLDS,
     seed: int = 0,
+    default: tuple[str, str] | None = DEFAULT_CHOICE,
+    switch_confidence: float = SWITCH_CONFIDENCE,
+    n_boot: int = BOOTSTRAP_RESAMPLES,
 ) -> Recommendation:
     """Picks the candidate score and rejection mode with the best criterion on validation.
 
@@ -187,7 +207,13 @@ def choose_recommended(
         modes: rejection modes to choose from.
         criterion: one of `CRITERIA`.
         crossfit_folds: parts of the validation split for cross-fitting the areas (1 = none).
-        seed: seeds the split into parts.
+        seed: seeds the split into parts and the bootstrap.
+        default: `(score, mode)` kept unless the best candidate beats it in at least `switch_confidence` of
+            `n_boot` bootstrap resamples of the validation predictions (areas on each resample); None, a score
+            not in `validation_scores` or a mode not in `modes`: the best candidate, as it is. Not used with
+            `criterion="aurc"`.
+        switch_confidence: in (0, 1].
+        n_boot: bootstrap resamples for the switch.
     """
     if not validation_scores:
         raise EmoconfError("no confidence scores to choose from")
@@ -199,7 +225,10 @@ def choose_recommended(
     predicted = np.asarray(validation_predicted)
     parts = crossfit_parts(len(labels), crossfit_folds, seed)
     lower_is_better = criterion == "aurc"
+    if not 0 < switch_confidence <= 1:
+        raise EmoconfError(f"switch confidence {switch_confidence}: must lie in (0, 1]")
     best: Recommendation | None = None
+    fallback: Recommendation | None = None
     for components in candidates(list(validation_scores)):
         score = recommended_confidence(components, validation_scores, validation_scores)
         for mode in modes:
@@ -209,4 +238,29 @@ def choose_recommended(
                                        else value > best.validation_value + 1e-12))
             if better:
                 best = Recommendation(tuple(components), mode, criterion, value)
-    return best
+            if default is not None and components == ((default[0], 1.0),) and mode == default[1]:
+                fallback = Recommendation(tuple(components), mode, criterion, value)
+    if fallback is None or lower_is_better or best == fallback:
+        return best
+    rate = _bootstrap_win_rate(best, fallback, labels, predicted, validation_scores, num_classes=num_classes,
+                               n_boot=n_boot, seed=seed)
+    chosen = best if rate >= switch_confidence else fallback
+    return dataclasses.replace(chosen, switch_rate=rate)
+
+
+def _bootstrap_win_rate(
+    challenger: Recommendation, default: Recommendation, labels: np.ndarray, predicted: np.ndarray,
+    validation_scores: Mapping[str, np.ndarray], *, num_classes: int, n_boot: int, seed: int,
+) -> float:
+    """Fraction of `n_boot` bootstrap resamples of the validation rows on which `challenger` has the larger
+    criterion (thresholds set and measured on the resample) than `default`; paired: the same rows for both."""
+    rng = np.random.default_rng(seed)
+    scores = [recommended_confidence(r.components, validation_scores, validation_scores) for r in (challenger, default)]
+    wins = 0
+    for _ in range(n_boot):
+        rows = rng.integers(0, len(labels), len(labels))
+        a, b = (criterion_value(challenger.criterion, labels[rows], predicted[rows], score[rows],
+                                num_classes=num_classes, mode=r.rejection_mode)
+                for score, r in zip(scores, (challenger, default)))
+        wins += a > b
+    return wins / n_boot if n_boot else 0.0

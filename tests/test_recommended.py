@@ -98,3 +98,25 @@ def test_bad_choices_are_refused():
         choose_recommended(np.zeros(3, int), np.zeros(3, int), {"msp": np.ones(3)}, num_classes=2, criterion="x")
     with pytest.raises(EmoconfError, match="rejection modes"):
         choose_recommended(np.zeros(3, int), np.zeros(3, int), {"msp": np.ones(3)}, num_classes=2, modes=("x",))
+
+
+def test_the_default_is_kept_when_validation_does_not_clearly_prefer_another():
+    # two equally informative scores (independent noise): the best on validation beats the default in about
+    # half of the bootstrap resamples, far from 0.9, so the default (macro_gain, per_class) stays
+    rng, labels, predicted, correct = _noisy_predictions(600, 6)
+    scores = {"macro_gain": correct + rng.normal(0, 0.8, 600), "top2_margin": correct + rng.normal(0, 0.8, 600)}
+    choice = choose_recommended(labels, predicted, scores, num_classes=3, seed=1, modes=("per_class",))
+    assert (choice.components, choice.rejection_mode) == ((("macro_gain", 1.0),), "per_class")
+    if np.isfinite(choice.switch_rate):
+        assert choice.switch_rate < 0.9
+
+
+def test_the_default_gives_way_to_a_clearly_better_score():
+    rng, labels, predicted, correct = _noisy_predictions(600, 7)
+    scores = {"macro_gain": rng.random(600), "top2_margin": correct + rng.normal(0, 0.3, 600)}
+    choice = choose_recommended(labels, predicted, scores, num_classes=3, seed=1)
+    assert dict(choice.components).get("top2_margin", 0) >= 0.75
+    assert choice.switch_rate >= 0.9
+    # without a default the same best candidate is taken, and no switch rate is recorded
+    plain = choose_recommended(labels, predicted, scores, num_classes=3, seed=1, default=None)
+    assert plain.components == choice.components and np.isnan(plain.switch_rate)
