@@ -234,13 +234,13 @@ def quickstart() -> list[nbformat.NotebookNode]:
         ),
         md(
             """
-            ## Table 1: the numbers behind the curves
+            ## The numbers behind the curves (the paper's Fig. 2)
 
             Mean over seeds of F1 and UAR at each threshold, per method and training set, then the
             relative gain at t20% compared with t0.
             """
         ),
-        code("report.table1(outputs.results).round(3)"),
+        code("report.fig2_table(outputs.results).round(3)"),
         code(
             """
             gains = report.relative_gains(outputs.results, rejection=0.2)
@@ -303,7 +303,7 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             MANUAL_DIR = None  # or your licensed corpus copy, e.g. "/content/drive/MyDrive/IEMOCAP"
             DATASET = "iemocap"  # with MANUAL_DIR: "iemocap" (AVD 1-5, session folds) or "msp_podcast" (AVD 1-7, splits)
             FEATURE_SET = "egemaps_v02"  # with MANUAL_DIR: "egemaps_v02" (88 features) or "compare_2016" (6,373)
-            SCALE = "1,7"  # AVD scale of TABLE: "1,5" for IEMOCAP, "1,7" for MSP-Podcast
+            SCALE = None  # AVD scale of TABLE if it records none: "1,5" for IEMOCAP, "1,7" for MSP-Podcast
             CV = "group"  # "group": leave-one-group-out (IEMOCAP sessions); "split": the table's split column
             MOUNT_DRIVE = False  # in Colab: mount Google Drive to read TABLE or MANUAL_DIR from it
             UPLOAD_TABLE = False  # in Colab: upload a features table from your computer
@@ -386,7 +386,7 @@ def your_corpus() -> list[nbformat.NotebookNode]:
                 builder = build_dataset(DATASET, MANUAL_DIR, "tensorflow_datasets", config=FEATURE_SET, num_workers=2)
                 print(builder.info.splits)
                 TABLE = export_features_table(builder, "tensorflow_datasets", f"{DATASET}_{FEATURE_SET}.parquet")
-                SCALE, CV = ("1,5", "group") if DATASET == "iemocap" else ("1,7", "split")
+                CV = "group" if DATASET == "iemocap" else "split"  # the table records its AVD scale
             else:
                 print("MANUAL_DIR is not set: no TFDS build")
             """
@@ -396,8 +396,11 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             ## Option B: a features table, or the SYNTHETIC fallback
 
             Without `TABLE` (and without `MANUAL_DIR`), write a synthetic table shaped like an
-            IEMOCAP export: the recording session in `group`, no `split` column. Its file name
-            starts with `synthetic`, which the report reads as "synthetic data" and labels so.
+            IEMOCAP export: the recording session in `group`, no `split` column. Like every table
+            `emoconf` writes, it records its AVD scale in a `scale` column (`1,7` here; `1,5` in an
+            IEMOCAP export), and its `synthetic` column says it is generated, which the report reads
+            as "synthetic data" and labels so. A table of your own without a `scale` column needs
+            `SCALE`; one that has it needs nothing (`SCALE` overrides it when set).
             """
         ),
         code(
@@ -406,11 +409,14 @@ def your_corpus() -> list[nbformat.NotebookNode]:
                 synthetic = make_synthetic_corpus(n_utterances=SIZE, num_features=NUM_FEATURES, seed=0)
                 TABLE = "synthetic_sessions.csv"
                 corpus_frame(synthetic).drop(columns="split").to_csv(TABLE, index=False)
-                SCALE, CV = "1,7", "group"
+                CV = "group"
                 print(f"wrote a SYNTHETIC features table {TABLE} (generated, not real speech)")
 
             corpus, dropped = read_features_table(TABLE, scale=SCALE)
             print(f"{TABLE}: {len(corpus)} utterances, {corpus.num_features} features, classes {', '.join(corpus.class_names)}")
+            merged = "".join(f"; {category} counted as {name}" for category, name in corpus.merged_labels)
+            print(f"AVD scale {corpus.scale[0]:g}-{corpus.scale[1]:g}"
+                  + (", SYNTHETIC data" if corpus.synthetic else "") + merged)
             if dropped:
                 print("rows dropped (other labels):", dropped)
             corpus_frame(corpus).iloc[:5, :10]
@@ -456,7 +462,7 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             outputs = run_protocol(corpus, config, on_unit=one_line, progress=False)
             """
         ),
-        md("## Curves and Table 1"),
+        md("## Curves and their numbers (the paper's Fig. 2)"),
         code(
             """
             OUT_DIR = Path(f"emoconf_{corpus.name}")
@@ -464,10 +470,11 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             report.write_report(
                 OUT_DIR, outputs.results, outputs.per_class, outputs.runs, corpus_name=corpus.name,
                 synthetic=corpus.synthetic, class_names=corpus.class_names, filter_counts=outputs.filter_counts,
+                merged_labels=corpus.merged_labels,
                 settings=config.fingerprint(), rejection=REJECTION,
             )
             display(Image(filename=str(OUT_DIR / "curves.png")))
-            report.table1(outputs.results).round(3)
+            report.fig2_table(outputs.results).round(3)
             """
         ),
         md(

@@ -30,13 +30,20 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, methods_default: str = "all") -> None:
     if table:
-        parser.add_argument("--scale", default="1,7", help="AVD scale LO,HI of the table: 1,7 for MSP-Podcast, 1,5 for IEMOCAP (default: 1,7)")
+        parser.add_argument(
+            "--scale", default=None,
+            help="AVD scale LO,HI: 1,7 for MSP-Podcast, 1,5 for IEMOCAP; overrides the scale the table or dataset "
+            "records (default: the recorded one; a table without one is refused)")
         parser.add_argument("--classes", default=None, help="comma-separated category names to keep, in label-id order; rows with other labels are dropped and counted (default: every label in the table)")
         parser.add_argument("--cv", choices=("split", "group"), default="split", help="folds from the 'split' column, or leave-one-group-out by 'group': test = group k, validation = the next group, training = the rest (default: split)")
     parser.add_argument("--seeds", type=int, default=1, help="repeat every fold with seeds 0..N-1 (default: 1)")
     parser.add_argument("--trainings", default="raw,filtered", help="which trainings to run: raw, filtered or both (default: raw,filtered)")
     parser.add_argument("--filter-midpoint", type=float, default=None, help="AVD value separating low from high for the conflict filter (default: middle of the scale)")
     parser.add_argument("--filter-rules", default=None, help="conflict rules, e.g. 'happy=low_arousal|low_valence;sad=high_valence' (default: the paper's Table 1)")
+    parser.add_argument(
+        "--filter-inclusive", action="store_true",
+        help="compare AVD with the filter's midpoint inclusively: low <= midpoint, high >= midpoint, so a value at "
+        "the midpoint counts as both (default: strictly below / above; a value at the midpoint is neither)")
     parser.add_argument("--methods", default=methods_default, help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, macro_gain, recommended (default: %(default)s)")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes T for mc_dropout (default: 10)")
     parser.add_argument("--rejection-modes", default="global,per_class", help="how thresholds are set, one or both of: global (the paper's: one threshold from all validation confidences) and per_class (the paper's rule within each predicted class, so each class loses about the same fraction); every method is reported in each (default: %(default)s)")
@@ -56,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="the protocol on the built-in SYNTHETIC corpus (no download)",
         description="Runs the paper's protocol (raw and filtered training; EmoConfidNet vs the top-2 margin baseline) "
-        "on a seeded synthetic corpus and prints Table 1. All outputs are labelled synthetic.",
+        "on a seeded synthetic corpus, prints the relative gains at t20 and writes report.md (F1 and UAR against "
+        "the rejection threshold, the paper's Fig. 2). All outputs are labelled synthetic.",
         epilog=EPILOG,
     )
     demo.add_argument("--out", default="emoconf_demo_synthetic", help="output directory (default: emoconf_demo_synthetic)")
@@ -78,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corpus_source = reproduce.add_mutually_exclusive_group(required=True)
     corpus_source.add_argument("--table", help="features table (.csv, .csv.gz or .parquet)")
-    corpus_source.add_argument("--tfds", metavar="NAME/CONFIG", help="a dataset prepared with `emoconf build`, e.g. iemocap/egemaps_v02 or msp_podcast/compare_2016; its AVD scale comes with it (a --scale other than 1,7 overrides it). MSP-Podcast runs on its own splits (test1 = test); IEMOCAP, split by session, always leave-one-session-out (--cv group)")
+    corpus_source.add_argument(
+        "--tfds", metavar="NAME/CONFIG",
+        help="a dataset prepared with `emoconf build`, e.g. iemocap/egemaps_v02 or msp_podcast/compare_2016; its "
+        "AVD scale comes with it (--scale overrides it). MSP-Podcast runs on its own splits (test1 = test); "
+        "IEMOCAP, split by session, always leave-one-session-out (--cv group)")
     reproduce.add_argument("--data-dir", default="tensorflow_datasets", help="with --tfds: TFDS data directory (default: ./tensorflow_datasets)")
     reproduce.add_argument("--out", default=None, help="output directory (default: emoconf_<table name>, or emoconf_<name>_<config> with --tfds)")
     _add_protocol_options(reproduce, table=True)
@@ -94,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--table", help="features table (.csv, .csv.gz or .parquet)")
     source.add_argument("--synthetic", action="store_true", help="use the built-in SYNTHETIC corpus")
     train.add_argument("--out", default=None, help="run directory to create (default: runs/<corpus name>)")
-    train.add_argument("--scale", default="1,7", help="AVD scale LO,HI (default: 1,7)")
+    train.add_argument(
+        "--scale", default=None,
+        help="AVD scale LO,HI of --table: 1,7 for MSP-Podcast, 1,5 for IEMOCAP (default: the scale the table "
+        "records; a table without one is refused)")
     train.add_argument("--classes", default=None, help="comma-separated category names to keep (default: all)")
     train.add_argument("--cv", choices=("split", "group"), default="split", help="where the validation/test rows come from (default: split)")
     train.add_argument("--fold", type=int, default=0, help="which fold with --cv group (default: 0)")
@@ -104,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-features", type=int, default=6373, help="with --synthetic: feature dimension (default: 6373)")
     train.add_argument("--filter-midpoint", type=float, default=None, help="AVD midpoint for the filter (default: middle of the scale)")
     train.add_argument("--filter-rules", default=None, help="conflict rules (default: the paper's)")
+    train.add_argument(
+        "--filter-inclusive", action="store_true",
+        help="low <= midpoint and high >= midpoint in the conflict filter (default: strictly below / above)")
     train.add_argument("--feature-set", choices=("compare_2016", "egemaps_v02", "none"), default=None, help="openSMILE set the table's features were extracted with, recorded in run.json so that an exported model can predict from audio (`emoconf predict x.wav`); must match the table's dimension (default: none for --table, synthetic for --synthetic)")
     train.add_argument(
         "--rejection-mode", default="global", metavar="{global,per_class}",
@@ -122,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("name", choices=("msp_podcast", "iemocap", "ser_features"), help="dataset to build")
     build.add_argument("--manual-dir", required=True, help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, or a features table for ser_features)")
     build.add_argument("--data-dir", default="tensorflow_datasets", help="TFDS data directory (default: ./tensorflow_datasets)")
-    build.add_argument("--config", default="compare_2016", help="feature set: compare_2016 (6,373, the paper's) or egemaps_v02 (88); iemocap also *_hap_only (default: compare_2016)")
+    build.add_argument(
+        "--config", default="compare_2016",
+        help="feature set: compare_2016 (6,373, the paper's) or egemaps_v02 (88, a light option, not the paper's); "
+        "iemocap also *_hap_only, which keeps hap only (the others merge excited into happy) (default: compare_2016)")
     build.add_argument("--workers", type=int, default=2, help="parallel openSMILE workers (default: 2)")
     build.add_argument("--table", default=None, help="also write the dataset as a features table (.csv, .csv.gz or .parquet)")
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset (the feature cache is kept)")
@@ -275,6 +296,7 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
     return ProtocolConfig(
         cv=cv, seeds=seeds, trainings=trainings, filter_midpoint=args.filter_midpoint,
         filter_rules=parse_rules(args.filter_rules) if args.filter_rules else PAPER_RULES,
+        filter_inclusive=getattr(args, "filter_inclusive", False),
         training=_training_config(args), methods=tuple(methods),
         mc_dropout_passes=getattr(args, "mc_passes", 10),
         rejection_modes=_trainings(getattr(args, "rejection_modes", "global,per_class")),
@@ -293,7 +315,7 @@ def _trainings(text: str) -> tuple[str, ...]:
 
 
 def _load_table(args):
-    from emoconf_tf.corpus import read_features_table
+    from emoconf_tf.corpus import format_scale, read_features_table
 
     classes = [c for c in args.classes.split(",")] if args.classes else None
     tfds_name = getattr(args, "tfds", None)
@@ -302,15 +324,19 @@ def _load_table(args):
         if tfds_name:
             from tfds_builders.build import load_corpus
 
-            # The default 1,7 is the --table default: a dataset built here records its own scale.
-            scale = None if args.scale == "1,7" else args.scale
-            corpus, dropped = load_corpus(tfds_name, args.data_dir, classes=classes, scale=scale)
+            corpus, dropped = load_corpus(tfds_name, args.data_dir, classes=classes, scale=args.scale)
         else:
             corpus, dropped = read_features_table(args.table, classes=classes, scale=args.scale)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     source = f"{tfds_name} in {args.data_dir}" if tfds_name else args.table
-    print(f"{source}: {len(corpus)} utterances, {corpus.num_features} features, classes {', '.join(corpus.class_names)}")
+    given = "--scale" if args.scale is not None else "recorded"
+    print(f"{source}: {len(corpus)} utterances, {corpus.num_features} features, classes "
+          f"{', '.join(corpus.class_names)}; AVD scale {format_scale(corpus.scale).replace(',', '-')} ({given})"
+          + ("; SYNTHETIC data" if corpus.synthetic else ""))
+    if corpus.merged_labels:
+        print("merged categories (as the dataset was built): "
+              + ", ".join(f"{category} counted as {name}" for category, name in corpus.merged_labels))
     if dropped:
         print("dropped (label not in --classes): " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
     return corpus
@@ -354,10 +380,12 @@ def _run_and_report(corpus, config, out: Path) -> int:
         corpus_name=corpus.name, synthetic=corpus.synthetic, class_names=list(corpus.class_names),
         filter_counts=outputs.filter_counts, settings=config.fingerprint(),
         selective=outputs.selective, predictions=outputs.predictions, choices=outputs.choices,
+        merged_labels=corpus.merged_labels,
     )
     elapsed = time.perf_counter() - start
     write_json(out / "manifest.json", {
         "version": __version__, "corpus": corpus.name, "synthetic": corpus.synthetic,
+        "scale": list(corpus.scale), "merged_labels": dict(corpus.merged_labels),
         "files": ["results.csv", "per_class.csv", "runs.csv", "selective.csv", "choices.csv", "predictions.csv",
                   "report.md", "curves.png"] + (["risk_coverage.png"] if (out / "risk_coverage.png").exists() else []),
         "seconds": round(elapsed, 1),
@@ -431,6 +459,12 @@ def _build(args) -> int:
     splits = ", ".join(f"{name} {info.num_examples}" for name, info in sorted(builder.info.splits.items()))
     print(f"built {builder.info.full_name} in {args.data_dir}: {splits}")
     metadata = builder.info.metadata or {}
+    if metadata.get("class_selection_counts") and args.name == "msp_podcast":
+        from tfds_builders.msp_podcast.msp_podcast_dataset_builder import class_selection_summary
+
+        print(class_selection_summary(metadata["class_selection_counts"]))
+    if metadata.get("merged_labels"):
+        print("merged categories: " + ", ".join(f"{k} counted as {v}" for k, v in metadata["merged_labels"].items()))
     skipped = metadata.get("skipped_classes")
     if skipped:
         print("skipped categories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))

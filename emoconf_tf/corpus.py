@@ -5,7 +5,13 @@ A *features table* (CSV or Parquet) has one row per utterance:
 - `id` (text, unique), `label` (category name), `arousal`, `valence`, `dominance` (corpus scale),
 - optional `speaker`, `group` (e.g. recording session) and `split`
   (`train` / `validation` / `test`; `Train`, `Development`, `Validation`, `Test1`, ... are accepted),
+- facts about the whole table, one value repeated on every row (so that CSV and Parquet carry them alike):
+  `scale`, the AVD scale as `LO,HI` (`1,7` MSP-Podcast, `1,5` IEMOCAP; needed unless the reader is given
+  one), optional `synthetic` (`true` for generated data) and optional `merged_labels` (`excited=happy`:
+  corpus categories the dataset merged into a class, `;`-separated),
 - every other column a numeric feature. The feature dimension D comes from the table.
+
+`write_features_table` and `emoconf build --table` / `emoconf export-table` write the table-level columns.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ import pandas as pd
 from emoconf_tf.errors import EmoconfError
 
 AVD_COLUMNS = ("arousal", "valence", "dominance")
-META_COLUMNS = ("id", "label", *AVD_COLUMNS, "speaker", "group", "split")
+SCALE_COLUMN = "scale"
+SYNTHETIC_COLUMN = "synthetic"
+MERGED_LABELS_COLUMN = "merged_labels"
+TABLE_COLUMNS = (SCALE_COLUMN, SYNTHETIC_COLUMN, MERGED_LABELS_COLUMN)  # one value for the whole table
+META_COLUMNS = ("id", "label", *AVD_COLUMNS, "speaker", "group", "split", *TABLE_COLUMNS)
 REQUIRED_COLUMNS = ("id", "label", *AVD_COLUMNS)
 SPLITS = ("train", "validation", "test")
 
@@ -78,6 +88,52 @@ def parse_scale(text: str | Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def format_scale(scale: Sequence[float]) -> str:
+    """`(1.0, 7.0)` -> `"1,7"`: the AVD scale as `--scale` and the table's `scale` column spell it."""
+    lo, hi = parse_scale(scale)
+    return f"{lo:g},{hi:g}"
+
+
+def parse_merged_labels(text: str) -> tuple[tuple[str, str], ...]:
+    """`"excited=happy"` (pairs `category=class`, `;`-separated) -> `(("excited", "happy"),)`; `""` -> `()`."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in str(text).split(";"))):
+        category, _, class_name = (x.strip() for x in part.partition("="))
+        if not category or not class_name:
+            raise EmoconfError(f"merged labels {text!r}: expected CATEGORY=CLASS pairs, e.g. 'excited=happy'")
+        pairs.append((category, class_name))
+    return tuple(pairs)
+
+
+def format_merged_labels(merged_labels: Sequence[tuple[str, str]] | dict[str, str]) -> str:
+    """`(("excited", "happy"),)` or `{"excited": "happy"}` -> `"excited=happy"` (the inverse of
+    `parse_merged_labels`)."""
+    pairs = merged_labels.items() if isinstance(merged_labels, dict) else merged_labels
+    return ";".join(f"{category}={class_name}" for category, class_name in pairs)
+
+
+def table_columns(
+    *, scale: Sequence[float] | None, synthetic: bool = False, merged_labels: Sequence[tuple[str, str]] = ()
+) -> dict[str, object]:
+    """The table-level columns a features table carries, `{column: value for every row}`.
+
+    `scale` always when known (`"1,7"`), `synthetic` only when True, `merged_labels` only when not empty:
+    a table without them is real data with no merged categories.
+
+    Example:
+    >>> table_columns(scale=(1, 5), merged_labels=(("excited", "happy"),))
+    {'scale': '1,5', 'merged_labels': 'excited=happy'}
+    """
+    columns: dict[str, object] = {}
+    if scale is not None:
+        columns[SCALE_COLUMN] = format_scale(scale)
+    if synthetic:
+        columns[SYNTHETIC_COLUMN] = True
+    if merged_labels:
+        columns[MERGED_LABELS_COLUMN] = format_merged_labels(merged_labels)
+    return columns
+
+
 @dataclasses.dataclass(frozen=True)
 class Corpus:
     """Utterances with features, category labels and AVD annotations.
@@ -94,6 +150,10 @@ class Corpus:
         split: str `[N]`, `train`/`validation`/`test`/`testN`, or "" when the table has none.
         feature_names: the D feature column names.
         name: a short name used in titles and file names (`synthetic` for the built-in corpus).
+        synthetic: True for generated data (the built-in synthetic corpus, or a table whose `synthetic` column
+            says so): reports, run directories and model cards say so. Never guessed from `name`.
+        merged_labels: `(category, class)` pairs: corpus categories the dataset merged into one of
+            `class_names`, e.g. `(("excited", "happy"),)` for IEMOCAP's default configs; `()` when none.
     """
 
     ids: np.ndarray
@@ -107,6 +167,8 @@ class Corpus:
     split: np.ndarray
     feature_names: tuple[str, ...]
     name: str = "corpus"
+    synthetic: bool = False
+    merged_labels: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -118,10 +180,6 @@ class Corpus:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def synthetic(self) -> bool:
-        return self.name.startswith("synthetic")
 
     def subset(self, index: np.ndarray) -> "Corpus":
         """Rows selected by a boolean mask `[N]` or an integer index array."""
@@ -141,7 +199,7 @@ def read_features_table(
     path: str | os.PathLike,
     *,
     classes: Sequence[str] | None = None,
-    scale: tuple[float, float] | str = (1.0, 7.0),
+    scale: tuple[float, float] | str | None = None,
     name: str | None = None,
 ) -> tuple[Corpus, dict[str, int]]:
     """Reads and validates a features table (`.csv`, `.csv.gz` or `.parquet`).
@@ -150,17 +208,21 @@ def read_features_table(
         path: the table.
         classes: category names to keep, in label-id order. Rows with other labels are dropped
             and counted. Default: every label in the table, sorted.
-        scale: AVD scale `(lo, hi)` or `"LO,HI"`. Values outside it are kept with a warning.
+        scale: AVD scale `(lo, hi)` or `"LO,HI"`; it overrides the table's `scale` column. Default None: the
+            scale the table records; a table without one is refused (a wrong scale moves the conflict
+            filter's midpoint: 4 instead of 3 for IEMOCAP's 1-5 values read on 1-7). AVD values outside the
+            scale are kept with a warning.
         name: corpus name for titles; default the file stem.
 
     Returns:
-        `(corpus, dropped)` where `dropped` maps each label not in `classes` to its row count.
+        `(corpus, dropped)` where `dropped` maps each label not in `classes` to its row count. The corpus is
+        `synthetic` and has `merged_labels` only as the table's own columns record them.
 
     Raises:
-        EmoconfError: naming the file and the column or row ids at fault.
+        EmoconfError: naming the file and the column or row ids at fault, or asking for the scale.
     """
     path = Path(path)
-    scale = parse_scale(scale)
+    scale = None if scale is None else parse_scale(scale)
     frame = _read_frame(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -178,6 +240,15 @@ def read_features_table(
     duplicated = pd.unique(ids[pd.Series(ids).duplicated().to_numpy()])
     if len(duplicated):
         raise EmoconfError(f"{path}: duplicate id(s) {_few(duplicated)}; ids must be unique")
+    recorded = _table_facts(path, frame, ids)
+    if scale is None:
+        if recorded["scale"] is None:
+            raise EmoconfError(
+                f"{path}: the table does not record its AVD scale (no column {SCALE_COLUMN!r}); give it (--scale 1,5 "
+                f"for IEMOCAP, --scale 1,7 for MSP-Podcast; scale=(1, 5) in Python), or add a column "
+                f"{SCALE_COLUMN!r} holding 'LO,HI' on every row"
+            )
+        scale = recorded["scale"]
     if frame["label"].isna().any():
         raise EmoconfError(f"{path}: empty label in row id(s) {_few(ids[frame['label'].isna().to_numpy()])}")
     labels_text = frame["label"].astype(str).str.strip().to_numpy()
@@ -243,6 +314,8 @@ def read_features_table(
         split=split,
         feature_names=tuple(str(c) for c in feature_names),
         name=name or path.name.split(".")[0],
+        synthetic=recorded["synthetic"],
+        merged_labels=recorded["merged_labels"],
     )
     return corpus, dropped
 
@@ -262,7 +335,8 @@ def write_features_table(corpus: Corpus, path: str | os.PathLike) -> Path:
 
 
 def corpus_frame(corpus: Corpus) -> pd.DataFrame:
-    """The corpus as a features-table DataFrame (meta columns first, then features)."""
+    """The corpus as a features-table DataFrame: meta columns first (with the table-level `scale`, and
+    `synthetic` / `merged_labels` when they apply, `table_columns`), then features."""
     meta = pd.DataFrame(
         {
             "id": corpus.ids,
@@ -275,8 +349,53 @@ def corpus_frame(corpus: Corpus) -> pd.DataFrame:
             "split": corpus.split,
         }
     )
+    for column, value in table_columns(scale=corpus.scale, synthetic=corpus.synthetic,
+                                       merged_labels=corpus.merged_labels).items():
+        meta[column] = value
     features = pd.DataFrame(corpus.features, columns=list(corpus.feature_names))
     return pd.concat([meta, features], axis=1)
+
+
+def _table_facts(path: Path, frame: pd.DataFrame, ids: np.ndarray) -> dict:
+    """`{"scale": (lo, hi) or None, "synthetic": bool, "merged_labels": pairs}` from the table-level columns,
+    each of which must hold one value on every row."""
+
+    def one_value(column: str) -> str | None:
+        if column not in frame.columns:
+            return None
+        values = frame[column]
+        if values.isna().all():
+            return None
+        if values.isna().any():
+            empty = _few(ids[values.isna().to_numpy()])
+            raise EmoconfError(f"{path}: column {column!r} is empty in row id(s) {empty}; it records one fact "
+                               "about the whole table: give the same value on every row")
+        distinct = pd.unique(values.astype(str).str.strip())
+        if len(distinct) > 1:
+            raise EmoconfError(f"{path}: column {column!r} holds {len(distinct)} different values ({_few(distinct)}); "
+                               "it records one fact about the whole table: give the same value on every row")
+        return str(distinct[0])
+
+    facts: dict = {"scale": None, "synthetic": False, "merged_labels": ()}
+    text = one_value(SCALE_COLUMN)
+    if text is not None:
+        try:
+            facts["scale"] = parse_scale(text)
+        except EmoconfError:
+            raise EmoconfError(f"{path}: column {SCALE_COLUMN!r} holds {text!r}; expected the AVD scale as 'LO,HI' "
+                               "with LO < HI, e.g. '1,5' for IEMOCAP or '1,7' for MSP-Podcast") from None
+    text = one_value(SYNTHETIC_COLUMN)
+    if text is not None:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise EmoconfError(f"{path}: column {SYNTHETIC_COLUMN!r} holds {text!r}; expected true or false")
+        facts["synthetic"] = text.lower() in ("true", "1")
+    text = one_value(MERGED_LABELS_COLUMN)
+    if text is not None:
+        try:
+            facts["merged_labels"] = parse_merged_labels(text)
+        except EmoconfError as error:
+            raise EmoconfError(f"{path}: column {MERGED_LABELS_COLUMN!r}: {error}") from None
+    return facts
 
 
 def _read_frame(path: Path) -> pd.DataFrame:

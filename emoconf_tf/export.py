@@ -450,6 +450,7 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
     else:
         operating_point = f"threshold {default_threshold:.6f}"
     scale = info.get("scale", ["?", "?"])
+    merged = "".join(f"; {category} counted as {name}" for category, name in (info.get("merged_labels") or {}).items())
     counts = info.get("filter_counts") or {}
     removed = sum(counts.values())
     run_info = info.get("run", {})
@@ -475,7 +476,7 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         f"| corpus | {info.get('corpus', '?')}{' (**SYNTHETIC**)' if synthetic else ''} |",
         f"| features | {num_features} per utterance, {feature_set}; raw values in the order of "
         "`feature_names.txt` (standardisation is inside the model) |",
-        f"| classes | {', '.join(run.class_names)} (`labels.txt`, in class-id order) |",
+        f"| classes | {', '.join(run.class_names)} (`labels.txt`, in class-id order){merged} |",
         f"| AVD scale | {_number(scale[0])} to {_number(scale[1])} |",
         f"| conflict filter | {'on' if info.get('filter') else 'off'} (training set: {info.get('training', '?')}"
         f"{f', {removed} utterances removed' if info.get('filter') else ''}) |",
@@ -683,7 +684,9 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     """
     import tensorflow as tf
 
-    normalization = emoconfidnet.get_layer("standardize")
+    from emoconf_tf.models import find_layer
+
+    normalization = find_layer(emoconfidnet, "standardize")
     mean = np.asarray(normalization.mean, dtype=np.float32).reshape(-1)
     std = np.sqrt(np.asarray(normalization.variance, dtype=np.float32).reshape(-1))
     features = (mean + std * np.random.default_rng(0).standard_normal((8, num_features))).astype(np.float32)

@@ -1,9 +1,10 @@
 """Utterance-level openSMILE functionals (ComParE 2016, eGeMAPS v02), extracted in parallel with a resumable cache.
 
-The paper's features are the openSMILE functionals of each utterance: ComParE 2016 (the default) or
-eGeMAPS v02. `extract_features` returns them as a float32 DataFrame indexed by file, like
-`opensmile.Smile.process_files`; `iter_features` streams them in input order so that a TFDS builder can
-write thousands of utterances without holding them all in memory.
+The features are the openSMILE functionals of each utterance: ComParE 2016 (6,373, the paper's and the
+default) or eGeMAPS v02 (88, our light option for quick runs; not used in the paper). `extract_features`
+returns them as a float32 DataFrame indexed by file, like `opensmile.Smile.process_files`; `iter_features`
+streams them in input order so that a TFDS builder can write thousands of utterances without holding them all
+in memory.
 
 Files are processed by a pool of threads, one openSMILE instance per file: the openSMILE library runs
 in C and releases the GIL, so threads scale with cores (about 2x on 2 cores) without forking a process
@@ -58,7 +59,8 @@ from emoconf_tf.errors import EmoconfError
 
 
 class FeatureSet(enum.Enum):
-    """The openSMILE feature sets of the paper; the values are the names used in configs and on the CLI."""
+    """The openSMILE feature sets: ComParE 2016 (the paper's) and eGeMAPS v02 (our light option); the values are the
+    names used in configs and on the CLI."""
 
     COMPARE_2016 = "compare_2016"
     EGEMAPS_V02 = "egemaps_v02"

@@ -7,7 +7,12 @@
 | angry                        | low arousal or high valence   |
 
 "Low" and "high" mean strictly below / above the midpoint of the AVD scale unless a midpoint is
-given. Categories without a rule (neutral) are never dropped.
+given: a value exactly at the midpoint (4 on 1-7, 3 on 1-5) is neither, so it never contradicts a
+category. With `inclusive=True` (`ProtocolConfig(filter_inclusive=True)`, `--filter-inclusive`) low
+means at or below and high at or above the midpoint, so such a value is both and a rule that names
+either condition drops the row (a happy row with arousal 4.0 on 1-7, say). The paper does not say
+which it means; the default is the strict reading, and the filter's results do not change unless
+the option is given. Categories without a rule (neutral) are never dropped.
 """
 
 from __future__ import annotations
@@ -75,8 +80,12 @@ def rule_masks(
     scale: tuple[float, float] = (1.0, 7.0),
     midpoint: float | None = None,
     rules: Sequence[ConflictRule] = PAPER_RULES,
+    inclusive: bool = False,
 ) -> dict[str, np.ndarray]:
-    """One bool mask `[N]` per rule (keyed by `rule.name`), True where that rule drops the row."""
+    """One bool mask `[N]` per rule (keyed by `rule.name`), True where that rule drops the row.
+
+    Arguments as `conflict_mask`'s.
+    """
     labels = np.asarray(labels).astype(str)
     arousal = np.asarray(arousal, dtype=np.float64)
     valence = np.asarray(valence, dtype=np.float64)
@@ -85,11 +94,12 @@ def rule_masks(
             f"labels, arousal and valence must be 1-d of one length; got {labels.shape}, {arousal.shape}, {valence.shape}"
         )
     mid = (scale[0] + scale[1]) / 2.0 if midpoint is None else float(midpoint)
+    below, above = (np.less_equal, np.greater_equal) if inclusive else (np.less, np.greater)
     condition = {
-        "low_arousal": arousal < mid,
-        "high_arousal": arousal > mid,
-        "low_valence": valence < mid,
-        "high_valence": valence > mid,
+        "low_arousal": below(arousal, mid),
+        "high_arousal": above(arousal, mid),
+        "low_valence": below(valence, mid),
+        "high_valence": above(valence, mid),
     }
     masks = {}
     for rule in rules:
@@ -108,6 +118,7 @@ def conflict_mask(
     *,
     midpoint: float | None = None,
     rules: Sequence[ConflictRule] = PAPER_RULES,
+    inclusive: bool = False,
 ) -> np.ndarray:
     """Which rows the conflict filter removes.
 
@@ -118,6 +129,8 @@ def conflict_mask(
         scale: `(lo, hi)` of the AVD scale; the midpoint `(lo + hi) / 2` separates low from high.
         midpoint: overrides the scale's midpoint.
         rules: the conflict rules; default the paper's.
+        inclusive: bool, default False: low is `value < midpoint` and high `value > midpoint` (a value at the
+            midpoint is neither). True: `<=` and `>=` (a value at the midpoint is both).
 
     Returns:
         bool `[N]`, True where the row contradicts its category and is filtered out.
@@ -125,8 +138,11 @@ def conflict_mask(
     Example:
     >>> conflict_mask(["happy", "sad", "neutral"], [3.0, 5.0, 1.0], [6.0, 5.0, 1.0], scale=(1, 7))
     array([ True,  True, False])
+    >>> at_midpoint = (["happy", "sad"], [4.0, 2.0], [6.0, 4.0])  # happy arousal 4, sad valence 4, on 1-7
+    >>> conflict_mask(*at_midpoint, scale=(1, 7)), conflict_mask(*at_midpoint, scale=(1, 7), inclusive=True)
+    (array([False, False]), array([ True,  True]))
     """
-    masks = rule_masks(labels, arousal, valence, scale=scale, midpoint=midpoint, rules=rules)
+    masks = rule_masks(labels, arousal, valence, scale=scale, midpoint=midpoint, rules=rules, inclusive=inclusive)
     out = np.zeros(np.asarray(labels).shape, dtype=bool)
     for mask in masks.values():
         out |= mask

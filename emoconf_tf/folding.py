@@ -5,6 +5,8 @@ merged into the dense layers around them (exact up to float32 rounding)::
 
     Normalization   (x - mean) / max(sqrt(variance), eps)        -> mean kept as one subtraction,
                                                                     1 / std folded into the next kernel
+                    (variance 1, not 0, for a feature constant
+                    in training: `models.standardized_variance`)
     Dense -> BatchNorm   gamma (xW + b - mu) / sqrt(var + eps) + beta
                                                                  -> x (W s) + (b - mu) s + beta,
                                                                     s = gamma / sqrt(var + eps)
@@ -29,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.models import HEAD_NAME, PENULTIMATE
+from emoconf_tf.models import HEAD_NAME, PENULTIMATE, InferenceOnly
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,19 +79,36 @@ def fold_emoconfidnet(emoconfidnet: keras.Model) -> FoldedEmoConfidNet:
         EmoconfError: the model is not the chain `build_emoconfidnet` makes (a layer that cannot be folded).
     """
     head = emoconfidnet.get_layer(HEAD_NAME)
-    classifier_layers = [layer for layer in emoconfidnet.layers
-                         if layer is not head and not isinstance(layer, (keras.layers.InputLayer, keras.layers.Identity))]
+    classifier_layers = _classifier_layers(emoconfidnet, head)
     if not classifier_layers or not isinstance(classifier_layers[0], keras.layers.Normalization):
         raise EmoconfError("cannot fold the model: its first layer is not the standardisation (Normalization)")
     normalization = classifier_layers[0]
     mean = np.asarray(normalization.mean, dtype=np.float64).reshape(-1)
-    std = np.maximum(np.sqrt(np.asarray(normalization.variance, dtype=np.float64).reshape(-1)), keras.backend.epsilon())
+    # As Keras computes it; `build_classifier` stores variance 1 for a feature constant in training, so such a
+    # feature is folded with scale 1 too (a model saved before that fix divides by epsilon, in both).
+    std = np.maximum(np.sqrt(np.asarray(normalization.variance, dtype=np.float64).reshape(-1)),
+                     keras.backend.epsilon())
     classifier = _fold_chain(classifier_layers[1:], input_scale=1.0 / std)
     names = [layer.name for layer in classifier_layers]
     if PENULTIMATE not in names or names.index(PENULTIMATE) > names.index(classifier[-1].name):
         raise EmoconfError(f"cannot fold the model: no '{PENULTIMATE}' layer before its output layer")
     head_layers = [layer for layer in head.layers if not isinstance(layer, keras.layers.InputLayer)]
     return FoldedEmoConfidNet(mean.astype(np.float32), classifier, _fold_chain(head_layers))
+
+
+def _classifier_layers(emoconfidnet: keras.Model, head) -> list:
+    """The classifier's layers in graph order: those of the `InferenceOnly` layer `build_emoconfidnet` wraps the
+    classifier in (or, in a model saved before it did, the model's own layers besides the head)."""
+    layers = []
+    for layer in emoconfidnet.layers:
+        if layer is head or isinstance(layer, (keras.layers.InputLayer, keras.layers.Identity)):
+            continue
+        inner = layer.model if isinstance(layer, InferenceOnly) else layer
+        if isinstance(inner, keras.Model):
+            layers += [sub for sub in inner.layers if not isinstance(sub, keras.layers.InputLayer)]
+        else:
+            layers.append(layer)
+    return layers
 
 
 class FoldedInference(tf.Module):

@@ -18,6 +18,7 @@ import keras
 
 PENULTIMATE = "penultimate"
 HEAD_NAME = "emoconfidnet_head"
+FROZEN_CLASSIFIER_NAME = "frozen_classifier"
 # Training steps per `tf.function` call in `fit`: one Python round trip per 32 batches instead of per batch.
 # Results are bit-identical to 1; fitting is 10-25 % faster on 2 CPU cores (the head, with tiny steps, gains most;
 # docs/performance.md). Callbacks and the progress bar then update every 32 batches within an epoch.
@@ -45,7 +46,8 @@ def build_classifier(
 
     Args:
         mean: float `[D]`, training-set feature means (standardisation lives in the model).
-        variance: float `[D]`, training-set feature variances.
+        variance: float `[D]`, training-set feature variances. A 0 (a feature constant on the training rows) is
+            stored as 1: that feature is centred, not scaled (`standardized_variance`).
         num_classes: K.
         units: int, default 256, width of both hidden layers.
         dropout_rate: float, default 0.5.
@@ -63,7 +65,7 @@ def build_classifier(
     (None, 5)
     """
     mean = np.asarray(mean, dtype=np.float32)
-    variance = np.asarray(variance, dtype=np.float32)
+    variance = standardized_variance(variance)
     num_features = int(mean.shape[-1])
     seeds = _layer_seeds(seed)
     # === Layers / Functional Model ===
@@ -82,6 +84,27 @@ def build_classifier(
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
+
+
+def standardized_variance(variance: np.ndarray) -> np.ndarray:
+    """The variances the `standardize` layer stores: float32 `[D]`, each 0 replaced by 1.
+
+    A feature constant on the training rows (common for ComParE functionals on a small corpus) has variance 0.
+    Keras's `Normalization` would divide by its epsilon (1e-7), so a test value 0.01 off the training constant
+    would reach 1e5 and saturate every unit behind it; with scale 1 the feature is only centred.
+
+    Args:
+        variance: float `[D]`, training-set variances (>= 0).
+
+    Returns:
+        float32 `[D]`: `variance` where it is positive, 1 where it is 0.
+
+    Example:
+    >>> standardized_variance(np.array([4.0, 0.0])).tolist()
+    [4.0, 1.0]
+    """
+    variance = np.asarray(variance, dtype=np.float32)
+    return np.where(variance > 0, variance, np.float32(1.0)).astype(np.float32)
 
 
 def build_confidence_head(
@@ -141,10 +164,66 @@ def build_tcp_head(
     return head
 
 
+@keras.saving.register_keras_serializable(package="emoconf_tf", name="InferenceOnly")
+class InferenceOnly(keras.layers.Layer):
+    """A frozen model that always runs in inference mode inside another model.
+
+    Keras 3's functional models pass the outer call's `training` flag to every layer they call, overriding a
+    `training=False` written into the graph (`base(inputs, training=False)`): in `fit`, a frozen base would
+    still apply its dropout. This layer takes no `training` argument and calls `model(inputs, training=False)`,
+    so batch norms use their moving statistics and dropout is off, in `fit` as at inference.
+
+    Args:
+        model: `keras.Model`, the frozen base; its layers are set `trainable=False`.
+        **kwargs: `keras.layers.Layer` arguments, e.g. `name`.
+
+    Call arguments:
+        inputs: what `model` takes, e.g. float32 `[N, D]` features.
+
+    Returns:
+        `model`'s outputs in inference mode.
+
+    Example:
+    >>> import numpy as np
+    >>> inputs = keras.Input(shape=(2,))
+    >>> base = keras.Model(inputs, keras.layers.Dropout(0.5)(inputs))
+    >>> frozen = InferenceOnly(base)
+    >>> np.asarray(frozen(np.ones((1, 2), "float32"))).tolist()
+    [[1.0, 1.0]]
+    """
+
+    def __init__(self, model: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.trainable = False
+        self.built = True  # the model is built already
+
+    def call(self, inputs):
+        return self.model(inputs, training=False)
+
+    def compute_output_spec(self, inputs):
+        return self.model.compute_output_spec(inputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"model": keras.saving.serialize_keras_object(self.model)})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
+
+
 def build_emoconfidnet(classifier: keras.Model, head: keras.Model | None = None, **head_kwargs) -> keras.Model:
     """Attaches an EmoConfidNet head to the classifier's `penultimate` layer in one functional graph.
 
-    The classifier's layers are frozen (`trainable=False`): training this model trains the head only.
+    The frozen-base idiom of Keras transfer learning: the classifier is frozen (`trainable=False`) and run with
+    `training=False` (by `InferenceOnly`, since Keras 3 overrides a `training=False` written into a functional
+    graph), so its batch norms use their moving statistics and its dropout is off in `fit` as at inference.
+    `model.fit(x, {"p_hat": targets})` therefore trains the head on the same inference-mode `penultimate`
+    embeddings as `fit_emoconfidnet`, which computes them once instead of in every epoch.
 
     Args:
         classifier: a model from `build_classifier` (trained).
@@ -153,31 +232,65 @@ def build_emoconfidnet(classifier: keras.Model, head: keras.Model | None = None,
 
     Returns:
         A `keras.Model` from `features` `[None, D]` to a dict with `probabilities` `[None, K]`
-        (the classifier's output) and `p_hat` `[None, K]` (EmoConfidNet's output). Compiled with
-        `PairwiseConfidenceLoss` on `p_hat` only, so `model.fit(x, {"p_hat": targets})` trains the
-        head (note: in `fit`, the frozen classifier's first dropout layer is still active, as Keras
-        applies `training=True` through the whole graph; `fit_emoconfidnet` avoids that by fitting the
-        head on inference-mode embeddings).
+        (the classifier's output) and `p_hat` `[None, K]` (EmoConfidNet's output). The classifier runs in the
+        `InferenceOnly` layer `frozen_classifier` (`[None, D]` -> `[penultimate [None, 256], probabilities
+        [None, K]]`, sharing the classifier's layers), the head is the nested model `emoconfidnet_head`.
+        Compiled with `PairwiseConfidenceLoss` on `p_hat` only.
+
+    Example:
+    >>> import numpy as np
+    >>> model = build_emoconfidnet(build_classifier(np.zeros(8), np.ones(8), num_classes=5))
+    >>> sorted(model.output)
+    ['p_hat', 'probabilities']
+    >>> model.get_layer("frozen_classifier").model.get_layer("penultimate").output.shape
+    (None, 256)
     """
     from emoconf_tf.losses import PairwiseConfidenceLoss
 
     classifier.trainable = False
-    penultimate = classifier.get_layer(PENULTIMATE).output
+    # === Layers ===
+    body = keras.Model(classifier.input, [classifier.get_layer(PENULTIMATE).output, classifier.output],
+                       name="classifier_outputs")
+    frozen = InferenceOnly(body, name=FROZEN_CLASSIFIER_NAME)
     num_classes = int(classifier.output.shape[-1])
     if head is None:
-        head = build_confidence_head(int(penultimate.shape[-1]), num_classes, **head_kwargs)
-    p_hat = head(penultimate)
+        head = build_confidence_head(int(classifier.get_layer(PENULTIMATE).output.shape[-1]), num_classes,
+                                     **head_kwargs)
+    # === Functional Model ===
+    inputs = keras.Input(shape=tuple(classifier.input.shape[1:]), dtype=classifier.input.dtype, name="features")
+    penultimate, probabilities = frozen(inputs)
     outputs = {
-        "probabilities": keras.layers.Identity(name="probabilities_out")(classifier.output),
-        "p_hat": keras.layers.Identity(name="p_hat_out")(p_hat),
+        "probabilities": keras.layers.Identity(name="probabilities_out")(probabilities),
+        "p_hat": keras.layers.Identity(name="p_hat_out")(head(penultimate)),
     }
-    model = keras.Model(classifier.input, outputs, name="emoconfidnet")
+    model = keras.Model(inputs, outputs, name="emoconfidnet")
+    # === Config ===
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=head_kwargs.get("learning_rate", 1e-4)),
         loss={"p_hat": PairwiseConfidenceLoss()},
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
+
+
+def find_layer(model: keras.Model, name: str):
+    """The layer called `name` in `model` or in a model nested in it (depth first), e.g. `standardize` of a
+    model from `build_emoconfidnet`, whose classifier layers sit in its `frozen_classifier` layer.
+
+    Raises:
+        ValueError: no such layer.
+    """
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+    for layer in model.layers:
+        inner = layer.model if isinstance(layer, InferenceOnly) else layer
+        if isinstance(inner, keras.Model):
+            try:
+                return find_layer(inner, name)
+            except ValueError:
+                continue
+    raise ValueError(f"model {model.name!r} has no layer named {name!r}")
 
 
 def penultimate_model(classifier: keras.Model) -> keras.Model:

@@ -56,6 +56,7 @@ RUN_COLUMNS = (
     "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out",
     "classifier_epochs", "confidence_epochs",
 )
+FILTER_COUNT_COLUMNS = ("fold", "seed", "rule", "removed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,8 @@ class ProtocolConfig:
             method is reported in each, except `recommended`, which is reported once, in the mode validation chose.
         filter_midpoint: separates low from high AVD; None = middle of the corpus scale.
         filter_rules: the conflict rules; default the paper's.
+        filter_inclusive: compare with the midpoint inclusively (`<=` / `>=`: a value at the midpoint is both low
+            and high) instead of strictly (default False: it is neither); see `emoconf_tf.filtering`.
         training: `TrainingConfig` for every network.
         methods: confidence scores to evaluate (`ALL_METHODS`; `PAPER_METHODS` is the paper's pair).
             `emoconfidnet` and `top2_margin` are always computed.
@@ -86,6 +89,7 @@ class ProtocolConfig:
     rejection_modes: tuple[str, ...] = REJECTION_MODES
     filter_midpoint: float | None = None
     filter_rules: tuple[ConflictRule, ...] = PAPER_RULES
+    filter_inclusive: bool = False
     training: TrainingConfig = TrainingConfig()
     methods: tuple[str, ...] = ALL_METHODS
     mc_dropout_passes: int = 10
@@ -115,6 +119,8 @@ class ProtocolConfig:
         """The settings that determine the results (used to refuse mixing runs in one --out)."""
         data = dataclasses.asdict(self)
         data["training"].pop("verbose", None)
+        if not self.filter_inclusive:  # listed only when set: an --out written before the option still resumes
+            data.pop("filter_inclusive")
         data["seeds"] = list(self.seeds)
         return json.loads(json.dumps(data))
 
@@ -142,7 +148,7 @@ def training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolCon
     names = np.asarray(corpus.class_names, dtype=object)[corpus.labels[fold.train]].astype(str)
     masks = rule_masks(
         names, avd[:, 0], avd[:, 1], scale=corpus.scale, midpoint=config.filter_midpoint,
-        rules=config.filter_rules,
+        rules=config.filter_rules, inclusive=config.filter_inclusive,
     )
     drop = np.zeros(len(fold.train), dtype=bool)
     for mask in masks.values():
@@ -303,7 +309,13 @@ def predict(emoconfidnet, features: np.ndarray, batch_size: int = CHUNK_ROWS, *,
 @dataclasses.dataclass
 class ProtocolOutputs:
     """The protocol's tables (see `RESULT_COLUMNS`, `PER_CLASS_COLUMNS`, `RUN_COLUMNS`, `SELECTIVE_COLUMNS`,
-    `CHOICE_COLUMNS`; `predictions` holds every test prediction with each method's confidence) and filter counts."""
+    `CHOICE_COLUMNS`; `predictions` holds every test prediction with each method's confidence) and filter counts.
+
+    `filter_counts` (`FILTER_COUNT_COLUMNS`): the rows each conflict rule removed from each fold's training set,
+    one row per (fold, rule), from the first seed's filtered unit of the fold. The filter does not depend on the
+    seed, so a sum over seeds would count every row once per seed; folds are kept apart since a row is in the
+    training set of several folds under `cv="group"`. Empty when no unit trained on the filtered set.
+    """
 
     results: pd.DataFrame
     per_class: pd.DataFrame
@@ -311,7 +323,7 @@ class ProtocolOutputs:
     selective: pd.DataFrame
     choices: pd.DataFrame
     predictions: pd.DataFrame
-    filter_counts: dict[str, int]
+    filter_counts: pd.DataFrame
     skipped_units: int
 
 
@@ -371,10 +383,9 @@ def run_protocol(
         done.append(unit)
         if on_unit is not None:
             on_unit(_unit_summary(unit), resumed)
-    counts: dict[str, int] = {}
-    for unit in done:
-        for name, n in unit.filter_counts.items():
-            counts[name] = counts.get(name, 0) + n
+    counts = [{"fold": unit.run["fold"], "seed": unit.run["seed"], "rule": rule, "removed": int(n)}
+              for unit in done if unit.run["training"] == "filtered" and unit.run["seed"] == config.seeds[0]
+              for rule, n in unit.filter_counts.items()]
     return ProtocolOutputs(
         results=pd.DataFrame([r for u in done for r in u.results], columns=list(RESULT_COLUMNS)),
         per_class=pd.DataFrame([r for u in done for r in u.per_class], columns=list(PER_CLASS_COLUMNS)),
@@ -382,7 +393,7 @@ def run_protocol(
         selective=pd.DataFrame([r for u in done for r in u.selective], columns=list(SELECTIVE_COLUMNS)),
         choices=pd.DataFrame([r for u in done for r in u.choices], columns=list(CHOICE_COLUMNS)),
         predictions=pd.concat([u.predictions for u in done], ignore_index=True),
-        filter_counts=counts,
+        filter_counts=pd.DataFrame(counts, columns=list(FILTER_COUNT_COLUMNS)),
         skipped_units=skipped,
     )
 

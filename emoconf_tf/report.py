@@ -1,7 +1,8 @@
 """The paper's tables and curves (Section 5, Fig. 2, Table 2) computed from the protocol's result tables.
 
-Computing is separate from plotting and writing: `rejection_view`, `rejection_curves`, `table1`,
-`relative_gains`, `table2` and `removed_summary` are pure (DataFrames in, DataFrames out);
+Computing is separate from plotting and writing: `rejection_view`, `rejection_curves`, `fig2_table`,
+`relative_gains`, `table2`, `removed_summary` and `filter_counts_table` are pure (DataFrames in, DataFrames
+out);
 `plot_curves` draws `rejection_curves`, and `write_report` writes `curves.png`,
 `curves_per_class.png` (when there are per-class rows) and `report.md` atomically.
 
@@ -250,7 +251,7 @@ def rejection_curves(
 ) -> pd.DataFrame:
     """Mean and standard deviation over folds x seeds of each metric, per method, training and rejection.
 
-    The data behind Fig. 2 (and `table1`); `plot_curves` draws it.
+    The data behind Fig. 2 (and `fig2_table`); `plot_curves` draws it.
 
     Args:
         results: the protocol's results table (see the module docstring).
@@ -293,14 +294,15 @@ def _wide(curves: pd.DataFrame, metrics: Sequence[str], column_name: Callable[[s
     return table
 
 
-def _table1_column(metric: str, method: str, training: str) -> str:
+def _fig2_column(metric: str, method: str, training: str) -> str:
     return f"{metric} {method} ({training})"
 
 
-def table1(
+def fig2_table(
     results: pd.DataFrame, *, metrics: Sequence[str] = ("f1", "uar"), rejection_mode: str | None = "global",
 ) -> pd.DataFrame:
-    """F1 and UAR against the rejection threshold, mean over folds and seeds (the numbers of Fig. 2).
+    """F1 and UAR against the rejection threshold, mean over folds and seeds: the numbers of the paper's Fig. 2
+    (the paper's Table 1 is the list of conflict rules, `filtering.PAPER_RULES`).
 
     Args:
         results: the protocol's results table.
@@ -314,7 +316,50 @@ def table1(
         `"f1 emoconfidnet (filtered)"`; metrics outermost, then methods, then raw before filtered.
     """
     curves = rejection_curves(results, metrics=metrics, rejection_mode=rejection_mode)
-    return _wide(curves, metrics, _table1_column)
+    return _wide(curves, metrics, _fig2_column)
+
+
+def table1(results: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    """Deprecated in 0.1.1 and removed in 0.2.0: use `fig2_table` (the table is the paper's Fig. 2, and the
+    paper's Table 1 is the list of conflict rules)."""
+    import warnings
+
+    warnings.warn("report.table1 is deprecated since emoconf-tf 0.1.1 and will be removed in 0.2.0; use "
+                  "report.fig2_table (the paper's Fig. 2)", DeprecationWarning, stacklevel=2)
+    return fig2_table(results, **kwargs)
+
+
+def filter_counts_table(filter_counts: pd.DataFrame | Mapping[str, int]) -> pd.DataFrame:
+    """Rows removed by each conflict rule, one column per fold.
+
+    Args:
+        filter_counts: the protocol's `ProtocolOutputs.filter_counts` (columns `fold, seed, rule, removed`: one
+            seed's counts per fold), or `{rule: rows removed}` of one training set (e.g. a run's `run.json`).
+
+    Returns:
+        DataFrame indexed by rule (in the order given, name `rule`), one int column per fold named `fold F`
+        (`rows removed` for a mapping), and a last row `all rules` with each column's sum.
+
+    Example:
+    >>> frame = pd.DataFrame({"fold": [0, 0, 1, 1], "seed": 0, "rule": ["happy", "sad"] * 2, "removed": [3, 1, 2, 0]})
+    >>> filter_counts_table(frame).to_dict()
+    {'fold 0': {'happy': 3, 'sad': 1, 'all rules': 4}, 'fold 1': {'happy': 2, 'sad': 0, 'all rules': 2}}
+    """
+    if isinstance(filter_counts, pd.DataFrame):
+        missing = [c for c in ("fold", "rule", "removed") if c not in filter_counts.columns]
+        if missing:
+            raise EmoconfError(f"filter_counts: missing column(s) {', '.join(missing)}; expected fold, seed, rule, "
+                               "removed (ProtocolOutputs.filter_counts)")
+        rules = list(dict.fromkeys(filter_counts["rule"]))
+        table = filter_counts.pivot_table(index="rule", columns="fold", values="removed", aggfunc="sum")
+        table = table.reindex(rules).fillna(0).astype(int)
+        table.columns = [f"fold {fold}" for fold in table.columns]
+    else:
+        table = pd.DataFrame({"rows removed": [int(v) for v in filter_counts.values()]},
+                             index=pd.Index(list(filter_counts), name="rule"))
+    table.index.name = "rule"
+    table.loc["all rules"] = table.sum(axis=0)
+    return table
 
 
 def _gain_percent(after, before):
@@ -911,22 +956,24 @@ def write_report(
     corpus_name: str,
     synthetic: bool,
     class_names: Sequence[str],
-    filter_counts: Mapping[str, int] | None = None,
+    filter_counts: pd.DataFrame | Mapping[str, int] | None = None,
     settings: Mapping[str, object] | None = None,
     rejection: float = 0.2,
     selective: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
     choices: pd.DataFrame | None = None,
     n_boot: int = 1000,
+    merged_labels: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Writes `curves.png`, `curves_per_class.png` (when there are per-class rows) and `report.md` into `out_dir`,
     each atomically.
 
     The report has, first, the paper's view: every method with the global threshold, plus `recommended` in the
     mode validation chose for each run: a header (corpus, a synthetic-data banner when `synthetic`, folds, seeds,
-    sizes from `runs`, `settings`), Table 1 (F1 / UAR per threshold) and coverage, the relative gains at
-    `rejection`, Table 2 (per class, filtered training, and raw when present), the removed / correctly-removed
-    counts and the conflict filter's counts per rule. Then, when `results` has per-class rows, a "Per-class
+    sizes from `runs`, `settings`, categories the dataset merged), the F1 / UAR per threshold of the paper's
+    Fig. 2 and coverage, the relative gains at `rejection`, Table 2 (per class, filtered training, and raw when
+    present), the removed / correctly-removed counts and the conflict filter's counts per rule (the paper's
+    Table 1) and fold. Then, when `results` has per-class rows, a "Per-class
     rejection" section (F1 / UAR per threshold and the relative gains with per-class thresholds); then, with
     `selective` and more than the paper's two methods, the ranking of every (method, rejection mode); then the
     curves. Every number comes from the tables passed in.
@@ -937,7 +984,9 @@ def write_report(
         corpus_name: e.g. `"MSP-Podcast"`; goes into the title.
         synthetic: True when the data is generated, not a corpus; adds a banner and says so in the titles.
         class_names: the class names in class-id order (the corpus's); also Table 2's column order.
-        filter_counts: rows removed per conflict rule (`filtering.filter_counts`), or None.
+        filter_counts: rows removed per conflict rule: the protocol's per-fold table
+            (`ProtocolOutputs.filter_counts`) or one training set's `{rule: rows}` (`filtering.filter_counts`);
+            None when not known.
         settings: protocol settings to list in the header, or None.
         rejection: the level analysed in detail, default 0.2 (t20, as in the paper).
         selective: the protocol's `selective.csv` table; with more than the paper's two methods the report
@@ -947,6 +996,8 @@ def write_report(
             single run, and the risk-coverage curves).
         choices: the protocol's `choices.csv` table (what validation chose).
         n_boot: bootstrap resamples.
+        merged_labels: `(category, class)` pairs the dataset merged (`Corpus.merged_labels`, e.g.
+            `(("excited", "happy"),)` for IEMOCAP's default configs), stated in the header.
 
     Returns:
         Path of `report.md`.
@@ -996,6 +1047,12 @@ def write_report(
         f"- rejection methods: {', '.join(method_display_name(m) for m in methods)}",
         f"- rejection modes: {', '.join(mode_display_name(m) for m in modes)}",
         f"- classes: {', '.join(map(str, class_names))}",
+    ]
+    if merged_labels:
+        merged = ", ".join(f"{category} counted as {name}" for category, name in merged_labels)
+        lines += [f"- merged categories: {merged} (as the dataset was built; IEMOCAP's default configs merge "
+                  "excited into happy, its *_hap_only configs do not)"]
+    lines += [
         "",
         "Sizes per run (mean over folds x seeds):",
         "",
@@ -1012,7 +1069,7 @@ def write_report(
     if any(m in CHOSEN_MODE_METHODS for m in methods):
         view_note += f"; {method_display_name('recommended')} in the rejection mode validation chose for each run"
     lines += [
-        "## Table 1: F1 and UAR against the rejection threshold",
+        "## F1 and UAR against the rejection threshold (the paper's Fig. 2)",
         "",
         f"{view_note}. Mean over folds x seeds. tx is the threshold that removes x % of the validation predictions "
         "(lowest confidence first); t0 removes none.",
@@ -1044,11 +1101,19 @@ def write_report(
     summary_display = summary.assign(method=summary["method"].map(method_display_name))
     lines += [_markdown_table(_whole_as_int(summary_display.set_index(["training", "method"])), ".3f"), ""]
 
-    lines += ["## Conflict filter (training set)", ""]
-    if filter_counts:
-        counts = pd.DataFrame({"rule": list(filter_counts), "rows removed": [int(v) for v in filter_counts.values()]})
-        lines += [_markdown_table(counts, index=False), ""]
-        lines += [f"Sum over rules: {int(counts['rows removed'].sum()):,} training rows.", ""]
+    lines += ["## Conflict filter (training set; the rules of the paper's Table 1)", ""]
+    if filter_counts is not None and len(filter_counts):
+        counts = filter_counts_table(filter_counts)
+        if isinstance(filter_counts, pd.DataFrame):
+            seeds_used = sorted(set(filter_counts["seed"])) if "seed" in filter_counts.columns else []
+            lines += [
+                "Training rows each rule removed, per fold"
+                + (f", with seed {', '.join(map(str, seeds_used))}" if seeds_used else "")
+                + " (the filter does not depend on the seed); 'all rules' is the sum of the rows above. A row in "
+                "the training set of several folds counts in each.",
+                "",
+            ]
+        lines += [_markdown_table(counts), ""]
     else:
         lines += ["No filter counts were given.", ""]
 

@@ -8,7 +8,9 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
     test.csv               the same for the test split
     results.csv            the protocol's rows for this run (thresholds from validation, applied to test)
     feature_names.txt      one feature column name per line, in input order
-    run.json               corpus, classes, AVD scale, filter, seed, settings, epochs, package version,
+    run.json               corpus, synthetic (from the corpus's metadata), classes, merged categories
+                           (`merged_labels`, e.g. {"excited": "happy"} for IEMOCAP's default configs),
+                           AVD scale, filter, seed, settings, epochs, package version,
                            feature_set (the openSMILE set of the features, "synthetic", or null when not given),
                            rejection_mode ("global" or "per_class": the export's default; absent = global)
     manifest.json          file list with sizes and SHA-256, written last
@@ -132,6 +134,7 @@ def train_run(
             "synthetic": corpus.synthetic,
             "class_names": list(corpus.class_names),
             "scale": list(corpus.scale),
+            "merged_labels": dict(corpus.merged_labels),
             "num_features": corpus.num_features,
             "feature_set": feature_set,
             "rejection_mode": rejection_mode,
@@ -154,6 +157,7 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
     import keras
 
     import emoconf_tf.losses  # noqa: F401  registers PairwiseConfidenceLoss for deserialisation
+    import emoconf_tf.models  # noqa: F401  registers InferenceOnly (the frozen classifier inside emoconfidnet)
 
     path = Path(path)
     if not path.is_dir():

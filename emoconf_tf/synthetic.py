@@ -141,7 +141,7 @@ def make_synthetic_corpus(config: SyntheticConfig = SyntheticConfig(), **overrid
         **overrides: fields of `SyntheticConfig` to replace, e.g. `n_utterances=600, seed=1`.
 
     Returns:
-        A `Corpus` named `synthetic` with N = `n_utterances` rows:
+        A `Corpus` named `synthetic`, with `synthetic=True` and `scale` (1, 7), and N = `n_utterances` rows:
         `ids` `synthetic_00001`...; `features` float32 `[N, num_features]` (arbitrary units, on
         per-feature scales and offsets); `labels` int64 `[N]` into `CLASS_NAMES` (the observed,
         partly noisy category); `avd` float32 `[N, 3]`, the annotators' mean arousal, valence,
@@ -199,6 +199,7 @@ def make_synthetic_corpus(config: SyntheticConfig = SyntheticConfig(), **overrid
         split=np.asarray(_SPLIT_NAMES, dtype=object)[speaker_split[speaker_ids]],
         feature_names=tuple(f"synthetic_feature_{j:0{width}d}" for j in range(num_features)),
         name="synthetic",
+        synthetic=True,
     )
 
 

@@ -24,7 +24,8 @@ on the validation loss.
 
 The input is a *features table*: one row per utterance with `id`, `label` (the category),
 `arousal`, `valence`, `dominance` (the annotated emotion primitives, "AVD"), a `split` column
-(`train` / `validation` / `test`) and one numeric column per acoustic feature (for instance the
+(`train` / `validation` / `test`), a `scale` column recording the AVD scale (`1,7` for MSP-Podcast,
+`1,5` for IEMOCAP; or give `--scale`) and one numeric column per acoustic feature (for instance the
 6,373 openSMILE ComParE-2016 functionals). `emoconf build ... --table` writes one from a licensed
 copy of MSP-Podcast or IEMOCAP.
 
@@ -64,7 +65,9 @@ from emoconf_tf.synthetic import make_synthetic_corpus
 
 parser = argparse.ArgumentParser(description="Train the emotion classifier with model.fit.")
 parser.add_argument("--table", default=None, help="features table (.csv or .parquet); default: the SYNTHETIC corpus")
-parser.add_argument("--scale", default="1,7", help="AVD scale of the table, LO,HI (default: 1,7)")
+parser.add_argument("--scale", default=None,
+                    help="AVD scale of the table, LO,HI: 1,5 for IEMOCAP, 1,7 for MSP-Podcast (default: the scale "
+                    "the table records in its 'scale' column)")
 parser.add_argument("--size", type=int, default=4000, help="synthetic utterances (default: 4000)")
 parser.add_argument("--num-features", type=int, default=6373, help="synthetic feature dimension (default: 6373)")
 parser.add_argument("--epochs", type=int, default=200, help="maximum epochs; early stopping ends sooner (default: 200)")

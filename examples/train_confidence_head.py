@@ -72,7 +72,9 @@ from emoconf_tf.thresholds import rejection_threshold
 
 parser = argparse.ArgumentParser(description="Fit EmoConfidNet on a trained classifier and reject at a threshold.")
 parser.add_argument("--table", default=None, help="features table (.csv or .parquet); default: the SYNTHETIC corpus")
-parser.add_argument("--scale", default="1,7", help="AVD scale of the table, LO,HI (default: 1,7)")
+parser.add_argument("--scale", default=None,
+                    help="AVD scale of the table, LO,HI: 1,5 for IEMOCAP, 1,7 for MSP-Podcast (default: the scale "
+                    "the table records in its 'scale' column)")
 parser.add_argument("--size", type=int, default=4000, help="synthetic utterances (default: 4000)")
 parser.add_argument("--num-features", type=int, default=6373, help="synthetic feature dimension (default: 6373)")
 parser.add_argument("--classifier", default=None, help="a classifier saved by train_classifier.py --out (default: train one)")
@@ -172,11 +174,11 @@ print(example.to_string())
 layer named `penultimate`. The combined model has two outputs: the classifier's `probabilities`,
 which stay as they are, and `p_hat`. Only `p_hat` gets a loss, so only the head learns.
 
-One detail: in `fit`, Keras runs the whole graph in training mode, so the frozen classifier's
-first dropout layer stays active (its BatchNormalization layers do use their moving statistics,
-as frozen layers do). The head thus sees slightly noisy embeddings while it trains. The library's
-`emoconf_tf.training.fit_emoconfidnet` instead fits the head on embeddings computed once in
-inference mode, which is also faster on 6,373 features.
+The classifier follows Keras's frozen-base idiom: it always runs in inference mode, also inside
+`fit` (its BatchNormalization layers use their moving statistics and its dropout is off), so the
+head learns from the same embeddings it will see at test time. The library's
+`emoconf_tf.training.fit_emoconfidnet` trains the head the same way, on embeddings computed once
+instead of in every epoch, which is faster on 6,373 features.
 """
 
 model = build_emoconfidnet(classifier, seed=args.seed)

@@ -90,7 +90,11 @@ def test_build_prints_the_split_sizes(msp, capsys):
     manual_dir, data_dir = msp
     # Prepared already: reused, and the same summary is printed.
     assert main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir), "--config", CONFIG]) == 0
-    assert f"built msp_podcast/{CONFIG}/1.0.0 in {data_dir}: test1 10, train 20, validation 10" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"built msp_podcast/{CONFIG}/1.0.0 in {data_dir}: test1 10, train 20, validation 10" in printed
+    # The counts after class selection, beside the paper's (MSP-Podcast's release as the paper used it).
+    assert "after class selection: train 20 (paper 34,280), validation 10 (paper 5,958), test1 10 (paper 10,124)" \
+        in printed
 
 
 def test_build_with_failed_files_is_a_one_line_error_naming_them(damaged_msp, tmp_path, capsys):
@@ -130,8 +134,9 @@ def test_export_table_writes_the_split_column_of_msp_podcast(msp, tmp_path, caps
     assert main(["export-table", f"msp_podcast/{CONFIG}", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     assert f"wrote features table {out}" in capsys.readouterr().out
     table = pd.read_parquet(out)
-    assert len(table) == 40 and table.shape[1] == 8 + 88
+    assert len(table) == 40 and table.shape[1] == 9 + 88  # id .. group, split, scale; then the features
     assert table["split"].value_counts().to_dict() == {"train": 20, "validation": 10, "test1": 10}
+    assert set(table["scale"]) == {"1,7"} and "merged_labels" not in table.columns
 
 
 def test_export_table_of_iemocap_keeps_the_session_in_group(iemocap, tmp_path):
@@ -141,6 +146,29 @@ def test_export_table_of_iemocap_keeps_the_session_in_group(iemocap, tmp_path):
     table = pd.read_csv(out)
     assert "split" not in table.columns
     assert table["group"].value_counts().to_dict() == {f"session{k}": 10 for k in range(1, 6)}
+    assert set(table["scale"]) == {"1,5"} and set(table["merged_labels"]) == {"excited=happy"}
+
+
+def test_reproduce_table_of_iemocap_uses_its_recorded_scale_not_1_7(iemocap, tmp_path, capsys):
+    _, data_dir = iemocap
+    out = tmp_path / "iemocap.parquet"
+    assert main(["export-table", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    capsys.readouterr()
+    # --seeds 0 stops the command after the table is read and described, before any training.
+    assert main(["reproduce", "--table", str(out), "--seeds", "0"]) == 2
+    printed = capsys.readouterr().out
+    assert "50 utterances, 88 features, classes angry, frustrated, happy, neutral, sad; AVD scale 1-5 (recorded)" \
+        in printed
+    assert "merged categories (as the dataset was built): excited counted as happy" in printed
+
+
+def test_reproduce_tfds_with_an_explicit_scale_1_7_overrides_the_recorded_1_5(iemocap, capsys):
+    _, data_dir = iemocap
+    assert main(["reproduce", "--tfds", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--seeds", "0"]) == 2
+    assert "AVD scale 1-5 (recorded)" in capsys.readouterr().out
+    assert main(["reproduce", "--tfds", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--scale", "1,7",
+                 "--seeds", "0"]) == 2
+    assert "AVD scale 1-7 (--scale)" in capsys.readouterr().out
 
 
 def test_export_table_of_a_dataset_not_built_is_a_one_line_error(tmp_path, capsys):

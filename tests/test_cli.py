@@ -61,6 +61,36 @@ def test_bad_scale_and_seeds_are_refused(tmp_path, capsys):
     assert "--seeds must be at least 1" in capsys.readouterr().err
 
 
+def test_table_without_a_recorded_scale_needs_scale(tmp_path, capsys):
+    from emoconf_tf.corpus import corpus_frame
+
+    path = tmp_path / "iemocap_compare.csv"
+    frame = corpus_frame(make_synthetic_corpus(n_utterances=60, num_features=8))
+    frame.drop(columns=["scale"]).to_csv(path, index=False)
+    assert main(["reproduce", "--table", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"emoconf reproduce: error: {path}: the table does not record its AVD scale (no column 'scale'); "
+                   "give it (--scale 1,5 for IEMOCAP, --scale 1,7 for MSP-Podcast; scale=(1, 5) in Python), or add a "
+                   "column 'scale' holding 'LO,HI' on every row")
+    # With --scale the table is read (then --seeds 0 stops the command before any training).
+    assert main(["reproduce", "--table", str(path), "--scale", "1,7", "--seeds", "0"]) == 2
+    assert "AVD scale 1-7 (--scale); SYNTHETIC data" in capsys.readouterr().out
+
+
+def test_train_records_the_tables_merged_categories_and_scale_in_run_json(tmp_path):
+    import dataclasses
+
+    from emoconf_tf.rundir import load_run
+
+    corpus = make_synthetic_corpus(n_utterances=300, num_features=16, seed=3)
+    corpus = dataclasses.replace(corpus, merged_labels=(("excited", "happy"),))
+    table = write_features_table(corpus, tmp_path / "t.parquet")
+    assert main(["train", "--table", str(table), "--out", str(tmp_path / "run"), *TINY]) == 0
+    info = load_run(tmp_path / "run").info
+    assert info["merged_labels"] == {"excited": "happy"} and info["scale"] == [1.0, 7.0]
+    assert info["synthetic"] is True  # from the table's synthetic column, not its name
+
+
 def test_reproduce_with_group_folds_runs_every_fold(tmp_path, capsys):
     corpus = make_synthetic_corpus(n_utterances=400, num_features=24, seed=2)
     table = write_features_table(corpus, tmp_path / "mine.parquet")
@@ -104,4 +134,6 @@ def test_train_writes_a_loadable_run_directory(tmp_path):
 
 def test_parser_defaults_are_the_papers():
     args = build_parser().parse_args(["reproduce", "--table", "x.csv"])
-    assert (args.patience, args.learning_rate, args.scale, args.cv, args.seeds) == (10, 1e-4, "1,7", "split", 1)
+    assert (args.patience, args.learning_rate, args.cv, args.seeds) == (10, 1e-4, "split", 1)
+    assert args.scale is None  # the table's recorded scale; a --scale given overrides it
+    assert not args.filter_inclusive  # the strict midpoint comparison

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ from emoconf_tf.corpus import normalize_split, parse_scale, write_features_table
 
 
 def table(n=6, **extra):
+    """A features table as `emoconf build --table` writes it: the AVD scale in its `scale` column."""
     frame = pd.DataFrame({
         "id": [f"utt{i}" for i in range(n)],
         "label": ["happy", "sad", "neutral"] * (n // 3),
@@ -14,6 +17,7 @@ def table(n=6, **extra):
         "valence": np.linspace(7, 1, n),
         "dominance": [4.0] * n,
         "split": ["Train", "Development", "Test1"] * (n // 3),
+        "scale": ["1,7"] * n,
         "f0_mean": np.arange(n, dtype=float),
         "mfcc1_stddev": np.arange(n, dtype=float) * 2,
     })
@@ -117,6 +121,80 @@ def test_duplicate_ids_are_named(tmp_path):
     table(id=["a", "b", "a", "c", "d", "e"]).to_csv(path, index=False)
     with pytest.raises(EmoconfError, match="duplicate id.*a"):
         read_features_table(path)
+
+
+def test_scale_comes_from_the_tables_scale_column(tmp_path):
+    path = tmp_path / "iemocap.csv"
+    table(scale=["1,5"] * 6, arousal=[1, 2, 3, 4, 5, 3], valence=[5, 4, 3, 2, 1, 3]).to_csv(path, index=False)
+    corpus, _ = read_features_table(path)
+    assert corpus.scale == (1.0, 5.0) and corpus.feature_names == ("f0_mean", "mfcc1_stddev")
+
+
+def test_an_explicit_scale_overrides_the_recorded_one(tmp_path):
+    path = tmp_path / "t.parquet"
+    table(scale=["1,5"] * 6).to_parquet(path, index=False)
+    with pytest.warns(UserWarning, match="outside the scale 1-5"):  # arousal goes up to 7: read as 1-5 first
+        assert read_features_table(path)[0].scale == (1.0, 5.0)
+    assert read_features_table(path, scale="1,7")[0].scale == (1.0, 7.0)
+    assert read_features_table(path, scale=(1, 7))[0].scale == (1.0, 7.0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_without_a_scale_and_no_scale_given_is_refused(tmp_path, suffix):
+    path = tmp_path / f"iemocap{suffix}"
+    frame = table().drop(columns=["scale"])
+    frame.to_parquet(path, index=False) if suffix == ".parquet" else frame.to_csv(path, index=False)
+    with pytest.raises(EmoconfError, match=rf"iemocap{suffix}: the table does not record its AVD scale \(no column "
+                       r"'scale'\); give it \(--scale 1,5 for IEMOCAP, --scale 1,7 for MSP-Podcast"):
+        read_features_table(path)
+    assert read_features_table(path, scale="1,7")[0].scale == (1.0, 7.0)
+
+
+@pytest.mark.parametrize("values, message", [
+    (["1,7", "1,7", "1,5", "1,7", "1,7", "1,7"], r"column 'scale' holds 2 different values \(1,7, 1,5\)"),
+    (["1,7", None, "1,7", "1,7", "1,7", "1,7"], r"column 'scale' is empty in row id\(s\) utt1"),
+    (["7,1"] * 6, r"column 'scale' holds '7,1'; expected the AVD scale as 'LO,HI'"),
+])
+def test_a_bad_scale_column_names_the_file_and_column(tmp_path, values, message):
+    path = tmp_path / "t.csv"
+    table(scale=values).to_csv(path, index=False)
+    with pytest.raises(EmoconfError, match=r"t.csv: " + message):
+        read_features_table(path)
+
+
+def test_synthetic_comes_from_the_synthetic_column_not_the_file_name(tmp_path):
+    named = tmp_path / "synthetic_sessions.csv"
+    table().to_csv(named, index=False)
+    assert not read_features_table(named)[0].synthetic  # the name says nothing
+    marked = tmp_path / "mine.csv"
+    table(synthetic=[True] * 6).to_csv(marked, index=False)
+    corpus, _ = read_features_table(marked)
+    assert corpus.synthetic and "synthetic" not in corpus.feature_names
+
+
+def test_written_table_records_scale_synthetic_and_merged_labels(tmp_path):
+    from emoconf_tf.synthetic import make_synthetic_corpus
+
+    corpus = make_synthetic_corpus(n_utterances=60, num_features=3, seed=0)
+    corpus = dataclasses.replace(corpus, scale=(1.0, 5.0), avd=np.clip(corpus.avd, 1, 5),
+                                 merged_labels=(("excited", "happy"),))
+    for name in ("mine.csv", "mine.parquet"):
+        written = write_features_table(corpus, tmp_path / name)
+        frame = pd.read_parquet(written) if name.endswith(".parquet") else pd.read_csv(written)
+        assert list(frame.columns[:11]) == ["id", "label", "arousal", "valence", "dominance", "speaker", "group",
+                                            "split", "scale", "synthetic", "merged_labels"]
+        assert set(frame["scale"]) == {"1,5"} and set(frame["merged_labels"]) == {"excited=happy"}
+        read, _ = read_features_table(written)
+        assert read.scale == (1.0, 5.0) and read.synthetic and read.merged_labels == (("excited", "happy"),)
+        assert read.num_features == 3
+
+
+def test_a_real_corpus_table_has_a_scale_column_only(tmp_path):
+    table().to_csv(tmp_path / "a.csv", index=False)
+    corpus, _ = read_features_table(tmp_path / "a.csv")
+    written = write_features_table(corpus, tmp_path / "b.csv")
+    columns = list(pd.read_csv(written).columns)
+    assert "scale" in columns and "synthetic" not in columns and "merged_labels" not in columns
 
 
 def test_avd_outside_the_scale_warns_and_keeps(tmp_path):

@@ -118,7 +118,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 
 def ser_features_table(path) -> pd.DataFrame:
-    """Twelve utterances, three classes (sorted: angry, neutral, sad), 4 features, three splits."""
+    """Twelve utterances, three classes (sorted: angry, neutral, sad), AVD on 1-7, 4 features, three splits."""
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {
@@ -130,6 +130,7 @@ def ser_features_table(path) -> pd.DataFrame:
             "speaker": [f"s{i // 2}" for i in range(12)],
             "group": [""] * 12,
             "split": ["train"] * 6 + ["validation"] * 3 + ["test"] * 3,
+            "scale": ["1,7"] * 12,  # the AVD scale, which ser_features needs the table to record
         }
     )
     features = pd.DataFrame(rng.normal(size=(12, 4)).astype(np.float32), columns=[f"feat_{j}" for j in range(4)])

@@ -37,6 +37,25 @@ def test_midpoint_can_be_given():
     assert conflict_mask(["happy"], [4.0], [3.5], scale=(1, 7), midpoint=3.0)[0] == False  # noqa: E712
 
 
+def test_inclusive_midpoint_counts_a_value_at_the_midpoint_as_low_and_high():
+    # scale 1-7 -> midpoint 4. Rows: happy at arousal 4 (valence 5), sad at valence 4, angry at arousal 4 and
+    # valence 4, happy at 3.9 / 5 (below either way), happy at 4.1 / 4.1 (above either way), neutral at 4 / 4.
+    labels = ["happy", "sad", "angry", "happy", "happy", "neutral"]
+    arousal = [4.0, 2.0, 4.0, 3.9, 4.1, 4.0]
+    valence = [5.0, 4.0, 4.0, 5.0, 4.1, 4.0]
+    strict = conflict_mask(labels, arousal, valence, scale=(1, 7))
+    inclusive = conflict_mask(labels, arousal, valence, scale=(1, 7), inclusive=True)
+    np.testing.assert_array_equal(strict, [False, False, False, True, False, False])  # 4 is neither (default)
+    np.testing.assert_array_equal(inclusive, [True, True, True, True, False, False])  # 4 <= 4 and 4 >= 4
+
+
+def test_inclusive_comparison_uses_a_given_midpoint():
+    # IEMOCAP 1-5 with its midpoint 3: a sad row at valence 3 is "high valence" only when inclusive.
+    assert not conflict_mask(["sad"], [2.0], [3.0], scale=(1, 5))[0]
+    assert conflict_mask(["sad"], [2.0], [3.0], scale=(1, 5), inclusive=True)[0]
+    assert conflict_mask(["sad"], [2.0], [2.5], scale=(1, 5), midpoint=2.5, inclusive=True)[0]
+
+
 def test_rule_masks_count_each_rule():
     labels = np.array(["happy", "happy", "sad", "angry", "neutral"])
     masks = rule_masks(labels, np.array([2.0, 5.0, 2.0, 2.0, 1.0]), np.array([2.0, 5.0, 6.0, 6.0, 1.0]), scale=(1, 7))

@@ -66,10 +66,10 @@ def test_folded_network_matches_the_keras_model_in_inference_mode(trained):
     assert (np.asarray(expected["probabilities"]).std(axis=0) > 0).all()  # a trained, non-constant model
 
 
-def test_constant_feature_keeps_the_mean_subtraction_exact():
-    # Variance 0 -> std clipped to 1e-7: a kernel of 1e7 x w. Folding the mean into the bias would cancel
+def test_tiny_variance_keeps_the_mean_subtraction_exact():
+    # Variance 1e-14 -> std 1e-7: a kernel of 1e7 x w. Folding the mean into the bias would cancel
     # 1e7 * 1000 against itself in float32; keeping `x - mean` first gives the Keras answer.
-    mean, variance = np.array([1000.0, 0.0]), np.array([0.0, 1.0])
+    mean, variance = np.array([1000.0, 0.0]), np.array([1e-14, 1.0])
     classifier = build_classifier(mean, variance, num_classes=K, units=4)
     model = build_emoconfidnet(classifier, units=4)
     x = np.array([[1000.0, 0.3], [1000.0, -1.2], [1000.0625, 0.1]], dtype=np.float32)
@@ -97,3 +97,40 @@ def test_feature_moments_model_folds_with_default_epsilon():
     probabilities, _ = FoldedInference(fold_emoconfidnet(model))(tf.constant(x))
     np.testing.assert_allclose(probabilities.numpy(), np.asarray(model(x, training=False)["probabilities"]),
                                atol=1e-6)
+
+
+def _fit_with_constant_column(x_train, y_train):
+    config = TrainingConfig(max_epochs=2, batch_size=32)
+    classifier, _ = fit_classifier(x_train, y_train, x_train, y_train, K, config, seed=0)
+    targets = np.eye(K, dtype=np.float32)[y_train] * 0.6 + 0.4 / K
+    model, _ = fit_emoconfidnet(classifier, x_train, targets, x_train, targets, config, seed=0)
+    return model
+
+
+def test_feature_constant_in_training_folds_and_exports_like_keras(tmp_path):
+    from emoconf_tf.export import EmoconfServingModule
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, K, 200)
+    x = (rng.normal(size=(200, 4)) + y[:, None]).astype(np.float32)
+    x[:, 2] = 50.0  # constant on every training row: variance 0
+    model = _fit_with_constant_column(x, y)
+    # Test rows vary in that column, by up to 50 (a standardised 50 with scale 1; 5e8 with Keras's epsilon).
+    x_test = np.array(x[:6], copy=True)
+    x_test[:, 2] = [50.0, 51.0, 0.0, 100.0, 49.5, 50.25]
+    expected = model(x_test, training=False)
+    folded = fold_emoconfidnet(model)
+    # The folded first kernel row of that column is the Keras kernel row times the batch-norm scale, not 1e7 x it.
+    dense = model.get_layer("frozen_classifier").model.get_layer("block1_dense")
+    batchnorm = model.get_layer("frozen_classifier").model.get_layer("block1_batchnorm")
+    scale = np.asarray(batchnorm.gamma) / np.sqrt(np.asarray(batchnorm.moving_variance) + batchnorm.epsilon)
+    np.testing.assert_allclose(folded.classifier[0].kernel[2], np.asarray(dense.kernel)[2] * scale, rtol=1e-5)
+    for name, got in zip(("probabilities", "p_hat"), FoldedInference(folded)(tf.constant(x_test))):
+        assert np.isfinite(got.numpy()).all()
+        np.testing.assert_allclose(got.numpy(), np.asarray(expected[name]), atol=2e-6)
+    # The SavedModel's predict signature (the folded network, as `emoconf export` writes it) agrees too.
+    module = EmoconfServingModule(model, [f"c{k}" for k in range(K)], np.linspace(0.2, 0.9, 10),
+                                  default_rejection=0.2, default_threshold=0.76)
+    module.save(tmp_path / "saved_model")
+    served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["predict"](features=tf.constant(x_test))
+    np.testing.assert_allclose(served["probabilities"].numpy(), np.asarray(expected["probabilities"]), atol=2e-6)

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from emoconf_tf import PairwiseConfidenceLoss, build_classifier, build_emoconfidnet
-from emoconf_tf.models import HEAD_NAME, PENULTIMATE, penultimate_model
+from emoconf_tf.models import (
+    FROZEN_CLASSIFIER_NAME, HEAD_NAME, PENULTIMATE, InferenceOnly, build_confidence_head, find_layer, penultimate_model,
+)
 from emoconf_tf.training import TrainingConfig, feature_moments, fit_classifier, fit_emoconfidnet
 
 D, K = 12, 4
@@ -41,9 +43,12 @@ def test_head_is_attached_to_the_penultimate_layer_in_one_graph():
     classifier = build_classifier(*feature_moments(x), num_classes=K)
     model = build_emoconfidnet(classifier)
     head = model.get_layer(HEAD_NAME)
-    inbound = head._inbound_nodes[0].input_tensors[0]
-    assert inbound is classifier.get_layer(PENULTIMATE).output
-    assert model.inputs[0] is classifier.inputs[0]
+    frozen = model.get_layer(FROZEN_CLASSIFIER_NAME)
+    assert isinstance(frozen, InferenceOnly)
+    # The head takes the frozen classifier's first output, which is the classifier's `penultimate` layer.
+    assert head._inbound_nodes[0].input_tensors[0] is frozen.output[0]
+    assert frozen.model.outputs[0] is classifier.get_layer(PENULTIMATE).output
+    assert frozen.model.get_layer(PENULTIMATE) is classifier.get_layer(PENULTIMATE)  # shared, not copied
     out = model.predict(x[:5], verbose=0)
     assert set(out) == {"probabilities", "p_hat"}
     np.testing.assert_allclose(out["p_hat"].sum(axis=1), 1.0, rtol=1e-5)
@@ -72,6 +77,74 @@ def test_classifier_is_frozen_while_the_head_trains():
     assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer(HEAD_NAME).get_weights()))
 
 
+def test_feature_constant_in_training_is_centred_with_scale_one():
+    # Training rows: column 0 is 1 and 3 (mean 2, variance 1); column 1 is 5 on both (mean 5, variance 0).
+    x_train = np.array([[1.0, 5.0], [3.0, 5.0]], dtype="float32")
+    classifier = build_classifier(*feature_moments(x_train), num_classes=K, units=4, seed=0)
+    standardize = classifier.get_layer("standardize")
+    np.testing.assert_array_equal(np.ravel(standardize.variance), [1.0, 1.0])  # the 0 is stored as 1
+    # Test rows vary in column 1. Standardised: (4 - 2) / 1 = 2, (7 - 5) / 1 = 2; (2 - 2) / 1 = 0, (5 - 5) / 1 = 0;
+    # (0 - 2) / 1 = -2, (-3 - 5) / 1 = -8. Keras's epsilon would have given (7 - 5) / 1e-7 = 2e7.
+    x_test = np.array([[4.0, 7.0], [2.0, 5.0], [0.0, -3.0]], dtype="float32")
+    np.testing.assert_array_equal(standardize(x_test), [[2.0, 2.0], [0.0, 0.0], [-2.0, -8.0]])
+    # The first dense layer sees exactly those values: its pre-activation is z @ W + b by hand.
+    kernel, bias = classifier.get_layer("block1_dense").get_weights()
+    z = np.array([[2.0, 2.0], [0.0, 0.0], [-2.0, -8.0]], dtype="float32")
+    dense = keras.Model(classifier.input, classifier.get_layer("block1_dense").output)
+    np.testing.assert_allclose(dense(x_test), z @ kernel + bias, rtol=1e-6, atol=1e-6)
+    probabilities = np.asarray(classifier(x_test, training=False))
+    assert np.isfinite(probabilities).all()
+    # Where the test value equals the training constant, the column has no effect: a twin whose kernel row for
+    # column 1 is zero gives the same output on that row, bit for bit (0 * w = 0 either way).
+    twin = build_classifier(*feature_moments(x_train), num_classes=K, units=4, seed=0)
+    twin.set_weights(classifier.get_weights())
+    twin.get_layer("block1_dense").set_weights([np.vstack([kernel[:1], np.zeros_like(kernel[1:])]), bias])
+    twin_probabilities = np.asarray(twin(x_test, training=False))
+    np.testing.assert_array_equal(twin_probabilities[1], probabilities[1])
+    assert not np.allclose(twin_probabilities[0], probabilities[0])  # off the constant it counts, with scale 1
+
+
+def test_model_fit_on_emoconfidnet_trains_the_head_as_the_protocol_does():
+    # The protocol fits the head on inference-mode embeddings (fit_confidence_head); model.fit on the combined
+    # graph must train the same head: the frozen classifier's dropout off, its batch norms on moving statistics.
+    x, y = small_data()
+    classifier, _ = fit_classifier(x, y, x, y, K, TrainingConfig(max_epochs=2, batch_size=32), seed=0)
+    rng = np.random.default_rng(1)
+    targets = rng.dirichlet(np.ones(K), size=len(x)).astype("float32")
+    embedded = np.asarray(penultimate_model(classifier)(x, training=False))
+    weights = []
+    for path in ("head", "combined"):
+        keras.utils.set_random_seed(7)
+        head = build_confidence_head(embedded.shape[1], K, units=16, seed=7)
+        if path == "head":
+            head.fit(embedded, targets, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        else:
+            model = build_emoconfidnet(classifier, head, learning_rate=1e-4)
+            model.fit(x, {"p_hat": targets}, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        weights.append([w.numpy() for w in head.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_inference_only_ignores_the_training_flag():
+    # A classifier with dropout 0.5: in training mode half its units would be zeroed and the output would change.
+    x, _ = small_data()
+    classifier = build_classifier(*feature_moments(x), num_classes=K, units=8, seed=0)
+    model = build_emoconfidnet(classifier, units=8, seed=0)
+    expected = np.asarray(classifier(x, training=False))
+    np.testing.assert_array_equal(np.asarray(model(x, training=True)["probabilities"]), expected)
+    assert not np.array_equal(np.asarray(classifier(x, training=True)), expected)
+
+
+def test_find_layer_reaches_into_the_frozen_classifier():
+    x, _ = small_data()
+    classifier = build_classifier(*feature_moments(x), num_classes=K, units=8)
+    model = build_emoconfidnet(classifier, units=8)
+    assert find_layer(model, "standardize") is classifier.get_layer("standardize")
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        find_layer(model, "nope")
+
+
 def test_save_load_round_trip_with_the_custom_loss(tmp_path):
     x, y = small_data()
     classifier, _ = fit_classifier(x, y, x, y, K, TrainingConfig(max_epochs=1, batch_size=32), seed=0)
@@ -85,6 +158,11 @@ def test_save_load_round_trip_with_the_custom_loss(tmp_path):
     for name in ("probabilities", "p_hat"):
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-7)
     assert isinstance(restored.loss["p_hat"], PairwiseConfidenceLoss)
+    frozen = restored.get_layer(FROZEN_CLASSIFIER_NAME)
+    assert isinstance(frozen, InferenceOnly) and not frozen.trainable
+    assert frozen.get_config()["model"]["config"]["name"] == "classifier_outputs"
+    # Still in inference mode after loading: training=True changes nothing.
+    np.testing.assert_array_equal(np.asarray(restored(x, training=True)["probabilities"]), got["probabilities"])
 
 
 def test_training_stops_early_on_validation_loss():

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
-from emoconf_tf.corpus import corpus_frame
+from emoconf_tf.corpus import META_COLUMNS, corpus_frame
 from emoconf_tf.export import export_run
 from emoconf_tf.prediction import ExportedModel, extract_features_safely, model_directory, predict, read_model_assets
 from emoconf_tf.protocol import ProtocolConfig
@@ -56,6 +56,11 @@ class Model:
     wavs: list = dataclasses.field(default_factory=list)
 
 
+def _feature_values(frame: pd.DataFrame) -> np.ndarray:
+    """float32 `[N, D]`: the feature columns of a features table (every column but id .. split, scale, ...)."""
+    return frame.drop(columns=[c for c in META_COLUMNS if c in frame.columns]).to_numpy(np.float32)
+
+
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Model:
     root = tmp_path_factory.mktemp("synthetic")
@@ -86,6 +91,7 @@ def egemaps(tmp_path_factory) -> Model:
         "valence": rng.uniform(1, 7, len(wavs)).round(2),
         "dominance": rng.uniform(1, 7, len(wavs)).round(2),
         "split": ["train"] * 24 + ["validation"] * 8 + ["test"] * 8,
+        "scale": "1,7",  # the AVD scale, as `emoconf export-table` records it
     })
     frame = pd.concat([meta, features.reset_index(drop=True)], axis=1)
     table = root / "egemaps.csv"
@@ -107,7 +113,7 @@ def _signature(base, name, **inputs):
 
 def test_predict_on_a_table_equals_the_threshold_signature(synthetic):
     result = predict(synthetic.base, [synthetic.table], rejection=0.3)
-    features = tf.constant(synthetic.frame.iloc[:, 8:].to_numpy(np.float32))  # after id .. split
+    features = tf.constant(_feature_values(synthetic.frame))
     expected = _signature(synthetic.base, "threshold", features=features, rejection=tf.constant(0.3))
     classes = _signature(synthetic.base, "predict", features=features)["classes"]
     assert result.signature == "threshold" and result.rejection == 0.3
@@ -123,7 +129,7 @@ def test_predict_without_rejection_is_serving_default_at_the_default_rate(synthe
     from emoconf_tf.export import serialize_examples
 
     result = predict(synthetic.base, [synthetic.table])
-    features = synthetic.frame.iloc[:, 8:].to_numpy(np.float32)
+    features = _feature_values(synthetic.frame)
     served = _signature(synthetic.base, "serving_default", examples=tf.constant(serialize_examples(features)))
     assert result.signature == "serving_default" and result.rejection == pytest.approx(0.2)
     np.testing.assert_array_equal([p.confidence for p in result.predictions], served["confidence"])

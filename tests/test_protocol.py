@@ -9,7 +9,8 @@ import pytest
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.protocol import (
-    ALL_METHODS, PAPER_METHODS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, SELECTIVE_COLUMNS, ProtocolConfig, run_protocol, training_rows, write_tables,
+    ALL_METHODS, FILTER_COUNT_COLUMNS, PAPER_METHODS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, SELECTIVE_COLUMNS,
+    ProtocolConfig, run_protocol, training_rows, write_tables,
 )
 from emoconf_tf.folds import make_folds
 from emoconf_tf.filtering import ConflictRule, conflict_mask
@@ -115,6 +116,35 @@ def test_group_folds_with_two_seeds_run_every_unit(corpus):
     outputs = run_protocol(corpus, config, progress=False)
     assert sorted(set(zip(outputs.runs.fold, outputs.runs.seed))) == [(f, s) for f in range(5) for s in (0, 1)]
     assert outputs.runs.n_test.sum() == 2 * len(corpus)  # every row tested once per seed
+
+
+def test_filter_counts_are_per_fold_for_one_seed(corpus):
+    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("filtered",), methods=PAPER_METHODS,
+                            training=TrainingConfig(max_epochs=1, batch_size=64))
+    outputs = run_protocol(corpus, config, progress=False)
+    counts = outputs.filter_counts
+    assert tuple(counts.columns) == FILTER_COUNT_COLUMNS
+    assert set(counts.seed) == {0}  # the filter does not depend on the seed: one seed's counts, not their sum
+    assert sorted(set(counts.fold)) == [0, 1, 2, 3, 4] and len(counts) == 5 * len(config.filter_rules)
+    runs = outputs.runs.set_index(["fold", "seed"]).n_filtered_out
+    for fold, group in counts.groupby("fold"):
+        # Each fold's rule counts add up to what that fold's unit removed, with either seed (once, not twice).
+        assert group.removed.sum() == runs[(fold, 0)] == runs[(fold, 1)] > 0
+        assert list(group.rule) == [rule.name for rule in config.filter_rules]
+
+
+def test_inclusive_filter_option_removes_the_rows_at_the_midpoint(corpus):
+    (fold,) = make_folds(corpus, "split")
+    strict, _ = training_rows(corpus, fold, "filtered", ProtocolConfig())
+    inclusive, _ = training_rows(corpus, fold, "filtered", ProtocolConfig(filter_inclusive=True))
+    train = corpus.subset(fold.train)
+    names = np.asarray(corpus.class_names)[train.labels]
+    expected = fold.train[~conflict_mask(names, train.avd[:, 0], train.avd[:, 1], scale=(1, 7), inclusive=True)]
+    np.testing.assert_array_equal(inclusive, expected)
+    # Annotator means of five integer ratings land on 4.0 often enough: inclusive drops a strict superset.
+    assert set(inclusive) < set(strict)
+    assert "filter_inclusive" not in ProtocolConfig().fingerprint()  # default runs keep their fingerprint
+    assert ProtocolConfig(filter_inclusive=True).fingerprint()["filter_inclusive"] is True
 
 
 def test_a_class_with_no_training_rows_after_filtering_is_named(corpus):

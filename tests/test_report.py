@@ -108,17 +108,17 @@ def _write(tmp_path, *, synthetic, filter_counts=None, modes=("global",)):
     )
 
 
-# --- table1 --------------------------------------------------------------------------------------
+# --- fig2_table (the paper's Fig. 2) ----------------------------------------------------------------------------------
 
 
-def test_table1_rows_are_thresholds_in_order():
-    table = report.table1(_results())
+def test_fig2_table_rows_are_thresholds_in_order():
+    table = report.fig2_table(_results())
     assert list(table.index) == ["t0", "t10", "t20"]
     assert table.index.name == "threshold"
 
 
-def test_table1_means_are_hand_averages():
-    table = report.table1(_results())
+def test_fig2_table_means_are_hand_averages():
+    table = report.fig2_table(_results())
     # filtered t0 F1: (0.40 + 0.40) / 2 = 0.40; UAR (0.50 + 0.30) / 2 = 0.40
     assert table.loc["t0", "f1 emoconfidnet (filtered)"] == pytest.approx(0.40)
     assert table.loc["t0", "uar top2_margin (filtered)"] == pytest.approx(0.40)
@@ -130,17 +130,17 @@ def test_table1_means_are_hand_averages():
     assert table.loc["t10", "f1 top2_margin (raw)"] == pytest.approx(0.33)
 
 
-def test_table1_column_order_metric_method_training():
-    columns = list(report.table1(_results()).columns)
+def test_fig2_table_column_order_metric_method_training():
+    columns = list(report.fig2_table(_results()).columns)
     assert columns[:4] == [
         "f1 emoconfidnet (raw)", "f1 emoconfidnet (filtered)", "f1 top2_margin (raw)", "f1 top2_margin (filtered)",
     ]
     assert columns[4].startswith("uar ")
 
 
-def test_table1_coverage_metric():
+def test_fig2_table_coverage_metric():
     # filtered EmoConfidNet t20 coverage: (0.82 + 0.78) / 2 = 0.80
-    table = report.table1(_results(), metrics=("coverage",))
+    table = report.fig2_table(_results(), metrics=("coverage",))
     assert table.loc["t20", "coverage emoconfidnet (filtered)"] == pytest.approx(0.80)
 
 
@@ -261,7 +261,7 @@ def test_removed_summary_averages_seeds():
 
 def test_missing_column_is_named():
     with pytest.raises(EmoconfError, match="missing column\\(s\\) uar"):
-        report.table1(_results().drop(columns=["uar"]))
+        report.fig2_table(_results().drop(columns=["uar"]))
 
 
 def test_method_display_names():
@@ -308,7 +308,9 @@ def test_report_has_banner_only_when_synthetic(tmp_path):
 
 def test_report_has_tables_sentences_and_curves(tmp_path):
     text = _write(tmp_path, synthetic=True, filter_counts={"happy: low arousal or low valence": 37}).read_text()
-    assert "## Table 1" in text and "## Table 2" in text
+    # The F1/UAR table is the paper's Fig. 2; the paper's Table 1 is the rule list (the filter section).
+    assert "## F1 and UAR against the rejection threshold (the paper's Fig. 2)" in text and "## Table 2" in text
+    assert "## Table 1" not in text and "## Conflict filter (training set; the rules of the paper's Table 1)" in text
     assert "| t20 | 0.360 | 0.440 |" in text  # F1 EmoConfidNet raw 0.36, filtered 0.44
     assert "relative gain in F1 for EmoConfidNet is 10.0 % and 25.0 % in UAR" in text
     assert "Baseline (top-2 margin) offers a 5.0 % relative gain in F1 and 5.0 % in UAR" in text
@@ -318,6 +320,42 @@ def test_report_has_tables_sentences_and_curves(tmp_path):
     assert "| happy: low arousal or low valence | 37 |" in text
     assert "folds: 2 (0, 1)" in text and "`patience`: 10" in text
     assert "![curves](curves.png)" in text
+
+
+def test_filter_counts_table_has_a_column_per_fold_from_one_seed(tmp_path):
+    counts = pd.DataFrame({"fold": [0, 0, 1, 1], "seed": [0, 0, 0, 0],
+                           "rule": ["happy: low arousal or low valence", "sad: high valence"] * 2,
+                           "removed": [37, 5, 30, 8]})
+    table = report.filter_counts_table(counts)
+    # all rules: fold 0 37 + 5 = 42, fold 1 30 + 8 = 38
+    assert table.to_dict() == {"fold 0": {"happy: low arousal or low valence": 37, "sad: high valence": 5,
+                                          "all rules": 42},
+                               "fold 1": {"happy: low arousal or low valence": 30, "sad: high valence": 8,
+                                          "all rules": 38}}
+    text = _write(tmp_path, synthetic=False, filter_counts=counts).read_text()
+    assert "| happy: low arousal or low valence | 37 | 30 |" in text and "| all rules | 42 | 38 |" in text
+    assert "Training rows each rule removed, per fold, with seed 0 (the filter does not depend on the seed)" in text
+
+
+def test_filter_counts_of_one_training_set_are_one_column():
+    table = report.filter_counts_table({"happy: low arousal or low valence": 37, "sad: high valence": 5})
+    assert table.to_dict() == {"rows removed": {"happy: low arousal or low valence": 37, "sad: high valence": 5,
+                                                "all rules": 42}}  # 37 + 5
+
+
+def test_report_states_merged_categories(tmp_path):
+    text = report.write_report(
+        tmp_path, _results(), _per_class(), _runs(), corpus_name="iemocap_compare_2016", synthetic=False,
+        class_names=CLASSES, merged_labels=(("excited", "happy"),),
+    ).read_text()
+    assert "- merged categories: excited counted as happy (as the dataset was built; IEMOCAP's default" in text
+    assert "merged categories" not in _write(tmp_path / "none", synthetic=False).read_text()
+
+
+def test_table1_is_a_deprecated_name_of_fig2_table():
+    with pytest.warns(DeprecationWarning, match="use report.fig2_table"):
+        old = report.table1(_results())
+    pd.testing.assert_frame_equal(old, report.fig2_table(_results()))
 
 
 def test_report_without_filter_counts_says_so(tmp_path):
@@ -331,7 +369,7 @@ def test_report_title_says_synthetic():
 
 def test_unknown_method_shown_as_given(tmp_path):
     results = _results(methods=("emoconfidnet", "top2_margin", "entropy"))
-    assert "f1 entropy (filtered)" in report.table1(results).columns
+    assert "f1 entropy (filtered)" in report.fig2_table(results).columns
     text = report.write_report(
         tmp_path, results, _per_class(), _runs(), corpus_name="TinyCorpus", synthetic=True, class_names=CLASSES,
     ).read_text()
@@ -439,14 +477,14 @@ def test_report_single_run_bootstraps_utterances_with_per_class_thresholds(tmp_p
 
 
 def test_paper_tables_use_global_rows_when_both_modes_are_present():
-    both = report.table1(_results(modes=("global", "per_class")))
-    pd.testing.assert_frame_equal(both, report.table1(_results()))
+    both = report.fig2_table(_results(modes=("global", "per_class")))
+    pd.testing.assert_frame_equal(both, report.fig2_table(_results()))
     # filtered EmoConfidNet t20 F1: (0.46 + 0.42) / 2 = 0.44, the global rows
     assert both.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.44)
 
 
 def test_per_class_view_by_hand():
-    table = report.table1(_results(modes=("global", "per_class")), rejection_mode="per_class")
+    table = report.fig2_table(_results(modes=("global", "per_class")), rejection_mode="per_class")
     # filtered EmoConfidNet t20 per class: F1 0.44 + 0.01 = 0.45, UAR 0.50 + 0.02 = 0.52; t0 unchanged 0.40
     assert table.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.45)
     assert table.loc["t20", "uar emoconfidnet (filtered)"] == pytest.approx(0.52)
@@ -467,20 +505,20 @@ def _with_recommended(results):
 
 def test_recommended_in_the_paper_view_whatever_mode_it_chose():
     results = _with_recommended(_results(modes=("global", "per_class")))
-    table = report.table1(results)
+    table = report.fig2_table(results)
     # fold 0 per class 0.46 + 0.01 = 0.47, fold 1 global 0.42: (0.47 + 0.42) / 2 = 0.445
     assert table.loc["t20", "f1 recommended (filtered)"] == pytest.approx(0.445)
-    assert "f1 recommended (filtered)" not in report.table1(results, rejection_mode="per_class").columns
+    assert "f1 recommended (filtered)" not in report.fig2_table(results, rejection_mode="per_class").columns
 
 
 def test_mixed_modes_are_refused_when_no_mode_is_selected():
     with pytest.raises(EmoconfError, match=r"more than one row .*\(rejection modes global, per_class\)"):
-        report.table1(_results(modes=("global", "per_class")), rejection_mode=None)
+        report.fig2_table(_results(modes=("global", "per_class")), rejection_mode=None)
 
 
 def test_missing_rejection_mode_column_is_named():
     with pytest.raises(EmoconfError, match=r"missing column\(s\) rejection_mode"):
-        report.table1(_results().drop(columns=["rejection_mode"]))
+        report.fig2_table(_results().drop(columns=["rejection_mode"]))
     with pytest.raises(EmoconfError, match=r"per_class is missing column\(s\) threshold"):
         report.table2(_results(), _per_class().drop(columns=["threshold"]))
 

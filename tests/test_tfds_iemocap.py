@@ -145,6 +145,11 @@ def test_iemocap_labels_use_the_five_class_names(built):
     assert names[examples(builder, "session3")["Ses03F_impro02_F000"]["label"]] == "frustrated"
 
 
+def test_iemocap_records_that_excited_is_merged_into_happy(built):
+    builder, _, _ = built
+    assert dict(builder.info.metadata["merged_labels"]) == {"excited": "happy"}
+
+
 def test_iemocap_merges_excited_into_happy(built):
     builder, _, _ = built
     names = builder.info.features["label"].names
@@ -210,13 +215,16 @@ def test_iemocap_hap_only_config_skips_excited(built):
     assert dict(builder.info.metadata["skipped_classes"]) == {"exc": 1, "sur": 1, "xxx": 1}
     names = builder.info.features["label"].names
     assert names[examples(builder, "session2")["Ses02M_script01_1_F000"]["label"]] == "happy"
+    assert dict(builder.info.metadata["merged_labels"]) == {}
 
 
 def test_iemocap_exports_a_features_table_with_sessions_as_groups(built, tmp_path):
     builder, _, data_dir = built
     table = export_features_table(builder, data_dir, tmp_path / "iemocap.csv")
     with pytest.warns(UserWarning, match="outside the scale 1-5"):  # session 5 values, kept
-        corpus, dropped = read_features_table(table, scale=(1, 5))
+        corpus, dropped = read_features_table(table)  # the table records its scale: no 1-7 default
+    assert corpus.scale == (1.0, 5.0) and corpus.merged_labels == (("excited", "happy"),)
+    assert not corpus.synthetic
     assert len(corpus) == sum(SPLITS.values()) and dropped == {}
     assert corpus.num_features == 88
     assert set(corpus.group) == set(SPLITS)

@@ -111,6 +111,30 @@ def test_msp_podcast_counts_skipped_classes(built):
     assert dict(builder.info.metadata["skipped_classes"]) == {"C": 1, "X": 1}
 
 
+def test_msp_podcast_records_the_split_counts_after_class_selection(built):
+    builder, _, _ = built
+    # ROWS per split, without the X (train) and C (test2) rows: train 3 - 1, validation 1, test1 2, test2 2 - 1.
+    assert dict(builder.info.metadata["class_selection_counts"]) == {"train": 2, "validation": 1, "test1": 2,
+                                                                     "test2": 1}
+
+
+def test_class_selection_summary_sets_the_counts_beside_the_papers():
+    from tfds_builders.msp_podcast.msp_podcast_dataset_builder import class_selection_summary
+
+    assert class_selection_summary({"train": 2, "validation": 1, "test1": 2, "test2": 1}) == (
+        "after class selection: train 2 (paper 34,280), validation 1 (paper 5,958), test1 2 (paper 10,124), test2 1")
+    # a split the paper counts but the release lacks shows 0 beside the paper's
+    assert class_selection_summary({"train": 5}).endswith("validation 0 (paper 5,958), test1 0 (paper 10,124)")
+
+
+def test_msp_podcast_build_logs_the_counts_after_class_selection(tmp_path, caplog):
+    manual_dir = write_fake_release(tmp_path / "manual")
+    with caplog.at_level("INFO", logger="tfds_builders.msp_podcast.msp_podcast_dataset_builder"):
+        build_dataset("msp_podcast", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
+    assert ("msp_podcast: after class selection: train 2 (paper 34,280), validation 1 (paper 5,958), test1 2 "
+            "(paper 10,124), test2 1") in caplog.messages
+
+
 def test_msp_podcast_speaker_is_kept_and_unknown_is_empty(built):
     builder, _, _ = built
     assert examples(builder, "train")["MSP-PODCAST_0001_0008"]["speaker"].decode() == "127"
@@ -128,7 +152,8 @@ def test_msp_podcast_features_have_the_config_dimension(built):
 def test_msp_podcast_exports_a_table_the_protocol_reads(built, tmp_path):
     builder, _, data_dir = built
     table = export_features_table(f"msp_podcast/{CONFIG}", data_dir, tmp_path / "msp.parquet")
-    corpus, _ = read_features_table(table, scale=(1, 7))
+    corpus, _ = read_features_table(table)  # the scale comes with the table
+    assert corpus.scale == (1.0, 7.0) and corpus.merged_labels == ()
     assert len(corpus) == sum(SPLITS.values()) and corpus.num_features == 88
     # test1 is the protocol's test set; test2 keeps its name.
     assert sorted(corpus.split) == sorted(["train"] * 2 + ["validation"] + ["test"] * 2 + ["test2"])

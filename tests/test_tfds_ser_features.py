@@ -17,7 +17,7 @@ from tfds_builders.build import build_dataset, export_features_table  # noqa: E4
 
 
 def features_table(num_features: int = 5, *, with_split: bool = True, seed: int = 0) -> pd.DataFrame:
-    """Eight utterances, three classes, AVD on 1-7; splits spelled as corpora spell them."""
+    """Eight utterances, three classes, AVD on 1-7 (recorded in `scale`); splits spelled as corpora spell them."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
@@ -28,6 +28,7 @@ def features_table(num_features: int = 5, *, with_split: bool = True, seed: int 
             "dominance": [3.0, 5.0, 4.0, 5.5, 3.0, 4.0, 6.0, 2.0],
             "speaker": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"],
             "group": [""] * 8,
+            "scale": ["1,7"] * 8,
         }
     )
     if with_split:
@@ -130,6 +131,41 @@ def test_ser_features_two_tables_in_the_folder_is_a_clear_error(tmp_path):
     write_table(tmp_path / "manual", features_table(), name="a.csv")
     write_table(tmp_path / "manual", features_table(), name="b.csv")
     with pytest.raises(EmoconfError, match=r"2 tables \(a.csv, b.csv\)"):
+        build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
+
+
+def test_ser_features_keeps_the_tables_scale_and_merged_labels(tmp_path):
+    from tfds_builders.build import load_corpus
+
+    frame = features_table()
+    frame["scale"] = "1,5"
+    frame["merged_labels"] = "excited=happy"
+    frame[["arousal", "valence", "dominance"]] = frame[["arousal", "valence", "dominance"]].clip(1, 5)
+    write_table(tmp_path / "manual", frame)
+    builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
+    assert list(builder.info.metadata["scale"]) == [1.0, 5.0]
+    assert dict(builder.info.metadata["merged_labels"]) == {"excited": "happy"}
+    corpus, _ = load_corpus(builder, tmp_path / "tfds")
+    assert corpus.scale == (1.0, 5.0) and corpus.merged_labels == (("excited", "happy"),) and not corpus.synthetic
+    assert load_corpus(builder, tmp_path / "tfds", scale="1,7")[0].scale == (1.0, 7.0)  # given: overrides
+
+
+def test_ser_features_of_a_synthetic_table_stays_synthetic(tmp_path):
+    from tfds_builders.build import load_corpus
+
+    frame = features_table()
+    frame["synthetic"] = True
+    write_table(tmp_path / "manual", frame, name="anything.parquet")
+    builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
+    assert load_corpus(builder, tmp_path / "tfds")[0].synthetic
+    exported, _ = read_features_table(export_features_table(builder, tmp_path / "tfds", tmp_path / "out.csv"))
+    assert exported.synthetic and exported.scale == (1.0, 7.0)
+
+
+def test_ser_features_table_without_a_scale_is_refused_naming_the_column(tmp_path):
+    write_table(tmp_path / "manual", features_table().drop(columns=["scale"]))
+    with pytest.raises(EmoconfError, match=r"features.csv: the table does not record its AVD scale \(no column "
+                                           r"'scale'\).*or add a column 'scale' holding 'LO,HI' on every row"):
         build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
 
 

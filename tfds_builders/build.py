@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from emoconf_tf.atomic import atomic_path
-from emoconf_tf.corpus import Corpus, normalize_split, parse_scale
+from emoconf_tf.corpus import Corpus, normalize_split, parse_scale, table_columns
 from emoconf_tf.errors import EmoconfError
 
 logger = logging.getLogger(__name__)
@@ -171,8 +171,11 @@ def export_features_table(
 
     Columns: `id`, `label` (class name), `arousal`, `valence`, `dominance`, `speaker`, `group`, then
     `split` (the TFDS split name: `train`, `validation`, `test1`, ...) unless the splits are not
-    train/validation/test splits (IEMOCAP's `session1`..`session5`: the session is then in `group`), then one
-    column per feature, named as openSMILE names them.
+    train/validation/test splits (IEMOCAP's `session1`..`session5`: the session is then in `group`), then the
+    table-level columns of `emoconf_tf.corpus.table_columns`: `scale` (the dataset's recorded AVD scale, e.g.
+    `1,5`, so that `emoconf reproduce --table` needs no `--scale`), `synthetic` and `merged_labels`
+    (`excited=happy` for IEMOCAP's default configs) when they apply, then one column per feature, named as
+    openSMILE names them.
 
     Args:
         builder_or_name: a prepared builder, or a dataset name (`"iemocap"` or `"iemocap/egemaps_v02"`).
@@ -186,11 +189,16 @@ def export_features_table(
     builder = prepared_builder(builder_or_name, data_dir, config)
     out_path = Path(out_path).expanduser()
     with_split = _has_protocol_splits(builder)
+    metadata = builder.info.metadata or {}
+    facts = table_columns(scale=metadata.get("scale"), synthetic=bool(metadata.get("synthetic", False)),
+                          merged_labels=merged_labels(builder))
 
     def batches():
         for split, frame, features, columns in _iter_batches(builder):
             if with_split:
                 frame["split"] = split
+            for column, value in facts.items():
+                frame[column] = value
             yield pd.concat([frame, pd.DataFrame(features, columns=columns)], axis=1)
 
     with atomic_path(out_path) as tmp:
@@ -219,12 +227,14 @@ def load_corpus(
         config: config name when a name without `/config` is given; default the builder's default.
         classes: category names to keep, in label-id order; other examples are dropped and counted.
             Default: the dataset's classes, in its label order.
-        scale: AVD scale `(lo, hi)` or `"LO,HI"`; default the dataset's (`info.metadata["scale"]`).
+        scale: AVD scale `(lo, hi)` or `"LO,HI"`, overriding the dataset's; default None, the dataset's
+            (`info.metadata["scale"]`).
 
     Returns:
         `(corpus, dropped)`: `corpus.split` is `train`/`validation`/`test`/`testN` (`test1` -> `test`) when the
         splits are a train/validation/test partition, else "" with the split name in `corpus.group`
-        (IEMOCAP's sessions); `dropped` counts the examples of each label not in `classes`.
+        (IEMOCAP's sessions); `corpus.synthetic` and `corpus.merged_labels` as the dataset records them;
+        `dropped` counts the examples of each label not in `classes`.
 
     Raises:
         EmoconfError: an unknown or unprepared dataset, unknown class names, or no scale to use.
@@ -233,7 +243,10 @@ def load_corpus(
     metadata = builder.info.metadata or {}
     if scale is None:
         if "scale" not in metadata:
-            raise EmoconfError(f"{builder.info.full_name}: the dataset does not record its AVD scale; give one (e.g. '1,7')")
+            raise EmoconfError(
+                f"{builder.data_dir}: {builder.info.full_name} does not record its AVD scale; give it (--scale 1,5 "
+                f"for IEMOCAP, --scale 1,7 for MSP-Podcast; scale=(1, 5) in Python)"
+            )
         scale = tuple(metadata["scale"])
     scale = parse_scale(scale)
     with_split = _has_protocol_splits(builder)
@@ -273,8 +286,22 @@ def load_corpus(
         split=frame["split"].to_numpy(dtype=object),
         feature_names=tuple(columns),
         name=f"{builder.name}_{builder.builder_config.name}" if builder.builder_config else builder.name,
+        synthetic=bool(metadata.get("synthetic", False)),
+        merged_labels=merged_labels(builder),
     )
     return corpus, {str(k): int(v) for k, v in dropped.items()}
+
+
+def merged_labels(builder) -> tuple[tuple[str, str], ...]:
+    """`(category, class)` pairs the dataset merged, e.g. `(("excited", "happy"),)` for IEMOCAP's default configs.
+
+    From `info.metadata["merged_labels"]` (`{"excited": "happy"}`), or, for a dataset prepared before the builders
+    recorded it, from the builder config's `merged_labels`.
+    """
+    metadata = builder.info.metadata or {}
+    if "merged_labels" in metadata:
+        return tuple((str(k), str(v)) for k, v in dict(metadata["merged_labels"]).items())
+    return tuple(getattr(builder.builder_config, "merged_labels", {}).items())
 
 
 def prepared_builder(builder_or_name, data_dir: str | os.PathLike | None, config: str | None):

@@ -67,9 +67,15 @@ class SpeechFeaturesConfig(tfds.core.BuilderConfig):
     feature_set: str = "compare_2016"
     num_features: int | None = None
 
+    @property
+    def merged_labels(self) -> dict[str, str]:
+        """Corpus categories this config merges into a class, `{category: class}`; none by default."""
+        return {}
+
 
 def feature_set_configs(config_class=SpeechFeaturesConfig, suffix: str = "", description: str = "", **fields):
-    """The two configs of the paper, `compare_2016` (default, listed first) and `egemaps_v02`."""
+    """The two feature-set configs: `compare_2016` (the paper's, default, listed first) and `egemaps_v02` (our light
+    option, 88 features; the paper uses ComParE only)."""
     configs = []
     for feature_set, size in extraction.FEATURE_DIMENSIONS.items():
         configs.append(
@@ -265,9 +271,11 @@ class SpeechFeaturesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
         logger.warning("%s: %s; left out (skip_failed)", self.name, summary)
 
     def _record_metadata(self, *, scale: tuple[float, float], skipped: dict, skipped_reasons: dict | None = None):
-        """Stores the scale, feature names and skipped counts in `info.metadata` (`metadata.json`)."""
+        """Stores the scale, feature names, merged categories (`{category: class}`, from the config) and skipped
+        counts in `info.metadata` (`metadata.json`)."""
         metadata = self.info.metadata
         metadata["scale"] = [float(scale[0]), float(scale[1])]
+        metadata["merged_labels"] = dict(self.builder_config.merged_labels)
         metadata["feature_set"] = self.builder_config.feature_set
         metadata["feature_names"] = extraction.feature_names(self.builder_config.feature_set)
         metadata["skipped_classes"] = {str(k): int(v) for k, v in sorted(skipped.items())}

@@ -38,9 +38,15 @@ TURN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*_[A-Za-z0-9-]+$")
 
 @dataclasses.dataclass(eq=False)
 class IemocapConfig(speech_features.SpeechFeaturesConfig):
-    """Adds `merge_excited`: `exc` turns count as `happy` (True, the usual 5-class setup) or are skipped."""
+    """Adds `merge_excited`: `exc` turns count as `happy` (True, the usual 5-class setup and the default
+    configs') or are skipped (the `*_hap_only` configs)."""
 
     merge_excited: bool = True
+
+    @property
+    def merged_labels(self) -> dict[str, str]:
+        """`{"excited": "happy"}` when `merge_excited`, recorded in `info.metadata["merged_labels"]`."""
+        return {"excited": "happy"} if self.merge_excited else {}
 
 
 class Builder(speech_features.SpeechFeaturesBuilder):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 import tensorflow_datasets as tfds
@@ -33,6 +35,11 @@ SPLIT_MAP = {
     "test3": "test3",
 }
 SPLIT_ORDER = ("train", "validation", "test1", "test2", "test3")
+# Utterances per split after selecting the five classes, as the paper reports them; a build logs its own counts
+# beside them (`class_selection_summary`). Other releases of the corpus give other counts.
+PAPER_SPLIT_COUNTS = {"train": 34280, "validation": 5958, "test1": 10124}
+
+logger = logging.getLogger(__name__)
 
 # Newer releases spell it "consensus", older ones "concensus".
 LABELS_FILES = ("Labels/labels_consensus.csv", "Labels/labels_concensus.csv")
@@ -72,12 +79,33 @@ class Builder(speech_features.SpeechFeaturesBuilder):
         utterances_by_split, skipped_classes, skipped_other = read_release(root)
         self._check_wavs(utterances_by_split)
         self._record_metadata(scale=SCALE, skipped=skipped_classes, skipped_reasons=skipped_other)
+        counts = {split: len(utterances_by_split[split]) for split in SPLIT_ORDER if split in utterances_by_split}
+        self.info.metadata["class_selection_counts"] = counts
+        logger.info("%s: %s", self.name, class_selection_summary(counts))
         cache_dir = self._opensmile_cache_dir(dl_manager)
         return {
             split: self._generate_examples(utterances_by_split[split], cache_dir)
             for split in SPLIT_ORDER
             if utterances_by_split.get(split)
         }
+
+
+def class_selection_summary(counts: Mapping[str, int]) -> str:
+    """One line: utterances of the five classes per split (with a partition and AVD, before any audio is
+    read) beside the paper's `PAPER_SPLIT_COUNTS`.
+
+    Args:
+        counts: `{split: utterances}`, e.g. `info.metadata["class_selection_counts"]`.
+
+    Example:
+    >>> class_selection_summary({"train": 34500, "validation": 6000, "test1": 10200})
+    'after class selection: train 34,500 (paper 34,280), validation 6,000 (paper 5,958), test1 10,200 (paper 10,124)'
+    """
+    parts = []
+    for split in [s for s in SPLIT_ORDER if s in counts or s in PAPER_SPLIT_COUNTS]:
+        paper = PAPER_SPLIT_COUNTS.get(split)
+        parts.append(f"{split} {int(counts.get(split, 0)):,}" + (f" (paper {paper:,})" if paper else ""))
+    return "after class selection: " + ", ".join(parts)
 
 
 def read_release(root: Path) -> tuple[dict[str, list[Utterance]], dict[str, int], dict[str, int]]:

@@ -39,9 +39,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     manual_dir must hold one features table (features.csv, features.csv.gz or features.parquet; any
-    name if it is the only table there), with columns id, label, arousal, valence, dominance, optional
-    speaker, group, split, and one numeric column per feature (see emoconf_tf/corpus.py). Splits come
-    from its split column (train, validation/development, test/test1, test2, ...), or one train split.
+    name if it is the only table there), with columns id, label, arousal, valence, dominance, scale
+    (the AVD scale 'LO,HI' on every row, e.g. '1,5'), optional speaker, group, split, synthetic,
+    merged_labels, and one numeric column per feature (see emoconf_tf/corpus.py). Splits come from
+    its split column (train, validation/development, test/test1, test2, ...), or one train split.
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -66,6 +67,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata["feature_set"] = self.builder_config.feature_set
         metadata["feature_names"] = list(corpus.feature_names)
         metadata["source_table"] = table_path.name
+        # The table's own record (read_features_table refuses a table without a scale): a dataset of a
+        # synthetic table stays synthetic, and IEMOCAP's merge of excited into happy is kept.
+        metadata["scale"] = [float(corpus.scale[0]), float(corpus.scale[1])]
+        metadata["merged_labels"] = dict(corpus.merged_labels)
+        if corpus.synthetic:
+            metadata["synthetic"] = True
         metadata["skipped_classes"] = {}
         metadata["skipped_other"] = {}
         splits = corpus.split if (corpus.split != "").all() else np.full(len(corpus), "train", dtype=object)
