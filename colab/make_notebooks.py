@@ -779,7 +779,7 @@ def deploy() -> list[nbformat.NotebookNode]:
             ```
             docker run -p 8501:8501 \\
               --mount type=bind,source=$PWD/savedmodels/emoconf_synthetic,target=/models/emoconf_synthetic \\
-              -e MODEL_NAME=emoconf_synthetic -t tensorflow/serving
+              -e MODEL_NAME=emoconf_synthetic -t tensorflow/serving:2.21.0
             ```
 
             The `threshold` signature has a scalar input, so its request uses the columnar

@@ -6,6 +6,7 @@ Errors a user can fix are printed in one line and exit with status 2; `--debug` 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -16,6 +17,15 @@ from emoconf_tf import __version__
 from emoconf_tf.errors import EmoconfError
 
 EPILOG = "Docs: README.md in the repository. Every command writes its outputs atomically (temporary name, then rename)."
+# The names emoconf_tf.protocol accepts (its TRAININGS, PAPER_METHODS, ALL_METHODS), repeated here so that the
+# arguments are checked before TensorFlow loads (emoconf_tf.protocol imports it); tests/test_cli.py checks that
+# both agree.
+TRAININGS = ("raw", "filtered")
+PAPER_METHODS = ("emoconfidnet", "top2_margin")
+ALL_METHODS = (
+    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
+    "recommended",
+)
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default="compare_2016",
         help="feature set: compare_2016 (6,373, the paper's) or egemaps_v02 (88, a light option, not the paper's); "
         "iemocap also *_hap_only, which keeps hap only (the others merge excited into happy) (default: compare_2016)")
-    build.add_argument("--workers", type=int, default=2, help="parallel openSMILE workers (default: 2)")
+    build.add_argument(
+        "--workers", type=int, default=None,
+        help=f"parallel openSMILE workers (default: the CPU count, os.cpu_count(), {_cpu_count()} here)")
     build.add_argument("--table", default=None, help="also write the dataset as a features table (.csv, .csv.gz or .parquet)")
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset (the feature cache is kept)")
     build.add_argument("--skip-failed", action="store_true", help="leave out utterances whose audio cannot be processed (empty, corrupt, too short) and list them in the dataset's metadata; without it, every file is tried and the build then fails naming them")
@@ -166,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="export a run directory as a TF Serving SavedModel (savedmodels/NAME/<version>)",
         description="Turns a run directory from `emoconf train` into the next integer version of a SavedModel with "
-        "the signatures serving_default (serialized tf.Example), predict, confidence and threshold, and the assets "
-        "labels.txt, feature_names.txt and model_card.md. Written under a temporary name and renamed; an existing "
+        "the signatures serving_default (serialized tf.Example), predict, confidence and threshold, the assets "
+        "labels.txt, feature_names.txt and model_card.md, and TF Serving's warm-up requests "
+        "(assets.extra/tf_serving_warmup_requests). Written under a temporary name and renamed; an existing "
         "version is never replaced.",
         epilog="Serving: savedmodels/README.md (tensorflow_model_server, REST and gRPC examples).",
     )
@@ -270,14 +283,61 @@ def _quiet_tensorflow(debug: bool = False) -> None:
         os.close(saved)
 
 
-def _training_config(args):
-    from emoconf_tf.training import TrainingConfig
+def _cpu_count() -> int:
+    return max(1, os.cpu_count() or 1)
 
+
+def _check_arguments(args) -> None:
+    """Checks every argument of demo, reproduce or train that can be checked without data, before TensorFlow
+    loads or a corpus is generated or read: a wrong value fails within a second, in one line naming it."""
+    if hasattr(args, "seeds"):
+        _seeds(args.seeds)
+    if hasattr(args, "trainings"):
+        _training_names(args.trainings)
+    if hasattr(args, "methods"):
+        _method_names(args.methods)
+    if hasattr(args, "rejection_modes"):
+        _rejection_modes(args.rejection_modes)
+    if getattr(args, "rejection_mode", None) is not None:
+        from emoconf_tf.export import check_rejection_mode
+
+        check_rejection_mode(args.rejection_mode, "--rejection-mode")
+    for name in ("mc_passes", "num_features", "size"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            raise EmoconfError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("corpus_seed", "seed", "fold"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 0:
+            raise EmoconfError(f"--{name.replace('_', '-')} must be 0 or more")
+    _check_training_options(args)
+    if args.filter_rules:
+        _filter_rules(args.filter_rules)
+    if args.filter_midpoint is not None and not math.isfinite(args.filter_midpoint):
+        raise EmoconfError(f"--filter-midpoint {args.filter_midpoint}: expected a finite number on the AVD scale")
+    if getattr(args, "classes", None) is not None:
+        names = [name.strip() for name in args.classes.split(",")]
+        if not all(names) or len(set(names)) != len(names):
+            raise EmoconfError(f"--classes {args.classes}: class names must be unique and non-empty")
+    if getattr(args, "scale", None) is not None or getattr(args, "table", None) is not None:
+        from emoconf_tf.corpus import check_table_path, parse_scale  # pandas, not TensorFlow
+
+        if args.scale is not None:
+            parse_scale(args.scale)
+        if args.table is not None:
+            check_table_path(args.table)
+
+
+def _check_training_options(args) -> None:
     for name in ("max_epochs", "batch_size", "patience"):
         if getattr(args, name) < 1:
             raise EmoconfError(f"--{name.replace('_', '-')} must be at least 1")
-    if not args.learning_rate > 0:
-        raise EmoconfError("--learning-rate must be positive")
+    if not (args.learning_rate > 0 and math.isfinite(args.learning_rate)):
+        raise EmoconfError(f"--learning-rate {args.learning_rate}: must be a positive number, e.g. 1e-4")
+
+
+def _training_config(args):
+    from emoconf_tf.training import TrainingConfig
+
+    _check_training_options(args)
     return TrainingConfig(
         max_epochs=args.max_epochs, batch_size=args.batch_size, patience=args.patience,
         learning_rate=args.learning_rate, verbose=args.keras_verbose,
@@ -286,20 +346,16 @@ def _training_config(args):
 
 
 def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[str, ...]):
-    from emoconf_tf.filtering import PAPER_RULES, parse_rules
+    from emoconf_tf.filtering import PAPER_RULES
     from emoconf_tf.protocol import ProtocolConfig
 
-    from emoconf_tf.protocol import ALL_METHODS, PAPER_METHODS
-
-    methods_text = getattr(args, "methods", "paper")
-    methods = {"all": ALL_METHODS, "paper": PAPER_METHODS}.get(methods_text) or _trainings(methods_text)
     return ProtocolConfig(
         cv=cv, seeds=seeds, trainings=trainings, filter_midpoint=args.filter_midpoint,
-        filter_rules=parse_rules(args.filter_rules) if args.filter_rules else PAPER_RULES,
+        filter_rules=_filter_rules(args.filter_rules) if args.filter_rules else PAPER_RULES,
         filter_inclusive=getattr(args, "filter_inclusive", False),
-        training=_training_config(args), methods=tuple(methods),
+        training=_training_config(args), methods=_method_names(getattr(args, "methods", "paper")),
         mc_dropout_passes=getattr(args, "mc_passes", 10),
-        rejection_modes=_trainings(getattr(args, "rejection_modes", "global,per_class")),
+        rejection_modes=_rejection_modes(getattr(args, "rejection_modes", "global,per_class")),
         recommend_by=getattr(args, "recommend_by", "f1_uar_area"),
     )
 
@@ -310,8 +366,42 @@ def _seeds(n: int) -> tuple[int, ...]:
     return tuple(range(n))
 
 
-def _trainings(text: str) -> tuple[str, ...]:
+def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _training_names(text: str) -> tuple[str, ...]:
+    names = _comma_list(text)
+    if not names or any(name not in TRAININGS for name in names):
+        raise EmoconfError(f"--trainings {text!r}: choose raw, filtered or raw,filtered")
+    return names
+
+
+def _method_names(text: str) -> tuple[str, ...]:
+    names = {"all": ALL_METHODS, "paper": PAPER_METHODS}.get(text) or _comma_list(text)
+    unknown = [name for name in names if name not in ALL_METHODS]
+    if unknown or not names:
+        raise EmoconfError(f"--methods {text!r}: give all, paper or a comma list of {', '.join(ALL_METHODS)}")
+    return tuple(names)
+
+
+def _rejection_modes(text: str) -> tuple[str, ...]:
+    from emoconf_tf.thresholds import REJECTION_MODES
+
+    modes = _comma_list(text)
+    if not modes or any(mode not in REJECTION_MODES for mode in modes):
+        raise EmoconfError(f"--rejection-modes {text!r}: choose global, per_class or global,per_class")
+    return modes
+
+
+def _filter_rules(text: str):
+    from emoconf_tf.filtering import parse_rules
+
+    try:
+        return parse_rules(text)
+    except EmoconfError as error:  # a rule's own message names the rule, not the option
+        message = str(error)
+        raise EmoconfError(message if message.startswith("--filter-rules") else f"--filter-rules: {message}") from None
 
 
 def _load_table(args):
@@ -397,13 +487,15 @@ def _run_and_report(corpus, config, out: Path) -> int:
 
 
 def _demo(args) -> int:
+    _check_arguments(args)
     _quiet_tensorflow(args.debug)
+    config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_training_names(args.trainings))
     corpus = _synthetic_corpus(args)
-    config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_trainings(args.trainings))
     return _run_and_report(corpus, config, Path(args.out))
 
 
 def _reproduce(args) -> int:
+    _check_arguments(args)
     _quiet_tensorflow(args.debug)
     corpus = _load_table(args)
     cv = args.cv
@@ -412,20 +504,18 @@ def _reproduce(args) -> int:
         cv = "group"
         print(f"folds: leave one session out ({', '.join(sorted(set(corpus.group)))}); {args.tfds} has no "
               f"train/validation/test split")
-    config = _protocol_config(args, cv=cv, seeds=_seeds(args.seeds), trainings=_trainings(args.trainings))
+    config = _protocol_config(args, cv=cv, seeds=_seeds(args.seeds), trainings=_training_names(args.trainings))
     out = Path(args.out or f"emoconf_{corpus.name}")
     return _run_and_report(corpus, config, out)
 
 
 def _train(args) -> int:
-    from emoconf_tf.export import check_rejection_mode
-
-    check_rejection_mode(args.rejection_mode, "--rejection-mode")  # before minutes of training
+    _check_arguments(args)
     _quiet_tensorflow(args.debug)
     from emoconf_tf.rundir import train_run
 
-    corpus = _synthetic_corpus(args) if args.synthetic else _load_table(args)
     config = _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(args.training,))
+    corpus = _synthetic_corpus(args) if args.synthetic else _load_table(args)
     out = Path(args.out or f"runs/{corpus.name}")
     start = time.perf_counter()
     train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold,
@@ -436,22 +526,26 @@ def _train(args) -> int:
 
 
 def _build(args) -> int:
+    import shlex
+
+    workers = _cpu_count() if args.workers is None else args.workers
+    if workers < 1:
+        raise EmoconfError("--workers must be at least 1")
+    try:
+        beam_options = shlex.split(args.beam_options) if args.beam_options is not None else None
+    except ValueError as error:  # e.g. an unclosed quote
+        raise EmoconfError(f"--beam-options {args.beam_options!r}: {error}") from None
     import opensmile  # noqa: F401  before TensorFlow: see emoconf_tf.extraction on the FFT symbol clash
 
     _quiet_tensorflow(args.debug)
     from tfds_builders.build import build_dataset, export_features_table
 
-    if args.workers < 1:
-        raise EmoconfError("--workers must be at least 1")
-    import shlex
-
-    beam_options = shlex.split(args.beam_options) if args.beam_options is not None else None
     # audio-format warnings (stereo, not 16 kHz) are printed as one line each, also when the build fails
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             builder = build_dataset(args.name, args.manual_dir, args.data_dir, config=args.config,
-                                    num_workers=args.workers, overwrite=args.overwrite, skip_failed=args.skip_failed,
+                                    num_workers=workers, overwrite=args.overwrite, skip_failed=args.skip_failed,
                                     beam_runner=args.beam_runner, beam_options=beam_options)
         finally:
             for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
@@ -495,10 +589,11 @@ def _export_table(args) -> int:
 
 
 def _export(args) -> int:
-    from emoconf_tf.export import SIGNATURE_NAMES, check_rejection_mode, export_run
+    from emoconf_tf.export import SIGNATURE_NAMES, check_rejection, check_rejection_mode, export_run
 
+    check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads
     if args.rejection_mode is not None:
-        check_rejection_mode(args.rejection_mode, "--rejection-mode")  # before TensorFlow loads
+        check_rejection_mode(args.rejection_mode, "--rejection-mode")
     _quiet_tensorflow(args.debug)
     out = Path(args.out or f"savedmodels/{Path(args.run_dir).resolve().name}")
     start = time.perf_counter()
@@ -528,13 +623,16 @@ def _inspect(args) -> int:
 def _predict(args) -> int:
     import json
 
+    from emoconf_tf.export import check_rejection
     from emoconf_tf.prediction import AUDIO_SUFFIXES, predict, preload_opensmile
 
+    if args.workers < 1:
+        raise EmoconfError("--workers must be at least 1")
+    if args.rejection is not None:
+        check_rejection(args.rejection, "--rejection")
     if any(str(path).lower().endswith(AUDIO_SUFFIXES) for path in args.inputs):
         preload_opensmile()  # before TensorFlow: loaded after it, openSMILE crashes (see its docstring)
     _quiet_tensorflow(args.debug)
-    if args.workers < 1:
-        raise EmoconfError("--workers must be at least 1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = predict(args.model, args.inputs, version=args.version, rejection=args.rejection,
@@ -564,12 +662,18 @@ def _predict(args) -> int:
 
 
 def _bench(args) -> int:
+    from emoconf_tf.bench import PARTS
+
+    parts = _comma_list(args.parts)
+    if not parts or any(part not in PARTS for part in parts):
+        raise EmoconfError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise EmoconfError("--max-epochs must be at least 1")
     _quiet_tensorflow(args.debug)
     from emoconf_tf.atomic import write_json
     from emoconf_tf.bench import bench_table, run_bench
 
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
-    parts = _trainings(args.parts)
     start = time.perf_counter()
     results = run_bench(size, max_epochs=args.max_epochs, parts=parts,
                         log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -398,13 +398,20 @@ def _table_facts(path: Path, frame: pd.DataFrame, ids: np.ndarray) -> dict:
     return facts
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def check_table_path(path: str | os.PathLike) -> Path:
+    """`path` as a `Path` if it is a non-empty file, or `EmoconfError` naming it (before anything is read)."""
+    path = Path(path)
     if not path.exists():
         raise EmoconfError(f"{path}: no such file; give the path of a features table (.csv or .parquet)")
     if path.is_dir():
         raise EmoconfError(f"{path}: is a directory; give the path of a features table (.csv or .parquet)")
     if path.stat().st_size == 0:
         raise EmoconfError(f"{path}: the file is empty")
+    return path
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    check_table_path(path)
     suffixes = "".join(path.suffixes).lower()
     try:
         if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):

@@ -9,6 +9,9 @@
                                    so `emoconf predict` can extract them from audio), synthetic, or unknown
     assets/model_card.md           corpus (SYNTHETIC when it is), features, classes, AVD scale, filter,
                                    the run's validation/test figures at each rejection rate, date, version
+    assets.extra/tf_serving_warmup_requests
+                                   TF Serving's warm-up requests: a TFRecord file of two `PredictionLog`s, one
+                                   request for `serving_default` and one for `predict` (`warmup_records`)
 
 Versions are integers (the layout TF Serving polls); an export takes the number after the highest
 one present and never replaces a version. The SavedModel is written under a dot-prefixed temporary
@@ -70,6 +73,9 @@ from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, accept, cla
 
 DEFAULT_REJECTION = 0.2
 SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold")
+# TF Serving replays this file when it loads a version, before it reports the version AVAILABLE.
+WARMUP_REQUESTS = Path("assets.extra") / "tf_serving_warmup_requests"
+WARMUP_SIGNATURES = ("serving_default", "predict")
 EXAMPLE_FEATURE_KEY = "features"
 FEATURE_SET_ASSET = "feature_set.txt"
 ASSET_FILES = ("labels.txt", "feature_names.txt", FEATURE_SET_ASSET, "model_card.md")
@@ -175,6 +181,7 @@ def export_run(
             validation_predicted=validation_predicted, rejection_mode=rejection_mode,
         )
         module.save(model_dir)
+        write_warmup_requests(model_dir, warmup_features(run.emoconfidnet))
         if verify:
             _verify(model_dir, run.emoconfidnet, num_features, validation_confidence=validation_confidence,
                     validation_predicted=validation_predicted, rejection_mode=rejection_mode,
@@ -208,6 +215,92 @@ def serialize_examples(features: np.ndarray) -> list[bytes]:
             EXAMPLE_FEATURE_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=row))})).SerializeToString()
         for row in features
     ]
+
+
+def warmup_features(emoconfidnet) -> np.ndarray:
+    """The row the warm-up requests send: float32 `[1, D]`, the training mean of each feature (the
+    `standardize` layer's), an ordinary utterance for the model rather than zeros far from every real one."""
+    from emoconf_tf.models import find_layer
+
+    mean = np.asarray(find_layer(emoconfidnet, "standardize").mean, dtype=np.float32)
+    return mean.reshape(1, -1)
+
+
+def warmup_records(features: np.ndarray) -> list[bytes]:
+    """TF Serving's warm-up requests for `serving_default` and `predict`: serialized `PredictionLog`s.
+
+    TF Serving runs the requests of `assets.extra/tf_serving_warmup_requests` (a TFRecord file of
+    `tensorflow.serving.PredictionLog`) when it loads a version, before the version is AVAILABLE, so that
+    TensorFlow's lazy initialisation is not paid by the first client; a request that fails stops the
+    version from loading. The model name of each request is left empty (the server does not read it).
+
+    The protos are written field by field in the protobuf wire format (each field: its number and wire
+    type, the length, the bytes): `tensorflow-serving-api`, which defines them, requires a TensorFlow at
+    least as new as itself and is not a dependency of this package. `tests/test_export.py` parses the
+    records with `tensorflow_serving.apis` and checks them against the protos built there.
+
+    Args:
+        features: float `[N, D]` raw features in the order of `feature_names.txt`; each request carries
+            these N rows.
+
+    Returns:
+        Two serialized `PredictionLog`s with a `predict_log.request` each: for `serving_default`, input
+        `examples` string `[N]` (`serialize_examples(features)`), and for `predict`, input `features`
+        float32 `[N, D]`.
+    """
+    import tensorflow as tf
+
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or features.shape[0] < 1:
+        raise EmoconfError(f"warm-up features: expected a [N, D] array with N >= 1, got shape {features.shape}")
+    inputs = {
+        "serving_default": {"examples": tf.make_tensor_proto(serialize_examples(features), dtype=tf.string)},
+        "predict": {EXAMPLE_FEATURE_KEY: tf.make_tensor_proto(features, dtype=tf.float32)},
+    }
+    return [_prediction_log(name, inputs[name]) for name in WARMUP_SIGNATURES]
+
+
+def write_warmup_requests(model_dir: str | os.PathLike, features: np.ndarray) -> Path:
+    """Writes `warmup_records(features)` as `model_dir/assets.extra/tf_serving_warmup_requests` (a TFRecord
+    file) and returns its path."""
+    import tensorflow as tf
+
+    path = Path(model_dir) / WARMUP_REQUESTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in warmup_records(features):
+            writer.write(record)
+    return path
+
+
+def _prediction_log(signature_name: str, inputs: dict) -> bytes:
+    """`PredictionLog{predict_log: PredictLog{request: PredictRequest}}` in the protobuf wire format.
+
+    Field numbers of tensorflow_serving/apis: PredictionLog.predict_log = 6; PredictLog.request = 1;
+    PredictRequest.model_spec = 1, .inputs = 2 (a map: each entry a message with key = 1, value = 2);
+    ModelSpec.signature_name = 3. `inputs` maps input names to `TensorProto`s, written in sorted order.
+    """
+    model_spec = _message_field(3, signature_name.encode("utf-8"))
+    request = _message_field(1, model_spec) + b"".join(
+        _message_field(2, _message_field(1, key.encode("utf-8")) + _message_field(2, tensor.SerializeToString()))
+        for key, tensor in sorted(inputs.items())
+    )
+    return _message_field(6, _message_field(1, request))
+
+
+def _message_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2: strings, bytes, messages): key, length, payload."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    """A non-negative int as a protobuf base-128 varint: 7 bits a byte, low bits first, high bit = more."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def recorded_feature_set(info: dict) -> str:

@@ -1,12 +1,15 @@
 """The `emoconf` command line: help, errors in one line, and small real runs."""
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from emoconf_tf import EmoconfError, __version__
 from emoconf_tf.cli import build_parser, main
 from emoconf_tf.corpus import write_features_table
 from emoconf_tf.synthetic import make_synthetic_corpus
@@ -28,6 +31,102 @@ def test_console_script_help_runs_without_tensorflow_start_up_cost():
     assert result.returncode == 0 and "demo" in result.stdout and "reproduce" in result.stdout
     code = "import sys, emoconf_tf.cli; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_python_m_emoconf_tf_runs_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "emoconf_tf", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"emoconf-tf {__version__}"
+
+
+# Each is refused in one line naming the argument, before TensorFlow is imported or a corpus is generated or read.
+BAD_ARGUMENTS = [
+    (["demo", "--seeds", "0"], "--seeds must be at least 1"),
+    (["demo", "--rejection-modes", "x"], "--rejection-modes 'x': choose global, per_class"),
+    (["demo", "--trainings", "raw,fitered"], "--trainings 'raw,fitered': choose raw, filtered"),
+    (["demo", "--methods", "emoconfidnet,margin"], "--methods 'emoconfidnet,margin': give all, paper or"),
+    (["demo", "--mc-passes", "0"], "--mc-passes must be at least 1"),
+    (["demo", "--max-epochs", "0"], "--max-epochs must be at least 1"),
+    (["demo", "--learning-rate", "0"], "--learning-rate 0.0: must be a positive number"),
+    (["demo", "--filter-rules", "happy=low_arousl"], "--filter-rules: conflict rule for 'happy': unknown"),
+    (["demo", "--filter-midpoint", "nan"], "--filter-midpoint nan: expected a finite number"),
+    (["demo", "--size", "0"], "--size must be at least 1"),
+    (["train", "--synthetic", "--rejection-mode", "perclass"], "--rejection-mode 'perclass': choose global"),
+    (["train", "--synthetic", "--fold", "-1"], "--fold must be 0 or more"),
+    (["reproduce", "--table", "missing.csv"], "missing.csv: no such file"),
+    (["reproduce", "--tfds", "iemocap", "--scale", "1-5"], "--scale '1-5': expected two numbers 'LO,HI'"),
+    (["reproduce", "--tfds", "iemocap", "--classes", "happy,,sad"], "--classes happy,,sad: class names must be"),
+    (["build", "iemocap", "--manual-dir", ".", "--workers", "0"], "--workers must be at least 1"),
+    (["export", "run", "--default-rejection", "20"], "--default-rejection 20.0 is outside [0, 1)"),
+    (["predict", "t.csv", "--model", "m", "--rejection", "1"], "--rejection 1.0 is outside [0, 1)"),
+    (["bench", "--parts", "serve"], "--parts 'serve': choose from training, serving"),
+]
+
+
+def test_bad_arguments_fail_in_one_line_before_tensorflow_is_imported(tmp_path):
+    # One fresh interpreter runs them all: TensorFlow must still be absent from sys.modules after the last.
+    script = (
+        "import contextlib, io, json, sys, time\n"
+        "from emoconf_tf.cli import main\n"
+        "results = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    err = io.StringIO()\n"
+        "    start = time.perf_counter()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        try:\n"
+        "            status = main(argv)\n"
+        "        except SystemExit as exit_:  # argparse refused it\n"
+        "            status = f'argparse exit {exit_.code}'\n"
+        "    results.append([status, err.getvalue(), time.perf_counter() - start])\n"
+        "print(json.dumps({'results': results, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+    )
+    argvs = [argv for argv, _ in BAD_ARGUMENTS]
+    result = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["tensorflow"] is False
+    for (argv, needle), (status, err, seconds) in zip(BAD_ARGUMENTS, report["results"]):
+        assert status == 2 and err.count("\n") == 1 and needle in err, (argv, err)
+        assert err.startswith(f"emoconf {argv[0]}: error: "), (argv, err)
+    seeds_seconds = report["results"][0][2]
+    assert seeds_seconds < 1.0, f"demo --seeds 0 took {seeds_seconds:.2f} s"  # about a millisecond
+    assert not any(tmp_path.iterdir())  # no corpus, no output directory
+
+
+def test_cli_names_are_the_ones_the_protocol_accepts():
+    from emoconf_tf import cli, protocol
+    from emoconf_tf.recommended import CRITERIA
+
+    assert (cli.TRAININGS, cli.PAPER_METHODS, cli.ALL_METHODS) == (
+        protocol.TRAININGS, protocol.PAPER_METHODS, protocol.ALL_METHODS)
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    recommend_by = next(action for action in commands.choices["reproduce"]._actions if action.dest == "recommend_by")
+    assert tuple(recommend_by.choices) == CRITERIA
+
+
+def test_build_workers_default_to_the_cpu_count_and_help_says_so(capsys):
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: the CPU count, os.cpu_count(), {os.cpu_count() or 1} here)" in help_text
+    assert build_parser().parse_args(["build", "iemocap", "--manual-dir", "x"]).workers is None
+
+
+@pytest.mark.parametrize("given, expected", [([], os.cpu_count() or 1), (["--workers", "1"], 1)])
+def test_build_passes_the_cpu_count_or_the_given_workers_to_build_dataset(given, expected, tmp_path, monkeypatch,
+                                                                           capsys):
+    import tfds_builders.build
+
+    seen = {}
+
+    def record_workers(*args, num_workers, **kwargs):
+        seen["num_workers"] = num_workers
+        raise EmoconfError("recorded")
+
+    monkeypatch.setattr(tfds_builders.build, "build_dataset", record_workers)
+    assert main(["build", "iemocap", "--manual-dir", str(tmp_path), "--data-dir", str(tmp_path / "d"), *given]) == 2
+    assert seen == {"num_workers": expected} and "recorded" in capsys.readouterr().err
 
 
 def test_missing_table_is_one_line_error(tmp_path, capsys):
@@ -72,9 +171,12 @@ def test_table_without_a_recorded_scale_needs_scale(tmp_path, capsys):
     assert err == (f"emoconf reproduce: error: {path}: the table does not record its AVD scale (no column 'scale'); "
                    "give it (--scale 1,5 for IEMOCAP, --scale 1,7 for MSP-Podcast; scale=(1, 5) in Python), or add a "
                    "column 'scale' holding 'LO,HI' on every row")
-    # With --scale the table is read (then --seeds 0 stops the command before any training).
-    assert main(["reproduce", "--table", str(path), "--scale", "1,7", "--seeds", "0"]) == 2
-    assert "AVD scale 1-7 (--scale); SYNTHETIC data" in capsys.readouterr().out
+    # With --scale the table is read (then its single group stops --cv group before any training).
+    frame.drop(columns=["scale"]).assign(group="session1").to_csv(path, index=False)
+    argv = ["reproduce", "--table", str(path), "--scale", "1,7", "--cv", "group", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "AVD scale 1-7 (--scale); SYNTHETIC data" in captured.out and "at least 3 groups" in captured.err
 
 
 def test_train_records_the_tables_merged_categories_and_scale_in_run_json(tmp_path):

@@ -24,7 +24,8 @@ from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
 from emoconf_tf.confidence import emoconfidnet_confidence, top2_margin
 from emoconf_tf.export import (
-    EmoconfServingModule, export_run, model_card, model_versions, recorded_feature_set, serialize_examples,
+    WARMUP_REQUESTS, EmoconfServingModule, export_run, model_card, model_versions, recorded_feature_set,
+    serialize_examples, warmup_features, warmup_records,
 )
 from emoconf_tf.inspect_model import TensorSpecInfo, signatures, version_dir
 from emoconf_tf.protocol import ProtocolConfig
@@ -454,6 +455,83 @@ def test_model_card_of_a_real_corpus_has_no_synthetic_banner(exported):
 ])
 def test_feature_set_asset_records_the_runs_feature_set(info, recorded):
     assert recorded_feature_set(info) == recorded
+
+
+# === TF Serving warm-up requests ===
+
+def _warmup_logs(path: Path) -> list:
+    """The PredictionLog records of a version's assets.extra/tf_serving_warmup_requests, parsed as TF Serving does."""
+    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+    dataset = tf.data.TFRecordDataset(str(path / WARMUP_REQUESTS))
+    return [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in dataset]
+
+
+def _warmup_inputs(log) -> tuple[str, dict]:
+    request = log.predict_log.request
+    return request.model_spec.signature_name, {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
+
+
+def test_warmup_file_holds_one_predict_request_for_serving_default_and_one_for_predict(exported):
+    logs = _warmup_logs(exported.path)
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log"]
+    (default_name, default_inputs), (predict_name, predict_inputs) = map(_warmup_inputs, logs)
+    assert (default_name, list(default_inputs)) == ("serving_default", ["examples"])
+    assert (predict_name, list(predict_inputs)) == ("predict", ["features"])
+    # One utterance: the training mean of each feature, as float32 [1, D] and as one serialized tf.Example.
+    mean = warmup_features(exported.run.emoconfidnet)
+    assert predict_inputs["features"].dtype == np.float32 and predict_inputs["features"].shape == (1, D)
+    np.testing.assert_array_equal(predict_inputs["features"], mean)
+    assert default_inputs["examples"].tolist() == serialize_examples(mean)
+
+
+def test_warmup_requests_run_through_their_signatures_with_the_expected_shapes(exported):
+    for log in _warmup_logs(exported.path):
+        name, inputs = _warmup_inputs(log)
+        out = _call(exported.model, name, **{key: tf.constant(value) for key, value in inputs.items()})
+        outputs = EXPECTED_SIGNATURES[name][1]
+        assert set(out) == set(outputs), name
+        for key, (dtype, shape) in outputs.items():
+            got_dtype = "string" if out[key].dtype == object else out[key].dtype.name  # tf.string -> bytes objects
+            batch_of_one = tuple(1 if size is None else size for size in shape)
+            assert (got_dtype, out[key].shape) == (dtype, batch_of_one), (name, key)
+
+
+def test_warmup_requests_run_in_a_tf1_session_as_tf_serving_replays_them(exported):
+    # TF Serving's warm-up (RunPredict) feeds each request's TensorProtos to the signature_def's tensors.
+    logs = _warmup_logs(exported.path)  # read eagerly, outside the TF1 graph
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(exported.path))
+        for log in logs:
+            name, inputs = _warmup_inputs(log)
+            signature = meta_graph.signature_def[name]
+            got = session.run({key: info.name for key, info in signature.outputs.items()},
+                              {signature.inputs[key].name: value for key, value in inputs.items()})
+            assert got["probabilities"].shape == (1, K) and got["class_ids"].shape == (1,), name
+
+
+@pytest.mark.parametrize("shape", [(1, D), (3, 300)])  # 300 features: messages longer than a one-byte varint
+def test_warmup_records_equal_the_tensorflow_serving_protos(shape):
+    pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    features = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    inputs = {"serving_default": {"examples": tf.make_tensor_proto(serialize_examples(features), dtype=tf.string)},
+              "predict": {"features": tf.make_tensor_proto(features, dtype=tf.float32)}}
+    expected = [
+        prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(signature_name=name), inputs=inputs[name])))
+        for name in ("serving_default", "predict")
+    ]
+    records = warmup_records(features)
+    assert [prediction_log_pb2.PredictionLog.FromString(record) for record in records] == expected
+    assert records == [log.SerializeToString(deterministic=True) for log in expected]
+
+
+@pytest.mark.parametrize("shape", [(0, D), (D,)])
+def test_warmup_records_refuse_anything_but_rows(shape):
+    with pytest.raises(EmoconfError, match="warm-up features: expected a"):
+        warmup_records(np.zeros(shape, np.float32))
 
 
 # === CLI ===

@@ -40,7 +40,7 @@ def build_dataset(
     manual_dir: str | os.PathLike,
     data_dir: str | os.PathLike,
     config: str = "compare_2016",
-    num_workers: int | None = 2,
+    num_workers: int | None = None,
     *,
     overwrite: bool = False,
     progress: bool = True,
@@ -58,7 +58,7 @@ def build_dataset(
             `downloads/opensmile/`).
         config: builder config, e.g. `"compare_2016"` (default), `"egemaps_v02"`,
             `"compare_2016_hap_only"` (iemocap), `"custom"` (ser_features).
-        num_workers: audio files extracted at once; `None` uses every CPU. Default 2.
+        num_workers: audio files extracted at once; default None, one per CPU (`os.cpu_count()`).
         overwrite: rebuild even if the dataset is already prepared (the openSMILE cache is reused).
         progress: show progress bars.
         skip_failed: leave out utterances whose audio cannot be processed (empty, corrupt, too short),
