@@ -26,6 +26,8 @@ ALL_METHODS = (
     "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
     "recommended",
 )
+# --data-dir of build, export-table and reproduce --tfds; resolved by `_tfds_data_dir`, with TFDS's own rule.
+DATA_DIR_DEFAULT = "default: TFDS's default data directory, $TFDS_DATA_DIR if set, else ~/tensorflow_datasets"
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a dataset prepared with `emoconf build`, e.g. iemocap/egemaps_v02 or msp_podcast/compare_2016; its "
         "AVD scale comes with it (--scale overrides it). MSP-Podcast runs on its own splits (test1 = test); "
         "IEMOCAP, split by session, always leave-one-session-out (--cv group)")
-    reproduce.add_argument("--data-dir", default="tensorflow_datasets", help="with --tfds: TFDS data directory (default: ./tensorflow_datasets)")
+    reproduce.add_argument("--data-dir", default=None,
+                           help=f"with --tfds: TFDS data directory ({DATA_DIR_DEFAULT})")
     reproduce.add_argument("--out", default=None, help="output directory (default: emoconf_<table name>, or emoconf_<name>_<config> with --tfds)")
     _add_protocol_options(reproduce, table=True)
     _add_training_options(reproduce)
@@ -149,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("name", choices=("msp_podcast", "iemocap", "ser_features"), help="dataset to build")
     build.add_argument("--manual-dir", required=True, help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, or a features table for ser_features)")
-    build.add_argument("--data-dir", default="tensorflow_datasets", help="TFDS data directory (default: ./tensorflow_datasets)")
+    build.add_argument(
+        "--data-dir", default=None,
+        help=f"TFDS data directory, where the dataset and the openSMILE cache are written ({DATA_DIR_DEFAULT})")
     build.add_argument(
         "--config", default="compare_2016",
         help="feature set: compare_2016 (6,373, the paper's) or egemaps_v02 (88, a light option, not the paper's); "
@@ -172,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export_table.add_argument("name", help="dataset, optionally with its config: iemocap or iemocap/egemaps_v02")
     export_table.add_argument("--config", default=None, help="config when NAME has none (default: the dataset's default, compare_2016)")
-    export_table.add_argument("--data-dir", default="tensorflow_datasets", help="TFDS data directory (default: ./tensorflow_datasets)")
+    export_table.add_argument("--data-dir", default=None, help=f"TFDS data directory ({DATA_DIR_DEFAULT})")
     export_table.add_argument("--out", required=True, help="table to write (.parquet, .csv or .csv.gz)")
 
     export = commands.add_parser(
@@ -285,6 +290,17 @@ def _quiet_tensorflow(debug: bool = False) -> None:
 
 def _cpu_count() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+def _tfds_data_dir(data_dir: str | None) -> str:
+    """`--data-dir`, or TFDS's default data directory when it was not given ($TFDS_DATA_DIR, else
+    ~/tensorflow_datasets: what `tfds build` and `tfds.load` use)."""
+    if data_dir is not None:
+        return data_dir
+    # Imported here, not when the parser is built: tensorflow_datasets takes most of a second to import.
+    from tensorflow_datasets.core import constants
+
+    return constants.get_default_data_dir()
 
 
 def _check_arguments(args) -> None:
@@ -414,12 +430,14 @@ def _load_table(args):
         if tfds_name:
             from tfds_builders.build import load_corpus
 
-            corpus, dropped = load_corpus(tfds_name, args.data_dir, classes=classes, scale=args.scale)
+            data_dir = _tfds_data_dir(args.data_dir)
+            source = f"{tfds_name} in {data_dir}"
+            corpus, dropped = load_corpus(tfds_name, data_dir, classes=classes, scale=args.scale)
         else:
+            source = args.table
             corpus, dropped = read_features_table(args.table, classes=classes, scale=args.scale)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    source = f"{tfds_name} in {args.data_dir}" if tfds_name else args.table
     given = "--scale" if args.scale is not None else "recorded"
     print(f"{source}: {len(corpus)} utterances, {corpus.num_features} features, classes "
           f"{', '.join(corpus.class_names)}; AVD scale {format_scale(corpus.scale).replace(',', '-')} ({given})"
@@ -540,18 +558,19 @@ def _build(args) -> int:
     _quiet_tensorflow(args.debug)
     from tfds_builders.build import build_dataset, export_features_table
 
+    data_dir = _tfds_data_dir(args.data_dir)
     # audio-format warnings (stereo, not 16 kHz) are printed as one line each, also when the build fails
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            builder = build_dataset(args.name, args.manual_dir, args.data_dir, config=args.config,
+            builder = build_dataset(args.name, args.manual_dir, data_dir, config=args.config,
                                     num_workers=workers, overwrite=args.overwrite, skip_failed=args.skip_failed,
                                     beam_runner=args.beam_runner, beam_options=beam_options)
         finally:
             for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
                 print(f"warning: {message}", file=sys.stderr)
     splits = ", ".join(f"{name} {info.num_examples}" for name, info in sorted(builder.info.splits.items()))
-    print(f"built {builder.info.full_name} in {args.data_dir}: {splits}")
+    print(f"built {builder.info.full_name} in {data_dir}: {splits}")
     metadata = builder.info.metadata or {}
     if metadata.get("class_selection_counts") and args.name == "msp_podcast":
         from tfds_builders.msp_podcast.msp_podcast_dataset_builder import class_selection_summary
@@ -574,7 +593,7 @@ def _build(args) -> int:
         if len(failed) > 5:
             print(f"  ... and {len(failed) - 5} more")
     if args.table:
-        path = export_features_table(builder, args.data_dir, args.table)
+        path = export_features_table(builder, data_dir, args.table)
         print(f"wrote features table {path}")
     return 0
 
@@ -583,8 +602,9 @@ def _export_table(args) -> int:
     _quiet_tensorflow(args.debug)
     from tfds_builders.build import export_features_table
 
-    path = export_features_table(args.name, args.data_dir, args.out, config=args.config)
-    print(f"wrote features table {path} from {args.name} in {args.data_dir}")
+    data_dir = _tfds_data_dir(args.data_dir)
+    path = export_features_table(args.name, data_dir, args.out, config=args.config)
+    print(f"wrote features table {path} from {args.name} in {data_dir}")
     return 0
 
 

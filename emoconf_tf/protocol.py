@@ -348,15 +348,15 @@ def run_protocol(
     from tqdm.auto import tqdm
 
     folds = make_folds(corpus, config.cv)
+    for fold in folds:  # fail before any training (and before writing anything), not after hours of it
+        for training in config.trainings:
+            check_training_rows(corpus, fold, training, config)
     parts_dir = None
     if out_dir is not None:
         out_dir = Path(out_dir)
         parts_dir = out_dir / "parts"
         _check_same_settings(out_dir, corpus, config)
         _remove_stale_temporaries(out_dir, parts_dir)
-    for fold in folds:  # fail before any training, not after hours of it
-        for training in config.trainings:
-            check_training_rows(corpus, fold, training, config)
     units = [(fold, seed, training) for fold in folds for seed in config.seeds for training in config.trainings]
     done: list[UnitResult] = []
     skipped = 0

@@ -12,8 +12,10 @@ pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("opensmile")
 
 from emoconf_tf.cli import main  # noqa: E402
+from emoconf_tf.errors import EmoconfError  # noqa: E402
 from test_tfds_iemocap import evaluation_text  # noqa: E402
 from test_tfds_msp_podcast import HEADER, write_wav  # noqa: E402
+from test_tfds_ser_features import features_table, write_table  # noqa: E402
 
 CONFIG = "egemaps_v02"  # 88 features: fast
 TINY = ["--max-epochs", "1", "--batch-size", "16", "--trainings", "raw", "--methods", "paper"]
@@ -21,6 +23,12 @@ CODES = ("A", "D", "H", "N", "S")  # MSP-Podcast EmoClass codes of the five clas
 # Per class: Train, Development, Test1 utterances. 5 x 8 = 40 wavs.
 PER_CLASS = {"Train": 4, "Development": 2, "Test1": 2}
 IEMOCAP_CATEGORIES = ("ang", "fru", "hap", "neu", "sad")
+# Each command that reads or writes a TFDS dataset, and the library function it passes --data-dir to.
+DATA_DIR_COMMANDS = {
+    "build": (["build", "iemocap", "--manual-dir", "."], "build_dataset"),
+    "export-table": (["export-table", f"iemocap/{CONFIG}", "--out", "t.csv"], "export_features_table"),
+    "reproduce": (["reproduce", "--tfds", f"iemocap/{CONFIG}", "--out", "out"], "load_corpus"),
+}
 
 
 def write_msp_release(root: Path) -> Path:
@@ -149,13 +157,18 @@ def test_export_table_of_iemocap_keeps_the_session_in_group(iemocap, tmp_path):
     assert set(table["scale"]) == {"1,5"} and set(table["merged_labels"]) == {"excited=happy"}
 
 
+# Every sad row has "high arousal" with the midpoint far below the scale: filtered training has no sad rows, which
+# the protocol refuses after reading and describing the corpus, before any training.
+EMPTY_SAD = ["--trainings", "filtered", "--filter-rules", "sad=high_arousal", "--filter-midpoint", "-100"]
+
+
 def test_reproduce_table_of_iemocap_uses_its_recorded_scale_not_1_7(iemocap, tmp_path, capsys):
     _, data_dir = iemocap
     out = tmp_path / "iemocap.parquet"
     assert main(["export-table", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     capsys.readouterr()
-    # --seeds 0 stops the command after the table is read and described, before any training.
-    assert main(["reproduce", "--table", str(out), "--seeds", "0"]) == 2
+    # a filter that empties a class stops the command after the table is read and described, before any training
+    assert main(["reproduce", "--table", str(out), *EMPTY_SAD]) == 2
     printed = capsys.readouterr().out
     assert "50 utterances, 88 features, classes angry, frustrated, happy, neutral, sad; AVD scale 1-5 (recorded)" \
         in printed
@@ -164,10 +177,10 @@ def test_reproduce_table_of_iemocap_uses_its_recorded_scale_not_1_7(iemocap, tmp
 
 def test_reproduce_tfds_with_an_explicit_scale_1_7_overrides_the_recorded_1_5(iemocap, capsys):
     _, data_dir = iemocap
-    assert main(["reproduce", "--tfds", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--seeds", "0"]) == 2
+    assert main(["reproduce", "--tfds", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), *EMPTY_SAD]) == 2
     assert "AVD scale 1-5 (recorded)" in capsys.readouterr().out
     assert main(["reproduce", "--tfds", f"iemocap/{CONFIG}", "--data-dir", str(data_dir), "--scale", "1,7",
-                 "--seeds", "0"]) == 2
+                 *EMPTY_SAD]) == 2
     assert "AVD scale 1-7 (--scale)" in capsys.readouterr().out
 
 
@@ -215,3 +228,45 @@ def test_reproduce_tfds_not_built_is_a_one_line_error(tmp_path, capsys):
     code = main(["reproduce", "--tfds", f"msp_podcast/{CONFIG}", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "is not prepared; build it first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", DATA_DIR_COMMANDS)
+def test_data_dir_help_says_the_default_is_tfds_default(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: TFDS's default data directory, $TFDS_DATA_DIR if set, else ~/tensorflow_datasets)" in help_text
+
+
+@pytest.mark.parametrize("command", DATA_DIR_COMMANDS)
+def test_data_dir_defaults_to_tensorflow_datasets_in_home_without_tfds_data_dir(command, tmp_path, monkeypatch,
+                                                                                capsys):
+    import tfds_builders.build
+
+    argv, function = DATA_DIR_COMMANDS[command]
+    seen = {}
+
+    def record_arguments(*args, **kwargs):
+        seen["args"] = args
+        raise EmoconfError("recorded")
+
+    monkeypatch.setattr(tfds_builders.build, function, record_arguments)
+    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~ of TFDS's rule; nothing is written: the call is recorded
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "recorded" in capsys.readouterr().err
+    assert str(tmp_path / "tensorflow_datasets") in seen["args"]
+
+
+def test_build_and_export_table_default_to_tfds_data_dir(tmp_path, monkeypatch, capsys):
+    table = write_table(tmp_path / "manual", features_table())
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds_env"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "ser_features", "--manual-dir", str(table), "--config", "custom", "--workers", "1"]) == 0
+    assert f"built ser_features/custom/1.0.0 in {tmp_path / 'tfds_env'}:" in capsys.readouterr().out
+    assert (tmp_path / "tfds_env" / "ser_features" / "custom" / "1.0.0" / "dataset_info.json").is_file()
+    assert not (tmp_path / "tensorflow_datasets").exists()  # the old default, ./tensorflow_datasets
+    assert main(["export-table", "ser_features/custom", "--out", str(tmp_path / "t.csv")]) == 0
+    assert f"from ser_features/custom in {tmp_path / 'tfds_env'}" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(features_table())

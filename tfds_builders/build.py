@@ -38,7 +38,7 @@ _EXPORT_BATCH = 1024
 def build_dataset(
     name: str,
     manual_dir: str | os.PathLike,
-    data_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
     config: str = "compare_2016",
     num_workers: int | None = None,
     *,
@@ -55,7 +55,8 @@ def build_dataset(
         manual_dir: the licensed copy (see each builder's `MANUAL_DOWNLOAD_INSTRUCTIONS`); for
             `ser_features`, the folder holding the table or the table file itself.
         data_dir: the TFDS data dir where the dataset is written (and the openSMILE cache, under
-            `downloads/opensmile/`).
+            `downloads/opensmile/`); default None, TFDS's default data dir (`$TFDS_DATA_DIR` if set, else
+            `~/tensorflow_datasets`).
         config: builder config, e.g. `"compare_2016"` (default), `"egemaps_v02"`,
             `"compare_2016_hap_only"` (iemocap), `"custom"` (ser_features).
         num_workers: audio files extracted at once; default None, one per CPU (`os.cpu_count()`).
@@ -79,6 +80,7 @@ def build_dataset(
             audio files that failed (naming them) without `skip_failed`.
     """
     import tensorflow_datasets as tfds
+    from tensorflow_datasets.core import constants
 
     import tfds_builders  # noqa: F401  registers the builders
     from tfds_builders.speech_features import SpeechFeaturesBuilder
@@ -90,7 +92,7 @@ def build_dataset(
     if config not in config_names:
         raise EmoconfError(f"unknown config {config!r} for {name}; choose one of {', '.join(config_names)}")
     manual_dir = Path(manual_dir).expanduser()
-    data_dir = Path(data_dir).expanduser()
+    data_dir = Path(constants.get_default_data_dir() if data_dir is None else data_dir).expanduser()
     if not manual_dir.exists():
         raise EmoconfError(f"{manual_dir}: no such file or folder; give the folder of the licensed {name} copy")
     if manual_dir.is_file():
@@ -179,7 +181,8 @@ def export_features_table(
 
     Args:
         builder_or_name: a prepared builder, or a dataset name (`"iemocap"` or `"iemocap/egemaps_v02"`).
-        data_dir: the TFDS data dir (used when a name is given).
+        data_dir: the TFDS data dir (used when a name is given); None = TFDS's default (`$TFDS_DATA_DIR` if
+            set, else `~/tensorflow_datasets`).
         out_path: the table to write; Parquet if it ends with `.parquet`, else CSV.
         config: config name when a name without `/config` is given; default the builder's default.
 
@@ -223,7 +226,8 @@ def load_corpus(
 
     Args:
         builder_or_name: a prepared builder, or `"msp_podcast/compare_2016"`, `"iemocap"`, ...
-        data_dir: the TFDS data dir (used when a name is given).
+        data_dir: the TFDS data dir (used when a name is given); None = TFDS's default (`$TFDS_DATA_DIR` if
+            set, else `~/tensorflow_datasets`).
         config: config name when a name without `/config` is given; default the builder's default.
         classes: category names to keep, in label-id order; other examples are dropped and counted.
             Default: the dataset's classes, in its label order.
