@@ -410,7 +410,10 @@ class EmoconfServingModule:
 
         def paper_position(count, rate):
             # ceil(n (1 - r)) with round(., 9) first, at least 1, exactly as rejection_threshold; 1-based.
-            position = tf.math.ceil(tf.round(count * (1.0 - rate) * 1e9) / 1e9)
+            # The ceiling is taken in integers: in a saved graph, Grappler turns `x / 1e9` into `x * 1e-9`,
+            # and 6e10 * 1e-9 = 60.00000000000001 would round up to 61 (one past the last score at r = 0).
+            billionths = tf.cast(tf.round(count * (1.0 - rate) * 1e9), tf.int64)
+            position = tf.math.floordiv(billionths + 999_999_999, 1_000_000_000)
             return tf.maximum(tf.cast(position, tf.int32), 1)
 
         def thresholds_for(rejection):

@@ -313,3 +313,27 @@ def test_keras_and_saved_model_predict_the_same_classes(per_class):
     probabilities = per_class["run"].emoconfidnet.predict(per_class["features"], verbose=0)["probabilities"]
     served = _served(per_class["model"], per_class["features"])
     np.testing.assert_array_equal(served["class_ids"], predicted_class(probabilities))
+
+
+@pytest.mark.parametrize("n", [60, 7, 100])
+def test_saved_threshold_at_zero_rejection_is_zero_for_any_validation_size(tmp_path, n):
+    # Regression: the position ceil(n (1 - r)) was computed as ceil(round(x * 1e9) / 1e9); in the saved graph
+    # Grappler turns the division into a multiplication by 1e-9 and 6e10 * 1e-9 = 60.00000000000001, so at
+    # r = 0 with 60 validation scores the position became 61 and the threshold signature failed.
+    from emoconf_tf.export import EmoconfServingModule
+    from emoconf_tf.models import build_classifier, build_emoconfidnet
+
+    classifier = build_classifier(np.zeros(4, np.float32), np.ones(4, np.float32), 3, seed=0)
+    emoconfidnet = build_emoconfidnet(classifier)
+    rng = np.random.default_rng(n)
+    scores, predicted = rng.random(n), rng.integers(0, 3, n)
+    for mode in ("global", "per_class"):
+        module = EmoconfServingModule(emoconfidnet, ["a", "b", "c"], scores, default_rejection=0.2,
+                                      default_threshold=rejection_threshold(scores, 0.2),
+                                      validation_predicted=predicted, rejection_mode=mode)
+        module.save(tmp_path / mode)
+        loaded = tf.saved_model.load(str(tmp_path / mode))
+        for rejection in (0.0, 0.1, 0.2, 0.5):
+            out = loaded.signatures["threshold"](features=tf.zeros([2, 4]), rejection=tf.constant(rejection))
+            expected = class_thresholds(scores, predicted, rejection, 3, mode).astype(np.float32)
+            np.testing.assert_array_equal(out["class_thresholds"].numpy(), expected)
