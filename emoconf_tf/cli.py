@@ -14,18 +14,12 @@ import warnings
 from pathlib import Path
 
 from emoconf_tf import __version__
+# The names the protocol accepts come from TensorFlow-free modules, so arguments are checked before TensorFlow loads.
+from emoconf_tf.confidence import ALL_METHODS, PAPER_METHODS
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.filtering import TRAININGS
 
 EPILOG = "Docs: README.md in the repository. Every command writes its outputs atomically (temporary name, then rename)."
-# The names emoconf_tf.protocol accepts (its TRAININGS, PAPER_METHODS, ALL_METHODS), repeated here so that the
-# arguments are checked before TensorFlow loads (emoconf_tf.protocol imports it); tests/test_cli.py checks that
-# both agree.
-TRAININGS = ("raw", "filtered")
-PAPER_METHODS = ("emoconfidnet", "top2_margin")
-ALL_METHODS = (
-    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
-    "recommended",
-)
 # --data-dir of build, export-table and reproduce --tfds; resolved by `_tfds_data_dir`, with TFDS's own rule.
 DATA_DIR_DEFAULT = "default: TFDS's default data directory, $TFDS_DATA_DIR if set, else ~/tensorflow_datasets"
 

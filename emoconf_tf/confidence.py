@@ -8,6 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+PAPER_METHODS = ("emoconfidnet", "top2_margin")
+"""The paper's pair: EmoConfidNet and its baseline, the top-two margin."""
+ALL_METHODS = (
+    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
+    "recommended",
+)
+"""Every confidence method the protocol evaluates, by its `method` name in the outputs."""
+
 
 def predicted_class(probabilities: np.ndarray) -> np.ndarray:
     """`argmax` of the classifier's softmax: int64 `[N]`."""

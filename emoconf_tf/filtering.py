@@ -24,6 +24,9 @@ import numpy as np
 
 from emoconf_tf.errors import EmoconfError
 
+TRAININGS = ("raw", "filtered")
+"""The protocol's two training sets: as given, and without the rows that conflict with their AVD."""
+
 _CONDITIONS = ("low_arousal", "high_arousal", "low_valence", "high_valence")
 
 

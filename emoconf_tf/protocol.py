@@ -21,14 +21,14 @@ import pandas as pd
 
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
-from emoconf_tf.confidence import confidence_scores, macro_gain, predicted_class
+from emoconf_tf.confidence import ALL_METHODS, PAPER_METHODS, confidence_scores, macro_gain, predicted_class
 from emoconf_tf.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
 from emoconf_tf.models import build_emoconfidnet, penultimate_model
 from emoconf_tf.recommended import CRITERIA, DEFAULT_CRITERION, choose_recommended, recommended_confidence
 from emoconf_tf.selective import balanced_aurc, selective_summary
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.filtering import PAPER_RULES, ConflictRule, filter_counts, rule_masks
+from emoconf_tf.filtering import PAPER_RULES, TRAININGS, ConflictRule, filter_counts, rule_masks
 from emoconf_tf.folds import Fold, make_folds
 from emoconf_tf.metrics import selective_scores
 from emoconf_tf.targets import class_centroids, confidence_targets, manhattan_distances, softmax_of_negative
@@ -37,11 +37,6 @@ from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, class_thres
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head, fit_tcp_head
 
 OUTPUT_FORMAT = 2  # bump when parts/ or the tables change incompatibly
-TRAININGS = ("raw", "filtered")
-PAPER_METHODS = ("emoconfidnet", "top2_margin")
-ALL_METHODS = (
-    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain", "recommended",
-)
 SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced")
 CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
 RESULT_COLUMNS = (
