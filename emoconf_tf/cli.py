@@ -15,7 +15,7 @@ from pathlib import Path
 
 from emoconf_tf import __version__
 # The names the protocol accepts come from TensorFlow-free modules, so arguments are checked before TensorFlow loads.
-from emoconf_tf.confidence import ALL_METHODS, PAPER_METHODS
+from emoconf_tf.confidence_methods import ALL_METHODS, PAPER_METHODS
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import TRAININGS
 

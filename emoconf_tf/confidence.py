@@ -8,14 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-PAPER_METHODS = ("emoconfidnet", "top2_margin")
-"""The paper's pair: EmoConfidNet and its baseline, the top-two margin."""
-ALL_METHODS = (
-    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
-    "recommended",
-)
-"""Every confidence method the protocol evaluates, by its `method` name in the outputs."""
-
 
 def predicted_class(probabilities: np.ndarray) -> np.ndarray:
     """`argmax` of the classifier's softmax: int64 `[N]`."""
@@ -127,13 +119,3 @@ def macro_gain(
     gain_recall = q_c / (n_true[c] + 1) - q @ (recall / (n_true + 1))
     bound = np.max(1.0 / (n_predicted + 1)) + np.max(1.0 / (n_true + 1))
     return ((gain_precision + gain_recall + bound) / (2 * bound)).astype(np.float32)
-
-
-def confidence_scores(probabilities: np.ndarray, p_hat: np.ndarray) -> dict[str, np.ndarray]:
-    """The scores that need only the two networks' outputs, keyed by the `method` names used in the outputs."""
-    return {
-        "emoconfidnet": emoconfidnet_confidence(probabilities, p_hat),
-        "top2_margin": top2_margin(probabilities),
-        "msp": max_probability(probabilities),
-        "entropy": negative_entropy(probabilities),
-    }

@@ -21,20 +21,20 @@ import pandas as pd
 
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
-from emoconf_tf.confidence import ALL_METHODS, PAPER_METHODS, confidence_scores, macro_gain, predicted_class
-from emoconf_tf.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
+from emoconf_tf.confidence import predicted_class
+from emoconf_tf.confidence_methods import ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, ScoringContext
 from emoconf_tf.models import build_emoconfidnet, penultimate_model
-from emoconf_tf.recommended import CRITERIA, DEFAULT_CRITERION, choose_recommended, recommended_confidence
+from emoconf_tf.recommended import CRITERIA, DEFAULT_CRITERION
 from emoconf_tf.selective import balanced_aurc, selective_summary
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, TRAININGS, ConflictRule, filter_counts, rule_masks
 from emoconf_tf.folds import Fold, make_folds
 from emoconf_tf.metrics import selective_scores
-from emoconf_tf.targets import class_centroids, confidence_targets, manhattan_distances, softmax_of_negative
+from emoconf_tf.targets import class_centroids, manhattan_distances, softmax_of_negative
 from emoconf_tf.row_batches import CHUNK_ROWS, row_chunks
 from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, class_thresholds_table
-from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head, fit_tcp_head
+from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head
 
 OUTPUT_FORMAT = 2  # bump when parts/ or the tables change incompatibly
 SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced")
@@ -70,7 +70,7 @@ class ProtocolConfig:
         filter_inclusive: compare with the midpoint inclusively (`<=` / `>=`: a value at the midpoint is both low
             and high) instead of strictly (default False: it is neither); see `emoconf_tf.filtering`.
         training: `TrainingConfig` for every network.
-        methods: confidence scores to evaluate (`ALL_METHODS`; `PAPER_METHODS` is the paper's pair).
+        methods: confidence methods to evaluate (`confidence_methods.METHODS`; `PAPER_METHODS` is the paper's pair).
             `emoconfidnet` and `top2_margin` are always computed.
         mc_dropout_passes: stochastic passes T for `mc_dropout`.
         taus: target temperatures tried for `emoconfidnet_tau` besides 1 (chosen on validation AURC).
@@ -92,9 +92,9 @@ class ProtocolConfig:
     recommend_by: str = DEFAULT_CRITERION
 
     def __post_init__(self):
-        unknown_methods = [m for m in self.methods if m not in ALL_METHODS]
+        unknown_methods = [m for m in self.methods if m not in METHODS]
         if unknown_methods:
-            raise EmoconfError(f"methods {unknown_methods}: choose from {', '.join(ALL_METHODS)}")
+            raise EmoconfError(f"methods {unknown_methods}: choose from {', '.join(METHODS)}")
         if self.mc_dropout_passes < 1:
             raise EmoconfError("mc_dropout_passes must be at least 1")
         if any(not (t > 0) for t in self.taus):
@@ -167,15 +167,45 @@ def check_training_rows(corpus: Corpus, fold: Fold, training: str, config: Proto
 def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: ProtocolConfig) -> UnitResult:
     """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows."""
     train_rows, counts = check_training_rows(corpus, fold, training, config)
+    context, models, epochs = train_networks(corpus, fold, train_rows, seed, config)
+    choices, modes = score_methods(context)
+    key = {"fold": fold.index, "seed": seed, "training": training}
+    results, per_class, selective = evaluation_rows(context, modes, corpus.class_names, config.rejections, key)
+    rows, labels, scores, predicted = context.rows, context.labels, context.scores, context.predicted
+    predictions = pd.DataFrame({
+        **key, "id": corpus.ids[rows["test"]], "label": labels["test"], "predicted": predicted["test"],
+        **scores["test"],
+    })
+    run = dict(key, n_train=len(rows["train"]), n_validation=len(rows["validation"]), n_test=len(rows["test"]),
+               n_filtered_out=len(fold.train) - len(rows["train"]), **epochs)
+    outputs = {part: {"probabilities": context.probabilities[part], "p_hat": context.p_hat[part]}
+               for part in SCORED_PARTS}
+    return UnitResult(
+        results, per_class, run, counts,
+        selective=selective,
+        choices=[dict(key, **c) for c in choices],
+        predictions=predictions,
+        models=models,
+        scores={"validation": (outputs["validation"], scores["validation"]),
+                "test": (outputs["test"], scores["test"], predicted["test"])},
+    )
+
+
+def train_networks(corpus: Corpus, fold: Fold, train_rows: np.ndarray, seed: int,
+                   config: ProtocolConfig) -> tuple[ScoringContext, dict, dict[str, int]]:
+    """The paper's two networks for one unit: the classifier, then EmoConfidNet's head on its frozen embedding.
+
+    Returns the `ScoringContext` the confidence methods score from (no scores yet), the models
+    (`{"classifier", "emoconfidnet"}`) and the epochs each network trained (`classifier_epochs`,
+    `confidence_epochs`).
+    """
     # Row indices of each part; features are read through them (the labels and AVD are small enough to copy).
     rows = {"train": train_rows, "validation": fold.validation, "test": fold.test}
     labels = {part: corpus.labels[r] for part, r in rows.items()}
     avd = {part: corpus.avd[r] for part, r in rows.items()}
-    features = corpus.features
-    k = corpus.num_classes
-    cfg = config.training
+    features, cfg = corpus.features, config.training
     classifier, classifier_epochs = fit_classifier(
-        features, labels["train"], features, labels["validation"], k, cfg, seed=seed,
+        features, labels["train"], features, labels["validation"], corpus.num_classes, cfg, seed=seed,
         train_rows=rows["train"], validation_rows=rows["validation"],
     )
     extractor = penultimate_model(classifier)
@@ -187,101 +217,65 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
         softmax_of_negative(distances["validation"]), cfg, seed=seed,
     )
     emoconfidnet = build_emoconfidnet(classifier, head, learning_rate=cfg.learning_rate)
-    outputs = {part: predict(emoconfidnet, features, rows=rows[part]) for part in ("validation", "test")}
-    scores = {part: confidence_scores(out["probabilities"], out["p_hat"]) for part, out in outputs.items()}
-    predicted = {part: predicted_class(out["probabilities"]) for part, out in outputs.items()}
-    correct = {part: predicted[part] == labels[part] for part in ("validation", "test")}
-    choices = []
-    wanted = set(config.methods)
+    outputs = {part: predict(emoconfidnet, features, rows=rows[part]) for part in SCORED_PARTS}
+    context = ScoringContext(
+        probabilities={part: out["probabilities"] for part, out in outputs.items()},
+        p_hat={part: out["p_hat"] for part, out in outputs.items()},
+        predicted={part: predicted_class(out["probabilities"]) for part, out in outputs.items()},
+        labels=labels, embedded=embedded, distances=distances, rows=rows, features=features,
+        classifier=classifier, config=config, seed=seed, num_classes=corpus.num_classes,
+        methods=tuple(config.methods),
+    )
+    models = {"classifier": classifier, "emoconfidnet": emoconfidnet}
+    return context, models, {"classifier_epochs": classifier_epochs, "confidence_epochs": confidence_epochs}
 
-    if "mc_dropout" in wanted:
-        for part in ("validation", "test"):
-            passes = mc_dropout_probabilities(classifier, features, rows=rows[part], passes=config.mc_dropout_passes,
-                                              seed=seed)
-            scores[part]["mc_dropout"] = mc_dropout_confidence(passes.mean(axis=0), predicted[part])
-    if "tcp" in wanted:
-        # ConfidNet's target: the classifier's probability of the true class (inference mode); the output layer
-        # applied to the penultimate embedding is the classifier's softmax, since dropout is off at inference.
-        output_layer = classifier.get_layer("probabilities")
-        tcp_targets = {}
-        for part in ("train", "validation"):
-            probabilities = np.asarray(output_layer(embedded[part]))
-            tcp_targets[part] = probabilities[np.arange(len(labels[part])), labels[part]]
-        tcp_head, _ = fit_tcp_head(embedded["train"], tcp_targets["train"], embedded["validation"],
-                                   tcp_targets["validation"], cfg, seed=seed)
-        for part in ("validation", "test"):
-            scores[part]["tcp"] = np.asarray(tcp_head(embedded[part], training=False))[:, 0].astype(np.float32)
-    if "emoconfidnet_tau" in wanted:
-        best_tau, best = 1.0, (selective_summary(correct["validation"], scores["validation"]["emoconfidnet"]).aurc,
-                               {p: scores[p]["emoconfidnet"] for p in ("validation", "test")})
-        for tau in config.taus:
-            tau_head, _ = fit_confidence_head(
-                embedded["train"], softmax_of_negative(distances["train"], tau), embedded["validation"],
-                softmax_of_negative(distances["validation"], tau), cfg, seed=seed,
-            )
-            tau_scores = {p: np.asarray(tau_head(embedded[p], training=False))[np.arange(len(predicted[p])), predicted[p]]
-                          for p in ("validation", "test")}
-            value = selective_summary(correct["validation"], tau_scores["validation"]).aurc
-            if value < best[0] - 1e-12:
-                best_tau, best = tau, (value, tau_scores)
-        for part in ("validation", "test"):
-            scores[part]["emoconfidnet_tau"] = best[1][part].astype(np.float32)
-        choices.append({"method": "emoconfidnet_tau", "choice": f"tau={best_tau:g}", "rejection_mode": "",
-                        "criterion": "aurc", "validation_value": best[0]})
-    if "macro_gain" in wanted:
-        for part in ("validation", "test"):
-            scores[part]["macro_gain"] = macro_gain(outputs[part]["probabilities"],
-                                                    outputs["validation"]["probabilities"], labels["validation"])
-    modes = {method: config.rejection_modes for method in scores["test"]}
-    if "recommended" in wanted:
-        pool = {m: v for m, v in scores["validation"].items() if m in wanted and m != "recommended"}
-        choice = choose_recommended(labels["validation"], predicted["validation"], pool, num_classes=k,
-                                    modes=config.rejection_modes, criterion=config.recommend_by, seed=seed)
-        for part in ("validation", "test"):
-            scores[part]["recommended"] = recommended_confidence(choice.components, pool, scores[part]).astype(np.float32)
-        modes["recommended"] = (choice.rejection_mode,)
-        choices.append({"method": "recommended", "choice": choice.name, "rejection_mode": choice.rejection_mode,
-                        "criterion": choice.criterion, "validation_value": choice.validation_value})
 
-    methods = [m for m in ALL_METHODS if m in scores["test"] and (m in wanted or m in PAPER_METHODS)]
-    key = {"fold": fold.index, "seed": seed, "training": training}
+def score_methods(context: ScoringContext) -> tuple[list[dict], dict[str, tuple[str, ...]]]:
+    """Runs every asked-for method's scorer (the paper's pair always), in registry order, into `context.scores`.
+
+    Returns the choices.csv rows (without the unit key) and the rejection modes each method is reported in.
+    """
+    choices, modes = [], {}
+    for name, method in METHODS.items():
+        if name not in context.methods and name not in PAPER_METHODS:
+            continue
+        scored = method.scorer(context)
+        context.scores["validation"][name], context.scores["test"][name] = scored.validation, scored.test
+        modes[name] = scored.rejection_modes or tuple(context.config.rejection_modes)
+        if scored.choice is not None:
+            choices.append({"method": name, **scored.choice})
+    return choices, modes
+
+
+def evaluation_rows(context: ScoringContext, modes: dict[str, tuple[str, ...]], class_names: Sequence[str],
+                    rejections: Sequence[float], key: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """results.csv, per_class.csv and selective.csv rows of one unit: every method, mode and rejection on test.
+
+    The thresholds come from each method's validation scores (`thresholds.class_thresholds_table`); the metrics
+    from the test predictions they keep (`metrics.selective_scores`).
+    """
+    labels, predicted, scores = context.labels, context.predicted, context.scores
+    k = context.num_classes
+    correct = predicted["test"] == labels["test"]
     results, per_class, selective = [], [], []
-    for method in methods:
-        test_confidence = scores["test"][method]
+    for method, test_confidence in scores["test"].items():
         for mode in modes[method]:
-            table = class_thresholds_table(scores["validation"][method], predicted["validation"], k,
-                                           config.rejections, mode)
-            for rejection, thresholds in zip(config.rejections, table):
+            table = class_thresholds_table(scores["validation"][method], predicted["validation"], k, rejections, mode)
+            for rejection, thresholds in zip(rejections, table):
                 s = selective_scores(labels["test"], predicted["test"], test_confidence, thresholds, k)
                 row = dict(key, method=method, rejection_mode=mode, rejection=float(rejection))
                 # results.csv: the one global threshold; per-class thresholds are in per_class.csv
                 results.append(dict(row, threshold=float(thresholds[0]) if mode == "global" else float("nan"),
                                     coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
                                     removed_correct=s.removed_correct))
-                for c, name in enumerate(corpus.class_names):
+                for c, name in enumerate(class_names):
                     per_class.append(dict(row, **{"class": name}, threshold=float(thresholds[c]),
                                           precision=float(s.precision[c]), recall=float(s.recall[c]),
                                           f1=float(s.class_f1[c])))
-        summary = selective_summary(correct["test"], test_confidence)
+        summary = selective_summary(correct, test_confidence)
         selective.append(dict(key, method=method, **dataclasses.asdict(summary),
                               aurc_balanced=balanced_aurc(labels["test"], predicted["test"], test_confidence)))
-    predictions = pd.DataFrame({
-        "fold": fold.index, "seed": seed, "training": training, "id": corpus.ids[rows["test"]],
-        "label": labels["test"], "predicted": predicted["test"],
-        **{method: scores["test"][method] for method in methods},
-    })
-    run = dict(key, n_train=len(rows["train"]), n_validation=len(rows["validation"]), n_test=len(rows["test"]),
-               n_filtered_out=len(fold.train) - len(rows["train"]), classifier_epochs=classifier_epochs,
-               confidence_epochs=confidence_epochs)
-    return UnitResult(
-        results, per_class, run, counts,
-        selective=selective,
-        choices=[dict(key, **c) for c in choices],
-        predictions=predictions,
-        models={"classifier": classifier, "emoconfidnet": emoconfidnet},
-        scores={"validation": (outputs["validation"], scores["validation"]),
-                "test": (outputs["test"], scores["test"], predicted["test"])},
-    )
+    return results, per_class, selective
 
 
 def predict(emoconfidnet, features: np.ndarray, batch_size: int = CHUNK_ROWS, *,

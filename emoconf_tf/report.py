@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from emoconf_tf.atomic import atomic_path, write_text
+from emoconf_tf.confidence_methods import METHODS, method_names
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.thresholds import REJECTION_MODES
 
@@ -59,37 +60,18 @@ RUNS_COLUMNS = (
     "classifier_epochs", "confidence_epochs",
 )
 
-METHOD_NAMES = {
-    "emoconfidnet": "EmoConfidNet",
-    "top2_margin": "Baseline (top-2 margin)",
-    "no_rejection": "No rejection",
-    "msp": "Max softmax probability",
-    "entropy": "Negative entropy",
-    "mc_dropout": "MC dropout",
-    "tcp": "ConfidNet (TCP)",
-    "emoconfidnet_tau": "EmoConfidNet (tuned tau)",
-    "macro_gain": "Expected macro gain",
-    "recommended": "Recommended (mode chosen on validation)",
-}
+_REFERENCE_NAMES = {"no_rejection": "No rejection"}
 # `recommended` is reported once per run, in the rejection mode validation chose; every other method in every mode.
 CHOSEN_MODE_METHODS = ("recommended",)
 MODE_NAMES = {"global": "global threshold", "per_class": "per-class thresholds"}
 VALIDATION_CHOICE = "validation's choice"  # the ranking's rejection mode of `recommended`
-# The paper's colours (Fig. 2): EmoConfidNet red, the baseline green; other methods take the rest.
-METHOD_COLORS = {
-    "emoconfidnet": "tab:red", "top2_margin": "tab:green", "recommended": "black", "msp": "tab:blue",
-    "entropy": "tab:cyan", "mc_dropout": "tab:purple", "tcp": "tab:brown", "emoconfidnet_tau": "tab:orange",
-    "macro_gain": "tab:olive",
-}
+# Each registered method has its colour (the paper's Fig. 2: EmoConfidNet red, the baseline green); a method column
+# that is not registered in this process takes the rest.
 _OTHER_COLORS = ("tab:blue", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 TRAINING_LINESTYLES = {"raw": "-", "filtered": "--"}
 # Fig. 2 legend suffixes: '-raw' for the raw training set, '-pre' for the preprocessed (filtered) one.
 TRAINING_SUFFIXES = {"raw": "raw", "filtered": "pre"}
 
-_METHOD_ORDER = (
-    "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
-    "recommended",
-)
 _TRAINING_ORDER = ("raw", "filtered")
 _METRIC_NAMES = {"f1": "F1", "uar": "UAR", "coverage": "coverage", "precision": "Precision", "recall": "Recall"}
 _RUN_KEYS = ["fold", "seed"]
@@ -101,9 +83,15 @@ _REJECTION_DECIMALS = 6  # 0.1 + 0.1 and 0.2 are one level
 # ---------------------------------------------------------------------------------------------
 
 
+def _method_color(method: str) -> str | None:
+    return METHODS[method].color if method in METHODS else None
+
+
 def method_display_name(method: str) -> str:
     """`"emoconfidnet"` -> `"EmoConfidNet"`, `"top2_margin"` -> `"Baseline (top-2 margin)"`; others as given."""
-    return METHOD_NAMES.get(method, method)
+    if method in METHODS:
+        return METHODS[method].display_name
+    return _REFERENCE_NAMES.get(method, method)
 
 
 def rejection_label(rejection: float) -> str:
@@ -124,7 +112,7 @@ def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
-    return _ordered(df["method"].unique(), _METHOD_ORDER)
+    return _ordered(df["method"].unique(), method_names())
 
 
 def _trainings(df: pd.DataFrame) -> list[str]:
@@ -489,7 +477,7 @@ def table2(
     at_level = rows[rows["rejection"] == level].groupby(["method", "class"])[metrics].mean().reset_index("method")
     combined = pd.concat([no_rejection, at_level]).reset_index()
     method_order = ["no_rejection"] + _ordered(
-        set(results["method"]) | set(at_level["method"]), _METHOD_ORDER
+        set(results["method"]) | set(at_level["method"]), method_names()
     )
     long = combined.melt(id_vars=["method", "class"], value_vars=metrics, var_name="metric")
     table = long.pivot_table(index=["metric", "method"], columns="class", values="value", aggfunc="mean", dropna=False)
@@ -584,7 +572,7 @@ def plot_curves(results: pd.DataFrame, path: str | Path, *, title: str, rejectio
     axes = fig.subplots(1, 2)
     other_colors = iter(_OTHER_COLORS * 10)
     colors = {
-        method: METHOD_COLORS.get(method) or next(other_colors) for method in _ordered(curves["method"], _METHOD_ORDER)
+        method: _method_color(method) or next(other_colors) for method in _ordered(curves["method"], method_names())
     }
     percents = sorted({round(r * 100, _REJECTION_DECIMALS - 2) for r in curves["rejection"]})
     for ax, metric, letter in zip(axes, ("f1", "uar"), "ab"):
@@ -785,9 +773,9 @@ def plot_risk_coverage(predictions: pd.DataFrame, path: str | Path, *, title: st
     from emoconf_tf.selective import risk_coverage_curve
 
     trainings = _ordered(predictions["training"].unique(), _TRAINING_ORDER)
-    methods = [m for m in _METHOD_ORDER if m in predictions.columns] + [
+    methods = [m for m in method_names() if m in predictions.columns] + [
         c for c in predictions.columns
-        if c not in _METHOD_ORDER and c not in ("fold", "seed", "training", "id", "label", "predicted")
+        if c not in method_names() and c not in ("fold", "seed", "training", "id", "label", "predicted")
     ]
     fig = Figure(figsize=(5.5 * len(trainings), 4.2), layout="constrained")
     FigureCanvasAgg(fig)
@@ -798,7 +786,7 @@ def plot_risk_coverage(predictions: pd.DataFrame, path: str | Path, *, title: st
         correct = (part["label"] == part["predicted"]).to_numpy()
         for method in methods:
             coverage, risk = risk_coverage_curve(correct, part[method].to_numpy())
-            ax.plot(coverage, risk, color=METHOD_COLORS.get(method) or next(other_colors),
+            ax.plot(coverage, risk, color=_method_color(method) or next(other_colors),
                     label=method_display_name(method), linewidth=2.0 if method == "recommended" else 1.2)
         ax.set_xlabel("coverage (fraction of test predictions kept, most confident first)")
         ax.set_ylabel("risk (error rate of kept predictions)")

@@ -1,0 +1,95 @@
+"""The registry of confidence methods: names, report names and colours derive from it; a new score is one function."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoconf_tf import confidence_methods, report
+from emoconf_tf.confidence_methods import (
+    ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, Scored, ScoringContext, register_method,
+)
+from emoconf_tf.protocol import ProtocolConfig, evaluation_rows, score_methods
+
+
+def _context(methods=("emoconfidnet", "top2_margin", "msp"), **overrides):
+    probabilities = {
+        "validation": np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6], [0.4, 0.35, 0.25]]),
+        "test": np.array([[0.6, 0.3, 0.1], [0.3, 0.3, 0.4]]),
+    }
+    p_hat = {"validation": np.full((4, 3), 1 / 3), "test": np.array([[0.5, 0.25, 0.25], [0.2, 0.2, 0.6]])}
+    fields = dict(
+        probabilities=probabilities, p_hat=p_hat,
+        predicted={part: p.argmax(1) for part, p in probabilities.items()},
+        labels={"train": np.array([0, 1, 2]), "validation": np.array([0, 1, 2, 1]), "test": np.array([0, 2])},
+        embedded={}, distances={}, rows={}, features=None, classifier=None,
+        config=ProtocolConfig(methods=tuple(methods)), seed=0, num_classes=3, methods=tuple(methods),
+    )
+    fields.update(overrides)
+    return ScoringContext(**fields)
+
+
+def test_all_methods_are_the_registry_in_run_order_with_recommended_last():
+    assert ALL_METHODS == (
+        "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
+        "recommended",
+    )
+    assert set(PAPER_METHODS) <= set(ALL_METHODS)
+    assert all(METHODS[name].name == name for name in ALL_METHODS)
+
+
+def test_report_names_and_colours_come_from_the_registry():
+    assert report.method_display_name("emoconfidnet") == METHODS["emoconfidnet"].display_name == "EmoConfidNet"
+    assert report.method_display_name("top2_margin") == "Baseline (top-2 margin)"
+    assert report.method_display_name("no_rejection") == "No rejection"  # a reference, not a method
+    assert report.method_display_name("my_score") == "my_score"  # an unknown column is shown as given
+    # the paper's Fig. 2 colours
+    assert (METHODS["emoconfidnet"].color, METHODS["top2_margin"].color) == ("tab:red", "tab:green")
+
+
+def test_the_simple_scorers_give_the_hand_computed_scores():
+    context = _context()
+    choices, modes = score_methods(context)
+    assert choices == []
+    assert list(context.scores["test"]) == ["emoconfidnet", "top2_margin", "msp"]  # asked for, in registry order
+    # test rows: predicted 0 (p_hat 0.5) and 2 (p_hat 0.6); margins 0.6-0.3 and 0.4-0.3; MSP 0.6 and 0.4
+    np.testing.assert_allclose(context.scores["test"]["emoconfidnet"], [0.5, 0.6], atol=1e-7)
+    np.testing.assert_allclose(context.scores["test"]["top2_margin"], [0.3, 0.1], atol=1e-7)
+    np.testing.assert_allclose(context.scores["test"]["msp"], [0.6, 0.4], atol=1e-7)
+    assert modes == {m: ("global", "per_class") for m in ("emoconfidnet", "top2_margin", "msp")}
+
+
+def test_the_paper_pair_is_always_scored():
+    context = _context(methods=("msp",))
+    score_methods(context)
+    assert list(context.scores["validation"]) == ["emoconfidnet", "top2_margin", "msp"]
+
+
+def test_a_new_score_is_one_registered_function(monkeypatch):
+    monkeypatch.setattr(confidence_methods, "METHODS", dict(METHODS))
+    monkeypatch.setattr("emoconf_tf.protocol.METHODS", confidence_methods.METHODS)
+    monkeypatch.setattr("emoconf_tf.report.METHODS", confidence_methods.METHODS)
+
+    @register_method("second_probability", display_name="Second probability", color="tab:pink")
+    def _second(context):
+        return Scored(*(1 - np.sort(context.probabilities[part], axis=1)[:, -2] for part in SCORED_PARTS),
+                      choice={"choice": "none", "rejection_mode": "global", "criterion": "-", "validation_value": 0.0},
+                      rejection_modes=("global",))
+
+    assert list(confidence_methods.METHODS)[-2:] == ["second_probability", "recommended"]  # recommended stays last
+    assert report.method_display_name("second_probability") == "Second probability"
+    context = _context(methods=("second_probability",))
+    choices, modes = score_methods(context)
+    np.testing.assert_allclose(context.scores["test"]["second_probability"], [0.7, 0.7])
+    assert choices == [{"method": "second_probability", "choice": "none", "rejection_mode": "global",
+                        "criterion": "-", "validation_value": 0.0}]
+    assert modes["second_probability"] == ("global",)
+    results, per_class, selective = evaluation_rows(context, modes, ["a", "b", "c"], (0.0, 0.5), {"fold": 0})
+    results = pd.DataFrame(results)
+    mine = results[results.method == "second_probability"]
+    assert list(mine.rejection_mode.unique()) == ["global"] and len(mine) == 2
+    assert len(per_class) == len(results) * 3 and len(selective) == 3
+
+
+def test_protocol_config_accepts_only_registered_methods():
+    with pytest.raises(Exception, match="choose from emoconfidnet"):
+        ProtocolConfig(methods=("nope",))
