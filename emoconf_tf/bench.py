@@ -376,7 +376,7 @@ def batch1_latency(model_dir: str | os.PathLike, rows: np.ndarray, calls: int,
     count, num_features = len(examples), rows.shape[1]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def empty(examples):  # the parameter named as the spec: a keyword call under another name is 2-3x slower
+    def empty(examples):  # named as the spec: a keyword call under another name is slower (docs/performance.md)
         return {"class_ids": tf.zeros(tf.shape(examples), tf.int64)}
 
     shapes = layer_shapes(num_features) + list(HEAD_SHAPES)
@@ -516,19 +516,21 @@ def extraction_figures(size: BenchSize, log: Callable[[str], None]) -> dict:
 
 def _extraction_child(arguments: dict) -> dict:
     from emoconf_tf.extraction import extract_features
+    from emoconf_tf.feature_sets import FeatureSet
 
     files, seconds, rounds = arguments["files"], arguments["seconds"], arguments["rounds"]
     with tempfile.TemporaryDirectory(prefix="emoconf-bench-wavs-") as tmp:
         paths = write_test_wavs(Path(tmp), files, seconds)
         audio_seconds = files * seconds
-        extract_features(paths[:1], "compare_2016", num_workers=1, progress=False)  # set-up, outside the timing
+        # set-up, outside the timing
+        extract_features(paths[:1], FeatureSet.COMPARE_2016, num_workers=1, progress=False)
         best = {1: math.inf, 2: math.inf}
         reference = {1: math.inf, 2: math.inf}
         for round_ in range(rounds):
             for workers in (1, 2):
                 reference[workers] = min(reference[workers], _parallel_reference_seconds(workers))
                 start = time.perf_counter()
-                extract_features(paths, "compare_2016", num_workers=workers, progress=False)
+                extract_features(paths, FeatureSet.COMPARE_2016, num_workers=workers, progress=False)
                 best[workers] = min(best[workers], time.perf_counter() - start)
             print(f"round {round_ + 1}: 1 worker {best[1]:.2f} s, 2 workers {best[2]:.2f} s for {audio_seconds:g} s "
                   f"of audio; GIL-free reference speed-up {reference[1] / reference[2]:.2f}", flush=True)
@@ -549,12 +551,8 @@ def _parallel_reference_seconds(workers: int, tasks: int = 12) -> float:
     return time.perf_counter() - start
 
 
-def protocol_figures(size: BenchSize, *, max_epochs: int, log: Callable[[str], None]) -> dict:
-    """Runs the protocol in a fresh Python process (so that its peak memory is its own) and returns its figures."""
-    return _protocol_process(size, max_epochs=max_epochs, log=log).result()
-
-
 def _protocol_process(size: BenchSize, *, max_epochs: int, log: Callable[[str], None]) -> "_Child":
+    """The protocol in a fresh Python process (so that its peak memory is its own); `.result()` gives its figures."""
     return _Child("protocol", {
         "train": size.train, "validation": size.validation, "test": size.test, "num_features": size.num_features,
         "max_epochs": max_epochs, "scaling_divisor": size.scaling_divisor, "scaling_epochs": size.scaling_epochs,
@@ -610,7 +608,7 @@ def run_bench(size: str | BenchSize = "full", *, max_epochs: int | None = None, 
     """Measures every figure of `emoconf bench`.
 
     Args:
-        size: `"full"` (the MSP-Podcast-sized protocol, 7-10 min on 2 cores), `"quick"` (a tenth of it), `"tiny"`
+        size: `"full"` (the MSP-Podcast-sized protocol; docs/performance.md), `"quick"` (a tenth of it), `"tiny"`
             (seconds; for tests) or a `BenchSize`.
         max_epochs: upper bound on the protocol's epochs (early stopping, patience 10, usually ends sooner);
             default the size's (200, the paper's setting, except for `"tiny"`).

@@ -17,6 +17,7 @@ from emoconf_tf import __version__
 # The names the protocol accepts come from TensorFlow-free modules, so arguments are checked before TensorFlow loads.
 from emoconf_tf.confidence_methods import ALL_METHODS, PAPER_METHODS
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 from emoconf_tf.filtering import TRAININGS
 
 EPILOG = "Docs: README.md in the repository. Every command writes its outputs atomically (temporary name, then rename)."
@@ -26,12 +27,21 @@ DATA_DIR_DEFAULT = "default: TFDS's default data directory, $TFDS_DATA_DIR if se
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training (paper defaults)")
-    group.add_argument("--max-epochs", type=int, default=200, help="upper bound on epochs; early stopping (patience 10) usually ends sooner (default: 200)")
+    group.add_argument(
+        "--max-epochs", type=int, default=200,
+        help="upper bound on epochs; early stopping (patience 10) usually ends sooner (default: 200)")
     group.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: 128)")
-    group.add_argument("--patience", type=int, default=10, help="early-stopping patience on validation loss (default: 10)")
+    group.add_argument(
+        "--patience", type=int, default=10,
+        help="early-stopping patience on validation loss (default: 10)")
     group.add_argument("--learning-rate", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
-    group.add_argument("--keras-verbose", type=int, choices=(0, 1, 2), default=0, help="Keras fit verbosity: 0 silent, 1 progress bars, 2 a line per epoch (default: 0)")
-    group.add_argument("--no-reshuffle", action="store_true", help="feed the training rows in one seeded order, the same in every epoch (what Keras 3 does once a global seed is set); default: a new seeded order each epoch")
+    group.add_argument(
+        "--keras-verbose", type=int, choices=(0, 1, 2), default=0,
+        help="Keras fit verbosity: 0 silent, 1 progress bars, 2 a line per epoch (default: 0)")
+    group.add_argument(
+        "--no-reshuffle", action="store_true",
+        help="feed the training rows in one seeded order, the same in every epoch (what Keras 3 does once a global "
+        "seed is set); default: a new seeded order each epoch")
 
 
 def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, methods_default: str = "all") -> None:
@@ -40,20 +50,43 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
             "--scale", default=None,
             help="AVD scale LO,HI: 1,7 for MSP-Podcast, 1,5 for IEMOCAP; overrides the scale the table or dataset "
             "records (default: the recorded one; a table without one is refused)")
-        parser.add_argument("--classes", default=None, help="comma-separated category names to keep, in label-id order; rows with other labels are dropped and counted (default: every label in the table)")
-        parser.add_argument("--cv", choices=("split", "group"), default="split", help="folds from the 'split' column, or leave-one-group-out by 'group': test = group k, validation = the next group, training = the rest (default: split)")
+        parser.add_argument(
+            "--classes", default=None,
+            help="comma-separated category names to keep, in label-id order; rows with other labels are dropped and "
+            "counted (default: every label in the table)")
+        parser.add_argument(
+            "--cv", choices=("split", "group"), default="split",
+            help="folds from the 'split' column, or leave-one-group-out by 'group': test = group k, validation = the "
+            "next group, training = the rest (default: split)")
     parser.add_argument("--seeds", type=int, default=1, help="repeat every fold with seeds 0..N-1 (default: 1)")
-    parser.add_argument("--trainings", default="raw,filtered", help="which trainings to run: raw, filtered or both (default: raw,filtered)")
-    parser.add_argument("--filter-midpoint", type=float, default=None, help="AVD value separating low from high for the conflict filter (default: middle of the scale)")
-    parser.add_argument("--filter-rules", default=None, help="conflict rules, e.g. 'happy=low_arousal|low_valence;sad=high_valence' (default: the paper's Table 1)")
+    parser.add_argument(
+        "--trainings", default="raw,filtered",
+        help="which trainings to run: raw, filtered or both (default: raw,filtered)")
+    parser.add_argument(
+        "--filter-midpoint", type=float, default=None,
+        help="AVD value separating low from high for the conflict filter (default: middle of the scale)")
+    parser.add_argument(
+        "--filter-rules", default=None,
+        help="conflict rules, e.g. 'happy=low_arousal|low_valence;sad=high_valence' (default: the paper's Table 1)")
     parser.add_argument(
         "--filter-inclusive", action="store_true",
         help="compare AVD with the filter's midpoint inclusively: low <= midpoint, high >= midpoint, so a value at "
         "the midpoint counts as both (default: strictly below / above; a value at the midpoint is neither)")
-    parser.add_argument("--methods", default=methods_default, help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, macro_gain, recommended (default: %(default)s)")
+    parser.add_argument(
+        "--methods", default=methods_default,
+        help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, "
+        "top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, macro_gain, recommended (default: %(default)s)")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes T for mc_dropout (default: 10)")
-    parser.add_argument("--rejection-modes", default="global,per_class", help="how thresholds are set, one or both of: global (the paper's: one threshold from all validation confidences) and per_class (the paper's rule within each predicted class, so each class loses about the same fraction); every method is reported in each (default: %(default)s)")
-    parser.add_argument("--recommend-by", default="f1_uar_area", choices=("f1_uar_area", "f1_area", "uar_area", "aurc"), help="validation criterion that picks the recommended score and rejection mode: the area under the macro-F1 and UAR curves over coverage 1 to 0.5 (cross-fitted on validation), one of them, or the accuracy AURC (default: %(default)s)")
+    parser.add_argument(
+        "--rejection-modes", default="global,per_class",
+        help="how thresholds are set, one or both of: global (the paper's: one threshold from all validation "
+        "confidences) and per_class (the paper's rule within each predicted class, so each class loses about the same "
+        "fraction); every method is reported in each (default: %(default)s)")
+    parser.add_argument(
+        "--recommend-by", default="f1_uar_area", choices=("f1_uar_area", "f1_area", "uar_area", "aurc"),
+        help="validation criterion that picks the recommended score and rejection mode: the area under the macro-F1 "
+        "and UAR curves over coverage 1 to 0.5 (cross-fitted on validation), one of them, or the accuracy AURC "
+        "(default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,18 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
         "the rejection threshold, the paper's Fig. 2). All outputs are labelled synthetic.",
         epilog=EPILOG,
     )
-    demo.add_argument("--out", default="emoconf_demo_synthetic", help="output directory (default: emoconf_demo_synthetic)")
-    demo.add_argument("--size", type=int, default=None, help="number of synthetic utterances (default: the generator's default)")
-    demo.add_argument("--num-features", type=int, default=6373, help="synthetic feature dimension (default: 6373, as ComParE-2016)")
+    demo.add_argument(
+        "--out", default="emoconf_demo_synthetic",
+        help="output directory (default: emoconf_demo_synthetic)")
+    demo.add_argument(
+        "--size", type=int, default=None,
+        help="number of synthetic utterances (default: the generator's default)")
+    demo.add_argument(
+        "--num-features", type=int, default=6373,
+        help="synthetic feature dimension (default: 6373, as ComParE-2016)")
     demo.add_argument("--corpus-seed", type=int, default=0, help="seed of the synthetic corpus (default: 0)")
-    demo.add_argument("--cv", choices=("split", "group"), default="split", help="split column or leave-one-session-out folds (default: split)")
-    # the demo keeps to the paper's pair so that it ends within about 1.5 min on 2 cores; --methods all adds
-    # four more heads' worth of training per unit
+    demo.add_argument(
+        "--cv", choices=("split", "group"), default="split",
+        help="split column or leave-one-session-out folds (default: split)")
+    # the demo keeps to the paper's pair so that it stays quick; --methods all adds four more heads' worth of
+    # training per unit
     _add_protocol_options(demo, table=False, methods_default="paper")
     _add_training_options(demo)
 
     reproduce = commands.add_parser(
-        "reproduce", help="the protocol on your features table (CSV or Parquet) or a dataset built with `emoconf build`",
+        "reproduce",
+        help="the protocol on your features table (CSV or Parquet) or a dataset built with `emoconf build`",
         description="Runs the paper's protocol on a features table: columns id, label, arousal, valence, dominance, "
         "optional speaker, group, split, and numeric features. Writes results.csv, per_class.csv, runs.csv, report.md "
         "and curves.png; a rerun with the same --out skips finished folds/seeds.",
@@ -99,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "IEMOCAP, split by session, always leave-one-session-out (--cv group)")
     reproduce.add_argument("--data-dir", default=None,
                            help=f"with --tfds: TFDS data directory ({DATA_DIR_DEFAULT})")
-    reproduce.add_argument("--out", default=None, help="output directory (default: emoconf_<table name>, or emoconf_<name>_<config> with --tfds)")
+    reproduce.add_argument(
+        "--out", default=None,
+        help="output directory (default: emoconf_<table name>, or emoconf_<name>_<config> with --tfds)")
     _add_protocol_options(reproduce, table=True)
     _add_training_options(reproduce)
 
@@ -118,18 +162,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="AVD scale LO,HI of --table: 1,7 for MSP-Podcast, 1,5 for IEMOCAP (default: the scale the table "
         "records; a table without one is refused)")
     train.add_argument("--classes", default=None, help="comma-separated category names to keep (default: all)")
-    train.add_argument("--cv", choices=("split", "group"), default="split", help="where the validation/test rows come from (default: split)")
+    train.add_argument(
+        "--cv", choices=("split", "group"), default="split",
+        help="where the validation/test rows come from (default: split)")
     train.add_argument("--fold", type=int, default=0, help="which fold with --cv group (default: 0)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    train.add_argument("--training", choices=("raw", "filtered"), default="filtered", help="train on the raw or the conflict-filtered training set (default: filtered)")
+    train.add_argument(
+        "--training", choices=("raw", "filtered"), default="filtered",
+        help="train on the raw or the conflict-filtered training set (default: filtered)")
     train.add_argument("--size", type=int, default=None, help="with --synthetic: number of utterances")
-    train.add_argument("--num-features", type=int, default=6373, help="with --synthetic: feature dimension (default: 6373)")
-    train.add_argument("--filter-midpoint", type=float, default=None, help="AVD midpoint for the filter (default: middle of the scale)")
+    train.add_argument(
+        "--num-features", type=int, default=6373,
+        help="with --synthetic: feature dimension (default: 6373)")
+    train.add_argument(
+        "--filter-midpoint", type=float, default=None,
+        help="AVD midpoint for the filter (default: middle of the scale)")
     train.add_argument("--filter-rules", default=None, help="conflict rules (default: the paper's)")
     train.add_argument(
         "--filter-inclusive", action="store_true",
         help="low <= midpoint and high >= midpoint in the conflict filter (default: strictly below / above)")
-    train.add_argument("--feature-set", choices=("compare_2016", "egemaps_v02", "none"), default=None, help="openSMILE set the table's features were extracted with, recorded in run.json so that an exported model can predict from audio (`emoconf predict x.wav`); must match the table's dimension (default: none for --table, synthetic for --synthetic)")
+    train.add_argument(
+        "--feature-set", choices=(*FEATURE_SET_NAMES, "none"), default=None,
+        help="openSMILE set the table's features were extracted with, recorded in run.json so that an exported model "
+        "can predict from audio (`emoconf predict x.wav`); must match the table's dimension (default: none for "
+        "--table, synthetic for --synthetic)")
     train.add_argument(
         "--rejection-mode", default="global", metavar="{global,per_class}",
         help="how an export of the run sets rejection thresholds, recorded in run.json (`emoconf export "
@@ -145,22 +201,39 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="See tfds_builders/README.md for what goes in each manual directory.",
     )
     build.add_argument("name", choices=("msp_podcast", "iemocap", "ser_features"), help="dataset to build")
-    build.add_argument("--manual-dir", required=True, help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, or a features table for ser_features)")
+    build.add_argument(
+        "--manual-dir", required=True,
+        help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, or a features table for "
+        "ser_features)")
     build.add_argument(
         "--data-dir", default=None,
         help=f"TFDS data directory, where the dataset and the openSMILE cache are written ({DATA_DIR_DEFAULT})")
     build.add_argument(
-        "--config", default="compare_2016",
+        "--config", default=FeatureSet.COMPARE_2016.value,
         help="feature set: compare_2016 (6,373, the paper's) or egemaps_v02 (88, a light option, not the paper's); "
         "iemocap also *_hap_only, which keeps hap only (the others merge excited into happy) (default: compare_2016)")
     build.add_argument(
         "--workers", type=int, default=None,
         help=f"parallel openSMILE workers (default: the CPU count, os.cpu_count(), {_cpu_count()} here)")
-    build.add_argument("--table", default=None, help="also write the dataset as a features table (.csv, .csv.gz or .parquet)")
-    build.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset (the feature cache is kept)")
-    build.add_argument("--skip-failed", action="store_true", help="leave out utterances whose audio cannot be processed (empty, corrupt, too short) and list them in the dataset's metadata; without it, every file is tried and the build then fails naming them")
-    build.add_argument("--beam-runner", default=None, metavar="RUNNER", help="extract with Apache Beam on this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner) instead of local threads; needs apache-beam")
-    build.add_argument("--beam-options", default=None, metavar="FLAGS", help="Beam pipeline flags in one quoted string, given with '=' since they start with '--': --beam-options=\"--direct_num_workers=2 --direct_running_mode=multi_processing\", or Dataflow's --project, --region, --temp_location; implies the Beam path")
+    build.add_argument(
+        "--table", default=None,
+        help="also write the dataset as a features table (.csv, .csv.gz or .parquet)")
+    build.add_argument(
+        "--overwrite", action="store_true",
+        help="rebuild an existing dataset (the feature cache is kept)")
+    build.add_argument(
+        "--skip-failed", action="store_true",
+        help="leave out utterances whose audio cannot be processed (empty, corrupt, too short) and list them in the "
+        "dataset's metadata; without it, every file is tried and the build then fails naming them")
+    build.add_argument(
+        "--beam-runner", default=None, metavar="RUNNER",
+        help="extract with Apache Beam on this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner) instead "
+        "of local threads; needs apache-beam")
+    build.add_argument(
+        "--beam-options", default=None, metavar="FLAGS",
+        help="Beam pipeline flags in one quoted string, given with '=' since they start with '--': "
+        "--beam-options=\"--direct_num_workers=2 --direct_running_mode=multi_processing\", or Dataflow's --project, "
+        "--region, --temp_location; implies the Beam path")
 
     export_table = commands.add_parser(
         "export-table", help="write a dataset built with `emoconf build` as a features table",
@@ -170,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="See tfds_builders/README.md.",
     )
     export_table.add_argument("name", help="dataset, optionally with its config: iemocap or iemocap/egemaps_v02")
-    export_table.add_argument("--config", default=None, help="config when NAME has none (default: the dataset's default, compare_2016)")
+    export_table.add_argument(
+        "--config", default=None,
+        help="config when NAME has none (default: the dataset's default, compare_2016)")
     export_table.add_argument("--data-dir", default=None, help=f"TFDS data directory ({DATA_DIR_DEFAULT})")
     export_table.add_argument("--out", required=True, help="table to write (.parquet, .csv or .csv.gz)")
 
@@ -184,13 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Serving: savedmodels/README.md (tensorflow_model_server, REST and gRPC examples).",
     )
     export.add_argument("run_dir", help="run directory written by `emoconf train`")
-    export.add_argument("--out", default=None, help="model base path that holds the versions (default: savedmodels/<run directory name>)")
-    export.add_argument("--default-rejection", type=float, default=0.2, help="rejection rate (fraction in [0, 1)) of serving_default's accept output (default: 0.2, the paper's t20%%)")
+    export.add_argument(
+        "--out", default=None,
+        help="model base path that holds the versions (default: savedmodels/<run directory name>)")
+    export.add_argument(
+        "--default-rejection", type=float, default=0.2,
+        help="rejection rate (fraction in [0, 1)) of serving_default's accept output (default: 0.2, the paper's t20%%)")
     export.add_argument(
         "--rejection-mode", default=None, metavar="{global,per_class}",
         help="accept = confidence >= one global threshold (global, the paper's) or >= the threshold of the "
         "predicted class (per_class) (default: the mode the run was trained with, run.json's rejection_mode)")
-    export.add_argument("--no-fold", action="store_true", help="serve the Keras graph as it is instead of the folded network (standardisation and batch norms merged into the dense kernels; same outputs to 1e-5, faster); see docs/performance.md")
+    export.add_argument(
+        "--no-fold", action="store_true",
+        help="serve the Keras graph as it is instead of the folded network (standardisation and batch norms merged "
+        "into the dense kernels; same outputs to 1e-5, faster); see docs/performance.md")
 
     inspect = commands.add_parser(
         "inspect", help="print an exported model's signatures and model card",
@@ -212,13 +294,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or features tables")
     predict.add_argument("--model", required=True, help="model base path (savedmodels/NAME) or a version directory")
-    predict.add_argument("--version", type=int, default=None, help="model version to use (default: the highest, as TF Serving)")
-    predict.add_argument("--rejection", type=float, default=None, help="rejection rate, a fraction in [0, 1): accept = confidence >= its validation threshold (default: the export's default, usually 0.2)")
+    predict.add_argument(
+        "--version", type=int, default=None,
+        help="model version to use (default: the highest, as TF Serving)")
+    predict.add_argument(
+        "--rejection", type=float, default=None,
+        help="rejection rate, a fraction in [0, 1): accept = confidence >= its validation threshold (default: the "
+        "export's default, usually 0.2)")
     predict.add_argument(
         "--json", action="store_true",
         help="print a JSON list of objects (id, source, class, confidence, accept, rejection, threshold: the one "
         "applied to that prediction, rejection_mode, probabilities)")
-    predict.add_argument("--workers", type=int, default=1, help="audio files whose features are extracted at once (default: 1)")
+    predict.add_argument(
+        "--workers", type=int, default=1,
+        help="audio files whose features are extracted at once (default: 1)")
 
     bench = commands.add_parser(
         "bench", help="performance figures on this machine, each against a reference measured in the same run",
@@ -231,9 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true", help="a tenth of the protocol and fewer repeats (a few minutes)")
     bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # seconds; for the test suite
-    bench.add_argument("--json", default="emoconf_bench.json", metavar="PATH", help="where to write the figures (default: emoconf_bench.json)")
-    bench.add_argument("--max-epochs", type=int, default=None, help="upper bound on the protocol's epochs; early stopping (patience 10) usually ends sooner (default: 200)")
-    bench.add_argument("--parts", default="training,serving,extraction,protocol", help="which parts to run (default: all four: training,serving,extraction,protocol)")
+    bench.add_argument(
+        "--json", default="emoconf_bench.json", metavar="PATH",
+        help="where to write the figures (default: emoconf_bench.json)")
+    bench.add_argument(
+        "--max-epochs", type=int, default=None,
+        help="upper bound on the protocol's epochs; early stopping (patience 10) usually ends sooner (default: 200)")
+    bench.add_argument(
+        "--parts", default="training,serving,extraction,protocol",
+        help="which parts to run (default: all four: training,serving,extraction,protocol)")
     return parser
 
 
@@ -244,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"demo": _demo, "reproduce": _reproduce, "train": _train, "build": _build, "export-table": _export_table, "export": _export,
-                "inspect": _inspect, "predict": _predict, "bench": _bench}[args.command](args)
+        return {"demo": _demo, "reproduce": _reproduce, "train": _train, "build": _build, "export-table": _export_table,
+                "export": _export, "inspect": _inspect, "predict": _predict, "bench": _bench}[args.command](args)
     except EmoconfError as error:
         if args.debug:
             raise
@@ -309,7 +404,7 @@ def _check_arguments(args) -> None:
     if hasattr(args, "rejection_modes"):
         _rejection_modes(args.rejection_modes)
     if getattr(args, "rejection_mode", None) is not None:
-        from emoconf_tf.export import check_rejection_mode
+        from emoconf_tf.thresholds import check_rejection_mode
 
         check_rejection_mode(args.rejection_mode, "--rejection-mode")
     for name in ("mc_passes", "num_features", "size"):
@@ -396,11 +491,11 @@ def _method_names(text: str) -> tuple[str, ...]:
 
 
 def _rejection_modes(text: str) -> tuple[str, ...]:
-    from emoconf_tf.thresholds import REJECTION_MODES
+    from emoconf_tf.thresholds import check_rejection_mode
 
     modes = _comma_list(text)
-    if not modes or any(mode not in REJECTION_MODES for mode in modes):
-        raise EmoconfError(f"--rejection-modes {text!r}: choose global, per_class or global,per_class")
+    for mode in modes or (text,):  # an empty list is refused as the text given
+        check_rejection_mode(mode, "--rejection-modes")
     return modes
 
 
@@ -466,7 +561,8 @@ def _run_and_report(corpus, config, out: Path) -> int:
 
     def one_line(summary: dict, resumed: bool) -> None:
         prefix = "resumed" if resumed else "done"
-        scores = "  ".join(f"{k.replace('@0.0', ' t0').replace('@0.2', ' t20')} F1 {v:.3f}" for k, v in summary.items() if "@" in k)
+        scores = "  ".join(f"{k.replace('@0.0', ' t0').replace('@0.2', ' t20')} F1 {v:.3f}"
+                           for k, v in summary.items() if "@" in k)
         tqdm.write(
             f"{prefix}: fold {summary['fold']} seed {summary['seed']} {summary['training']:>8}: "
             f"train {summary['n_train']} (filtered out {summary['n_filtered_out']}), "
@@ -603,7 +699,8 @@ def _export_table(args) -> int:
 
 
 def _export(args) -> int:
-    from emoconf_tf.export import SIGNATURE_NAMES, check_rejection, check_rejection_mode, export_run
+    from emoconf_tf.export import SIGNATURE_NAMES, check_rejection, export_run
+    from emoconf_tf.thresholds import check_rejection_mode
 
     check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads
     if args.rejection_mode is not None:

@@ -14,6 +14,7 @@ smaller), is mapped with `num_parallel_calls=tf.data.AUTOTUNE` and prefetched.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -170,9 +171,7 @@ def from_tfds(
     import tensorflow_datasets as tfds
 
     _check_batch_size(batch_size)
-    from tfds_builders.build import prepared_builder
-
-    builder = prepared_builder(name_or_builder, data_dir, None)
+    builder = prepared_builder(name_or_builder, data_dir)
     num_classes = builder.info.features["label"].num_classes
     read_config = tfds.ReadConfig(shuffle_seed=seed)
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
@@ -188,6 +187,43 @@ def from_tfds(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def prepared_builder(builder_or_name, data_dir: str | os.PathLike | None = None, config: str | None = None):
+    """The builder given, or the prepared dataset named, e.g. `"iemocap/egemaps_v02"`; it must be prepared.
+
+    A name is looked up on disk in `data_dir` (None = TFDS's default): TFDS reads a prepared dataset from its
+    files (`dataset_info.json`, features, splits, metadata) when no builder class of that name is imported, so
+    reading needs neither the `tfds_builders` code nor the network (`try_gcs=False`).
+
+    Raises:
+        EmoconfError: for a name with no prepared dataset in `data_dir`, or a builder that is not prepared.
+    """
+    import tensorflow_datasets as tfds
+
+    if isinstance(builder_or_name, str):
+        kwargs = {} if config is None or "/" in builder_or_name else {"config": config}
+        try:
+            builder = tfds.builder(
+                builder_or_name,
+                data_dir=None if data_dir is None else os.fspath(Path(data_dir).expanduser()),
+                try_gcs=False,
+                **kwargs,
+            )
+        except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:
+            where = tfds.core.constants.DATA_DIR if data_dir is None else data_dir
+            raise EmoconfError(
+                f"unknown dataset {builder_or_name!r}: no prepared copy in {where} and no builder of that name "
+                f"({str(error).splitlines()[0]}); build it with `emoconf build NAME --manual-dir DIR`"
+            ) from None
+    else:
+        builder = builder_or_name
+    if not builder.is_prepared():
+        raise EmoconfError(
+            f"{builder.data_dir}: {builder.info.full_name} is not prepared; build it first "
+            f"(emoconf build {builder.name} --manual-dir DIR, or build_dataset)"
+        )
+    return builder
 
 
 def _batched_rows(num_rows: int, gather, *, batch_size: int, shuffle: bool, seed: int | None) -> tf.data.Dataset:

@@ -50,7 +50,7 @@ In global mode `accept`, `threshold` and `confidence` are exactly what they were
 
 By default the signatures run the folded network of `emoconf_tf.folding` (standardisation and batch
 norms merged into the dense kernels, dropout removed): the same outputs up to float32 rounding (checked
-against the Keras model to 1e-5 before publishing), about 12 % faster at batch 1;
+against the Keras model to 1e-5 before publishing), and faster at batch 1 (docs/performance.md);
 `fold=False` (`emoconf export --no-fold`) serves the Keras graph itself.
 """
 
@@ -69,7 +69,10 @@ import numpy as np
 from emoconf_tf import __version__
 from emoconf_tf.confidence import emoconfidnet_confidence, predicted_class, top2_margin
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, accept, class_thresholds, rejection_threshold
+from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
+from emoconf_tf.thresholds import (
+    PAPER_REJECTIONS, accept, check_rejection_mode, class_thresholds, rejection_threshold,
+)
 
 DEFAULT_REJECTION = 0.2
 SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold")
@@ -85,7 +88,6 @@ UNKNOWN_FEATURE_SET = "unknown"
 # number (float32(0.35) = 0.34999999 -> 0.35) before the threshold formula, as a client means it.
 REJECTION_DECIMALS = 7
 _KNOWN_FEATURE_SETS = {6373: "ComParE 2016 functionals", 88: "eGeMAPSv02 functionals"}
-_FEATURE_SET_TITLES = {"compare_2016": "ComParE 2016 functionals", "egemaps_v02": "eGeMAPSv02 functionals"}
 _MODE_DESCRIPTIONS = {
     "global": "one threshold from all validation confidences (the paper's)",
     "per_class": "one threshold per predicted class, from the validation predictions of that class",
@@ -309,7 +311,7 @@ def recorded_feature_set(info: dict) -> str:
     if info.get("synthetic"):
         return "synthetic"
     value = info.get("feature_set")
-    return value if value in _FEATURE_SET_TITLES else UNKNOWN_FEATURE_SET
+    return value if value in FEATURE_SET_NAMES else UNKNOWN_FEATURE_SET
 
 
 def model_versions(out_dir: str | os.PathLike) -> list[int]:
@@ -523,8 +525,8 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
     synthetic = bool(info.get("synthetic"))
     num_features = len(run.feature_names)
     recorded = recorded_feature_set(info)
-    if recorded in _FEATURE_SET_TITLES:
-        feature_set = (f"openSMILE {_FEATURE_SET_TITLES[recorded]} (`{FEATURE_SET_ASSET}`: {recorded}; "
+    if recorded in FEATURE_SET_NAMES:
+        feature_set = (f"openSMILE {FeatureSet(recorded).title} (`{FEATURE_SET_ASSET}`: {recorded}; "
                        "`emoconf predict` extracts them from audio)")
     elif synthetic:
         feature_set = f"synthetic features (`{FEATURE_SET_ASSET}`: synthetic; predict from a features table)"
@@ -663,7 +665,7 @@ def _figures(run) -> list[str]:
     for row in run.results.itertuples(index=False):
         column = columns.get(row.method)
         # results.csv rows of per-class thresholds (its rejection_mode column) have one threshold per class.
-        per_class = getattr(row, "rejection_mode", "global") == "per_class"
+        per_class = row.rejection_mode == "per_class"
         if known and column in validation:
             confidence = validation[column].to_numpy()
             threshold = (class_thresholds(confidence, y_pred.to_numpy(int), row.rejection, num_classes, "per_class")
@@ -680,15 +682,6 @@ def _figures(run) -> list[str]:
 
 def _number(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
-
-
-def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
-    """`mode` if it is one of `thresholds.REJECTION_MODES`, or `EmoconfError` naming it as `name`
-    (e.g. `"--rejection-mode"`)."""
-    if not isinstance(mode, str) or mode not in REJECTION_MODES:
-        raise EmoconfError(f"{name} {mode!r}: choose global (one threshold from all validation confidences, the "
-                           "paper's) or per_class (one threshold per predicted class)")
-    return mode
 
 
 def check_rejection(rejection: float, name: str = "rejection") -> float:
@@ -721,7 +714,8 @@ def _validation_confidence(run) -> np.ndarray:
         raise EmoconfError(f"{path}: no rows, so no rejection thresholds; the validation split is empty")
     if not np.isfinite(scores).all():
         bad = int(np.flatnonzero(~np.isfinite(scores))[0])
-        raise EmoconfError(f"{path}: 'confidence' is not a finite number in row {bad + 2} (id {run.validation['id'].iloc[bad]})")
+        raise EmoconfError(f"{path}: 'confidence' is not a finite number in row {bad + 2} "
+                           f"(id {run.validation['id'].iloc[bad]})")
     return scores
 
 

@@ -39,7 +39,6 @@ import collections
 import concurrent.futures
 import ctypes
 import dataclasses
-import enum
 import functools
 import glob
 import hashlib
@@ -56,41 +55,11 @@ import pandas as pd
 
 from emoconf_tf.atomic import atomic_path
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FEATURE_DIMENSIONS, FeatureSet, feature_set_from_name
 
-
-class FeatureSet(enum.Enum):
-    """The openSMILE feature sets: ComParE 2016 (the paper's) and eGeMAPS v02 (our light option); the values are the
-    names used in configs and on the CLI."""
-
-    COMPARE_2016 = "compare_2016"
-    EGEMAPS_V02 = "egemaps_v02"
-
-
-# The documented size of each feature set (functionals per utterance); `extract_features` checks it.
-FEATURE_DIMENSIONS = {
-    FeatureSet.COMPARE_2016: 6373,
-    FeatureSet.EGEMAPS_V02: 88,
-}
-
-_OPENSMILE_NAMES = {
-    FeatureSet.COMPARE_2016: "ComParE_2016",
-    FeatureSet.EGEMAPS_V02: "eGeMAPSv02",
-}
 
 # The rate openSMILE analyses at, in Hz: that of MSP-Podcast and IEMOCAP. Other rates are resampled to it.
 ANALYSIS_SAMPLING_RATE = 16000
-
-
-def feature_set_from_name(feature_set: FeatureSet | str) -> FeatureSet:
-    """`FeatureSet` from a member or its name (`"compare_2016"`, `"egemaps_v02"`; case-insensitive)."""
-    if isinstance(feature_set, FeatureSet):
-        return feature_set
-    key = str(feature_set).strip().lower()
-    for member in FeatureSet:
-        if key in (member.value, member.name.lower(), _OPENSMILE_NAMES[member].lower()):
-            return member
-    choices = ", ".join(member.value for member in FeatureSet)
-    raise EmoconfError(f"feature set {feature_set!r} is not available; choose one of {choices}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,7 +288,7 @@ def iter_features(
     actual = len(smile.feature_names)
     if actual != expected:
         raise EmoconfError(
-            f"openSMILE {_OPENSMILE_NAMES[feature_set]} gives {actual} features but {expected} were expected "
+            f"openSMILE {feature_set.opensmile_name} gives {actual} features but {expected} were expected "
             f"for feature set {feature_set.value!r}; check the installed opensmile version "
             f"(tested with 2.6) or the dataset config"
         )
@@ -391,7 +360,7 @@ def extract_file(
     expected = FEATURE_DIMENSIONS[feature_set] if num_features is None else int(num_features)
     if len(smile.feature_names) != expected:
         raise EmoconfError(
-            f"openSMILE {_OPENSMILE_NAMES[feature_set]} gives {len(smile.feature_names)} features but {expected} "
+            f"openSMILE {feature_set.opensmile_name} gives {len(smile.feature_names)} features but {expected} "
             f"were expected for feature set {feature_set.value!r}"
         )
     cache = None if cache_dir is None else Path(cache_dir) / feature_set.value
@@ -415,7 +384,7 @@ def _smile(feature_set: FeatureSet):
     """
     opensmile = _import_opensmile()
     return opensmile.Smile(
-        feature_set=getattr(opensmile.FeatureSet, _OPENSMILE_NAMES[feature_set]),
+        feature_set=getattr(opensmile.FeatureSet, feature_set.opensmile_name),
         feature_level=opensmile.FeatureLevel.Functionals,
         sampling_rate=ANALYSIS_SAMPLING_RATE,
         resample=True,

@@ -70,7 +70,9 @@ def parse_rules(text: str) -> tuple[ConflictRule, ...]:
     for part in filter(None, (p.strip() for p in text.split(";"))):
         category, _, conditions = part.partition("=")
         if not conditions:
-            raise EmoconfError(f"--filter-rules {part!r}: expected CATEGORY=COND|COND, e.g. happy=low_arousal|low_valence")
+            raise EmoconfError(
+                f"--filter-rules {part!r}: expected CATEGORY=COND|COND, e.g. happy=low_arousal|low_valence"
+            )
         rules.append(ConflictRule(category.strip(), tuple(c.strip() for c in conditions.split("|"))))
     return tuple(rules)
 
@@ -94,7 +96,8 @@ def rule_masks(
     valence = np.asarray(valence, dtype=np.float64)
     if not (labels.shape == arousal.shape == valence.shape) or labels.ndim != 1:
         raise EmoconfError(
-            f"labels, arousal and valence must be 1-d of one length; got {labels.shape}, {arousal.shape}, {valence.shape}"
+            f"labels, arousal and valence must be 1-d of one length; got {labels.shape}, {arousal.shape}, "
+            f"{valence.shape}"
         )
     mid = (scale[0] + scale[1]) / 2.0 if midpoint is None else float(midpoint)
     below, above = (np.less_equal, np.greater_equal) if inclusive else (np.less, np.greater)

@@ -168,7 +168,8 @@ def _fold_chain(layers, input_scale=1.0) -> tuple[FoldedDense, ...]:
             name = layer.name
             activation = keras.activations.serialize(layer.activation)  # a name for Keras's own activations
         elif isinstance(layer, keras.layers.BatchNormalization) and kernel is not None and activation == "linear":
-            scale = np.asarray(layer.gamma, np.float64) / np.sqrt(np.asarray(layer.moving_variance, np.float64) + layer.epsilon)
+            variance = np.asarray(layer.moving_variance, np.float64)
+            scale = np.asarray(layer.gamma, np.float64) / np.sqrt(variance + layer.epsilon)
             kernel = kernel * scale
             bias = (bias - np.asarray(layer.moving_mean, np.float64)) * scale + np.asarray(layer.beta, np.float64)
         elif isinstance(layer, keras.layers.ReLU) and kernel is not None and activation == "linear" \

@@ -46,7 +46,9 @@ def make_folds(corpus: Corpus, cv: str = "split") -> list[Fold]:
         parts = {s: np.flatnonzero(corpus.split == s) for s in ("train", "validation", "test")}
         for part, rows in parts.items():
             if rows.size == 0:
-                raise EmoconfError(f"{corpus.name}: the split column has no '{part}' rows; the protocol needs all three")
+                raise EmoconfError(
+                    f"{corpus.name}: the split column has no '{part}' rows; the protocol needs all three"
+                )
         return [Fold(0, "split", parts["train"], parts["validation"], parts["test"])]
 
     if not any(corpus.group):

@@ -80,7 +80,8 @@ def signatures(path: str | os.PathLike) -> dict[str, SignatureInfo]:
         return TensorSpecInfo(dtype, tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim))
 
     found = {}
-    for name, signature in sorted(graphs[0].signature_def.items(), key=lambda item: (item[0] != "serving_default", item[0])):
+    signature_defs = sorted(graphs[0].signature_def.items(), key=lambda item: (item[0] != "serving_default", item[0]))
+    for name, signature in signature_defs:
         if name.startswith("__"):  # __saved_model_init_op: TF's own, not a serving endpoint
             continue
         found[name] = SignatureInfo(

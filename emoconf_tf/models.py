@@ -20,8 +20,8 @@ PENULTIMATE = "penultimate"
 HEAD_NAME = "emoconfidnet_head"
 FROZEN_CLASSIFIER_NAME = "frozen_classifier"
 # Training steps per `tf.function` call in `fit`: one Python round trip per 32 batches instead of per batch.
-# Results are bit-identical to 1; fitting is 10-25 % faster on 2 CPU cores (the head, with tiny steps, gains most;
-# docs/performance.md). Callbacks and the progress bar then update every 32 batches within an epoch.
+# Results are bit-identical to 1 and fitting is faster, the head (tiny steps) most (timings: docs/performance.md).
+# Callbacks and the progress bar then update every 32 batches within an epoch.
 STEPS_PER_EXECUTION = 32
 
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FEATURE_SET_NAMES
 from emoconf_tf.export import (
     FEATURE_SET_ASSET, UNKNOWN_FEATURE_SET, check_rejection, model_versions, serialize_examples,
 )
@@ -49,7 +50,6 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 # Rows per signature call: bounds memory for large tables (1,024 x 6,373 float32 = 26 MB).
 BATCH_SIZE = 1024
-_OPENSMILE_SETS = ("compare_2016", "egemaps_v02")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ class PredictionResult:
         threshold: its global validation threshold `t_r` on the confidence (what every prediction is held to
             in global mode).
         signature: `"serving_default"` (the export's default rate) or `"threshold"` (a given rate).
-        rejection_mode: the export's `"global"` or `"per_class"` (`"global"` for an export that predates it).
+        rejection_mode: the export's `"global"` or `"per_class"`.
         class_thresholds: class name -> the threshold for predictions of that class at `rejection`, in class-id
             order (`threshold` for every class in global mode).
     """
@@ -311,7 +311,7 @@ class ExportedModel:
         assets: its `ModelAssets`.
         default_rejection, default_threshold: the operating point of `serving_default`'s `accept` (the global
             threshold `t_r`).
-        rejection_mode: `"global"` or `"per_class"` (`"global"` for an export written before the mode existed).
+        rejection_mode: `"global"` or `"per_class"`.
         default_class_thresholds: float64 `[K]`, the threshold of each predicted class at `default_rejection`
             (`default_threshold` K times in global mode).
     """
@@ -324,13 +324,8 @@ class ExportedModel:
         self._loaded = tf.saved_model.load(str(self.path))
         self.default_rejection = float(self._loaded.default_rejection.numpy())
         self.default_threshold = float(self._loaded.default_threshold.numpy())
-        num_classes = len(self.assets.class_names)
-        # Exports written before the rejection mode existed have neither variable: they are global.
-        mode = getattr(self._loaded, "rejection_mode", None)
-        self.rejection_mode = mode.numpy().decode() if mode is not None else "global"
-        stored = getattr(self._loaded, "default_class_thresholds", None)
-        self.default_class_thresholds = (np.asarray(stored.numpy(), dtype=np.float64) if stored is not None
-                                         else np.full(num_classes, self.default_threshold))
+        self.rejection_mode = self._loaded.rejection_mode.numpy().decode()
+        self.default_class_thresholds = np.asarray(self._loaded.default_class_thresholds.numpy(), dtype=np.float64)
 
     def predict(self, features: np.ndarray, rejection: float | None = None) -> dict[str, np.ndarray]:
         """Runs `serving_default` (rejection None) or `predict` + `threshold` on raw features.
@@ -367,8 +362,7 @@ class ExportedModel:
                     features=tf.constant(batch), rejection=tf.constant(rejection, tf.float32)).items()}
                 out.update(confidence=at_rate["confidence"], accept=at_rate["accept"])
                 threshold = float(at_rate["threshold"])
-                # An export that predates the rejection mode has neither output: one global threshold.
-                class_thresholds = at_rate.get("class_thresholds", np.full(len(class_thresholds), threshold))
+                class_thresholds = at_rate["class_thresholds"]
             out["applied_threshold"] = np.asarray(class_thresholds, dtype=np.float64)[out["class_ids"]]
             for key, values in parts.items():
                 values.append(out[key])
@@ -448,7 +442,7 @@ def predict(
 
 
 def _check_audio_possible(path, assets: ModelAssets) -> None:
-    if assets.feature_set not in _OPENSMILE_SETS:
+    if assets.feature_set not in FEATURE_SET_NAMES:
         raise EmoconfError(
             f"{path}: the model {assets.path} was trained on {assets.feature_set_description} features, so it cannot "
             f"extract them from audio; give a features table (CSV or Parquet) with the columns of "

@@ -33,7 +33,7 @@ from emoconf_tf.folds import Fold, make_folds
 from emoconf_tf.metrics import selective_scores
 from emoconf_tf.targets import class_centroids, manhattan_distances, softmax_of_negative
 from emoconf_tf.row_batches import CHUNK_ROWS, row_chunks
-from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, class_thresholds_table
+from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, check_rejection_mode, class_thresholds_table
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head
 
 OUTPUT_FORMAT = 2  # bump when parts/ or the tables change incompatibly
@@ -106,9 +106,10 @@ class ProtocolConfig:
             raise EmoconfError("need at least one seed")
         if self.recommend_by not in CRITERIA:
             raise EmoconfError(f"recommend_by {self.recommend_by!r}: choose from {', '.join(CRITERIA)}")
-        unknown_modes = [m for m in self.rejection_modes if m not in REJECTION_MODES]
-        if unknown_modes or not self.rejection_modes:
-            raise EmoconfError(f"rejection modes {list(self.rejection_modes)}: choose from {', '.join(REJECTION_MODES)}")
+        if not self.rejection_modes:
+            raise EmoconfError(f"rejection_modes is empty: give one or both of {', '.join(REJECTION_MODES)}")
+        for mode in self.rejection_modes:
+            check_rejection_mode(mode, "rejection_modes")
 
     def fingerprint(self) -> dict:
         """The settings that determine the results (used to refuse mixing runs in one --out)."""
@@ -135,7 +136,9 @@ class UnitResult:
     scores: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
-def training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolConfig) -> tuple[np.ndarray, dict[str, int]]:
+def training_rows(
+    corpus: Corpus, fold: Fold, training: str, config: ProtocolConfig
+) -> tuple[np.ndarray, dict[str, int]]:
     """Training row indices of `fold` after the (optional) conflict filter, and rows removed per rule."""
     if training == "raw":
         return fold.train, {}
@@ -151,7 +154,9 @@ def training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolCon
     return fold.train[~drop], filter_counts(masks)
 
 
-def check_training_rows(corpus: Corpus, fold: Fold, training: str, config: ProtocolConfig) -> tuple[np.ndarray, dict[str, int]]:
+def check_training_rows(
+    corpus: Corpus, fold: Fold, training: str, config: ProtocolConfig
+) -> tuple[np.ndarray, dict[str, int]]:
     """`training_rows`, refusing a training set in which a class has no rows (no centroid, no softmax unit to learn)."""
     rows, counts = training_rows(corpus, fold, training, config)
     present = np.bincount(corpus.labels[rows], minlength=corpus.num_classes) > 0
@@ -291,7 +296,8 @@ def predict(emoconfidnet, features: np.ndarray, batch_size: int = CHUNK_ROWS, *,
         out = emoconfidnet(chunk, training=False)
         for name in parts:
             parts[name].append(np.asarray(out[name]))
-    return {name: np.concatenate(chunks) if chunks else np.zeros((0, emoconfidnet.output["p_hat"].shape[-1]), np.float32)
+    return {name: (np.concatenate(chunks) if chunks
+                   else np.zeros((0, emoconfidnet.output["p_hat"].shape[-1]), np.float32))
             for name, chunks in parts.items()}
 
 
@@ -388,7 +394,8 @@ def run_protocol(
 
 
 def write_tables(outputs: ProtocolOutputs, out_dir: str | Path) -> None:
-    """Writes `results.csv`, `per_class.csv`, `runs.csv`, `selective.csv`, `choices.csv` and `predictions.csv` atomically."""
+    """Writes `results.csv`, `per_class.csv`, `runs.csv`, `selective.csv`, `choices.csv` and `predictions.csv`
+    atomically."""
     out_dir = Path(out_dir)
     for name in ("results", "per_class", "runs", "selective", "choices", "predictions"):
         with atomic_path(out_dir / f"{name}.csv") as tmp:

@@ -43,7 +43,7 @@ import pandas as pd
 from emoconf_tf.atomic import atomic_path, write_text
 from emoconf_tf.confidence_methods import METHODS, method_names
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.thresholds import REJECTION_MODES
+from emoconf_tf.thresholds import REJECTION_MODES, check_rejection_mode
 
 RESULTS_COLUMNS = (
     "fold", "seed", "training", "method", "rejection_mode", "rejection", "threshold", "coverage",
@@ -186,16 +186,14 @@ def rejection_view(table: pd.DataFrame, rejection_mode: str = "global", *, recom
     >>> rejection_view(rows, "global")["rejection_mode"].tolist()
     ['global', 'per_class']
     """
-    if rejection_mode not in REJECTION_MODES:
-        raise EmoconfError(f"rejection mode {rejection_mode!r}: choose one of {', '.join(REJECTION_MODES)}")
+    check_rejection_mode(rejection_mode)
     missing = [c for c in ("method", "rejection_mode") if c not in table.columns]
     if missing:
         raise EmoconfError(f"{name} is missing column(s) {', '.join(missing)}; the output format has a rejection "
                            "mode per row since emoconf-tf output format 2: rerun the protocol")
     modes = table["rejection_mode"].astype(str)
-    unknown = sorted(set(modes) - set(REJECTION_MODES))
-    if unknown:
-        raise EmoconfError(f"{name} has rejection mode(s) {', '.join(unknown)}; expected {', '.join(REJECTION_MODES)}")
+    for mode in sorted(set(modes)):
+        check_rejection_mode(mode, f"{name}: rejection_mode")
     chosen = table["method"].astype(str).isin(CHOSEN_MODE_METHODS)
     if recommended is None:
         recommended = rejection_mode == "global"

@@ -135,7 +135,9 @@ def row_batches(
     return dataset.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(num_batches))
 
 
-def row_chunks(features: np.ndarray, rows: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+def row_chunks(
+    features: np.ndarray, rows: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[np.ndarray]:
     """Consecutive chunks of `features[rows]`, `[<= chunk_rows, D]`, without copying all the rows at once.
 
     Args:

@@ -90,7 +90,7 @@ def train_run(
     Returns:
         The run directory path.
     """
-    from emoconf_tf.export import check_rejection_mode
+    from emoconf_tf.thresholds import check_rejection_mode
 
     rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
     out_dir = Path(out_dir)
@@ -105,7 +105,7 @@ def train_run(
     feature_set = _check_feature_set(feature_set, corpus)
     unit = run_unit(corpus, fold, seed, training, config)
     val_out, val_scores = unit.scores["validation"]
-    test_out, test_scores, test_pred = unit.scores["test"]
+    test_out, test_scores, _ = unit.scores["test"]
 
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -163,7 +163,9 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
     if not path.is_dir():
         raise EmoconfError(f"{path}: no such run directory; create one with `emoconf train --out {path}`")
     if not (path / MANIFEST).exists():
-        raise EmoconfError(f"{path}: no {MANIFEST}, so the run is unfinished or not a run directory; rerun `emoconf train`")
+        raise EmoconfError(
+            f"{path}: no {MANIFEST}, so the run is unfinished or not a run directory; rerun `emoconf train`"
+        )
     info = json.loads((path / "run.json").read_text(encoding="utf-8"))
     if info.get("format") != RUN_FORMAT:
         raise EmoconfError(
@@ -192,10 +194,10 @@ def _check_feature_set(feature_set: str | None, corpus: Corpus) -> str | None:
         return "synthetic"
     if feature_set is None or feature_set == "none":
         return None
-    from emoconf_tf.extraction import FEATURE_DIMENSIONS, feature_set_from_name
+    from emoconf_tf.feature_sets import feature_set_from_name
 
     member = feature_set_from_name(feature_set)
-    expected = FEATURE_DIMENSIONS[member]
+    expected = member.dimension
     if corpus.num_features != expected:
         raise EmoconfError(
             f"--feature-set {member.value}: {member.value} has {expected} features but the table has "

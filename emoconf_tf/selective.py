@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from scipy.stats import rankdata
+from sklearn.metrics import roc_curve
 
 from emoconf_tf.errors import EmoconfError
 
@@ -24,7 +25,9 @@ def _check(correct, confidence) -> tuple[np.ndarray, np.ndarray]:
     correct = np.asarray(correct, dtype=bool)
     confidence = np.asarray(confidence, dtype=np.float64)
     if correct.shape != confidence.shape or correct.ndim != 1:
-        raise EmoconfError(f"correct and confidence must be 1-d of one length; got {correct.shape} and {confidence.shape}")
+        raise EmoconfError(
+            f"correct and confidence must be 1-d of one length; got {correct.shape} and {confidence.shape}"
+        )
     if correct.size == 0:
         raise EmoconfError("no predictions to score")
     if not np.isfinite(confidence).all():
@@ -105,11 +108,19 @@ def eaurc(correct, confidence) -> float:
 
 
 def auroc(correct, confidence) -> float:
-    """AUROC of the confidence for telling correct (positive) from wrong predictions; NaN if only one kind."""
+    """AUROC of the confidence for telling correct (positive) from wrong predictions; NaN if only one kind.
+
+    The Mann-Whitney form: the fraction of (correct, wrong) pairs the confidence ranks right, a tie counting one
+    half; the same number as `sklearn.metrics.roc_auc_score(correct, confidence)`, at a fraction of its cost in
+    bootstrap loops (`emoconf_tf.statistics`). Reference: Hanley & McNeil, Radiology 143(1), 1982.
+    """
     correct, confidence = _check(correct, confidence)
-    if correct.all() or not correct.any():
+    n_correct = int(correct.sum())
+    n_wrong = correct.size - n_correct
+    if n_correct == 0 or n_wrong == 0:
         return float("nan")
-    return float(roc_auc_score(correct, confidence))
+    ranks = rankdata(confidence)  # average ranks, so a tie between a correct and a wrong prediction counts 1/2
+    return float((ranks[correct].sum() - n_correct * (n_correct + 1) / 2) / (n_correct * n_wrong))
 
 
 def fpr_at_95_tpr(correct, confidence) -> float:

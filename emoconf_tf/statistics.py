@@ -7,22 +7,25 @@ each mode, except `recommended`, which has one mode per run, the one validation 
 
 With several runs (folds x seeds) the bootstrap resamples runs; with a single run it resamples the
 test utterances of that run (thresholds stay those set on validation: the global one from
-`results`, the per-class ones from `per_class`). Percentile intervals.
+`results`, the per-class ones from `per_class`). Percentile intervals; the resampling is
+`scipy.stats.bootstrap`'s, the figures those of `emoconf_tf.metrics` and `emoconf_tf.selective`.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from scipy.stats import DegenerateDataWarning, bootstrap
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.metrics import macro_f1_uar
 from emoconf_tf.report import (
     CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, SELECTIVE_COLUMNS, VALIDATION_CHOICE, _checked,
 )
-from emoconf_tf.selective import balanced_aurc
+from emoconf_tf.selective import aurc, auroc, balanced_aurc
 from emoconf_tf.thresholds import REJECTION_MODES, accept
 
 RUN_KEYS = ["fold", "seed"]
@@ -34,7 +37,8 @@ _RANKING_FIGURES = ("aurc", "aurc_balanced", "auroc")  # of the confidence itsel
 
 
 def bootstrap_mean_ci(values, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of `values` `[n]` and its percentile bootstrap interval `(mean, low, high)`.
+    """Mean of `values` `[n]` and its percentile bootstrap interval `(mean, low, high)` (`scipy.stats.bootstrap`,
+    `n_boot` resamples seeded by `seed`, interval at confidence `level`).
 
     A single value gives `(value, value, value)`; NaNs are dropped.
     """
@@ -45,34 +49,9 @@ def bootstrap_mean_ci(values, *, n_boot: int = 2000, level: float = 0.95, seed: 
     mean = float(values.mean())
     if values.size == 1:
         return mean, mean, mean
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return mean, float(low), float(high)
-
-
-def macro_f1_uar(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> tuple[float, float]:
-    """The paper's F1 (2PR/(P+R) of macro P and R) and UAR, by counting; same as `metrics.selective_scores`."""
-    hits = np.bincount(y_true[y_true == y_pred], minlength=num_classes)
-    predicted = np.bincount(y_pred, minlength=num_classes)
-    actual = np.bincount(y_true, minlength=num_classes)
-    precision = np.divide(hits, predicted, out=np.zeros(num_classes), where=predicted > 0).mean()
-    recall = np.divide(hits, actual, out=np.zeros(num_classes), where=actual > 0).mean()
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return float(f1), float(recall)
-
-
-def _aurc_auroc(correct: np.ndarray, confidence: np.ndarray) -> tuple[float, float]:
-    order = np.argsort(-confidence, kind="stable")
-    errors = np.cumsum(~correct[order])
-    aurc = float((errors / np.arange(1, correct.size + 1)).mean())
-    n_pos, n_neg = int(correct.sum()), int((~correct).sum())
-    if n_pos == 0 or n_neg == 0:
-        return aurc, float("nan")
-    ranks = rankdata(confidence)
-    auroc = (ranks[correct].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return aurc, float(auroc)
+    interval = bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+                         random_state=np.random.default_rng(seed)).confidence_interval
+    return mean, float(interval.low), float(interval.high)
 
 
 def per_run_figures(results: pd.DataFrame, selective: pd.DataFrame, rejection: float = 0.2) -> pd.DataFrame:
@@ -151,10 +130,11 @@ def utterance_bootstrap(
 ) -> pd.DataFrame:
     """Bootstrap over the test utterances of each run: `n_boot` rows per run, training, method and rejection mode.
 
-    Each resample draws test rows with replacement (the same rows for every method and mode, so differences
-    are paired) and recomputes the F1/UAR gain at `rejection` with the run's validation thresholds, and the
-    confidence's AURC, balanced AURC and AUROC. In global mode the threshold is `results.threshold`; in
-    per-class mode a prediction of class `c` is kept when its confidence is >= `per_class.threshold` of class `c`.
+    Each resample (`scipy.stats.bootstrap`) draws test rows with replacement (the same rows for every method and
+    mode, so differences are paired) and recomputes the F1/UAR gain at `rejection` with the run's validation
+    thresholds, and the confidence's AURC, balanced AURC and AUROC. In global mode the threshold is
+    `results.threshold`; in per-class mode a prediction of class `c` is kept when its confidence is >=
+    `per_class.threshold` of class `c`.
 
     Args:
         predictions: the protocol's `predictions.csv` (fold, seed, training, id, label, predicted, one confidence
@@ -177,30 +157,48 @@ def utterance_bootstrap(
     by_run: dict[tuple, list[tuple[str, str, float | np.ndarray]]] = {}
     for (fold, seed_, training, method, mode), threshold in thresholds.items():
         by_run.setdefault((fold, seed_, training), []).append((method, mode, threshold))
-    rows = []
+    columns = FIGURE_KEYS + ["boot", *FIGURES]
+    frames = []
     for (fold, seed_, training), run in predictions.groupby(RUN_KEYS + ["training"], sort=True):
         entries = [e for e in by_run.get((fold, seed_, training), []) if e[0] in run.columns]
+        if not entries:
+            continue
+        if len(run) < 2:
+            raise EmoconfError(f"fold {fold}, seed {seed_}, {training}: {len(run)} test prediction(s); the utterance "
+                               "bootstrap needs at least 2")
         methods = list(dict.fromkeys(method for method, _, _ in entries))
         confidences = {method: run[method].to_numpy(np.float64) for method in methods}
-        rng = np.random.default_rng(seed)
         y_true = run.label.to_numpy()
         y_pred = run.predicted.to_numpy()
-        samples = rng.integers(0, len(run), size=(n_boot, len(run)))
-        for b, index in enumerate(samples):
-            t, p = y_true[index], y_pred[index]
+
+        def figures(rows: np.ndarray) -> np.ndarray:
+            """float `[E * 5]`: each entry's `FIGURES` on the test rows at positions `rows`."""
+            t, p = y_true[rows], y_pred[rows]
             f1_0, uar_0 = macro_f1_uar(t, p, num_classes)
-            ranked = {}
-            for method in methods:
-                confidence = confidences[method][index]
-                aurc, auroc = _aurc_auroc(t == p, confidence)
-                ranked[method] = (aurc, balanced_aurc(t, p, confidence), auroc)
-            for method, mode, threshold in entries:
-                kept = accept(confidences[method][index], threshold, p)
-                f1, uar = macro_f1_uar(t[kept], p[kept], num_classes) if kept.any() else (0.0, 0.0)
-                rows.append((fold, seed_, training, method, mode, b,
-                             (f1 / f1_0 - 1) * 100 if f1_0 else np.nan, (uar / uar_0 - 1) * 100 if uar_0 else np.nan,
-                             *ranked[method]))
-    return pd.DataFrame(rows, columns=FIGURE_KEYS + ["boot", "f1_gain", "uar_gain", *_RANKING_FIGURES])
+            ranked = {method: (aurc(t == p, confidences[method][rows]),
+                               balanced_aurc(t, p, confidences[method][rows]),
+                               auroc(t == p, confidences[method][rows])) for method in methods}
+            out = []
+            for method, _, threshold in entries:
+                kept = accept(confidences[method][rows], threshold, p)
+                f1, uar = macro_f1_uar(t[kept], p[kept], num_classes)
+                out.append(((f1 / f1_0 - 1) * 100 if f1_0 else np.nan, (uar / uar_0 - 1) * 100 if uar_0 else np.nan,
+                            *ranked[method]))
+            return np.ravel(out)
+
+        # The statistic resamples row positions, so every array (labels, predictions, each confidence) moves together.
+        # Only the resamples are kept; scipy's own interval is NaN (and warns) when a resample has no F1 at t0.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            resampled = bootstrap((np.arange(len(run)),), figures, n_resamples=n_boot, vectorized=False,
+                                  method="percentile", random_state=np.random.default_rng(seed))
+        distribution = resampled.bootstrap_distribution.reshape(len(entries), len(FIGURES), n_boot)
+        for (method, mode, _), values in zip(entries, distribution):
+            frames.append(pd.DataFrame({**dict(zip(FIGURE_KEYS, (fold, seed_, training, method, mode))),
+                                        "boot": np.arange(n_boot), **dict(zip(FIGURES, values))}))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _ranking_mode(frame: pd.DataFrame) -> pd.Series:

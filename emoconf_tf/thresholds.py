@@ -26,6 +26,20 @@ PAPER_REJECTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 REJECTION_MODES = ("global", "per_class")
 
 
+def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
+    """`mode` if it is one of `REJECTION_MODES`, else `EmoconfError` naming the field or option that held it
+    (`name`, e.g. `"--rejection-mode"` or `"run/run.json: rejection_mode"`) and the modes allowed.
+
+    Example:
+    >>> check_rejection_mode("per_class")
+    'per_class'
+    """
+    if not isinstance(mode, str) or mode not in REJECTION_MODES:
+        raise EmoconfError(f"{name} {mode!r}: choose global (one threshold from all validation confidences, the "
+                           "paper's) or per_class (one threshold per predicted class)")
+    return mode
+
+
 def rejection_threshold(validation_confidence: np.ndarray, rejection: float) -> float:
     """The threshold `t_r` for a rejection rate `r` (a fraction in [0, 1)).
 
@@ -82,8 +96,7 @@ def class_thresholds(
     >>> class_thresholds(conf, np.array([0, 0, 1, 1, 1, 1]), 0.5, 3, "per_class").tolist()
     [0.9, 0.6, 0.7]
     """
-    if mode not in REJECTION_MODES:
-        raise EmoconfError(f"rejection mode {mode!r}: choose one of {', '.join(REJECTION_MODES)}")
+    check_rejection_mode(mode)
     confidence = np.asarray(validation_confidence, dtype=np.float64).ravel()
     predicted = np.asarray(validation_predicted).ravel()
     if predicted.shape != confidence.shape:

@@ -10,7 +10,8 @@ Accelerator: None
 """
 ## Introduction
 
-EmoConfidNet (see the paper in the repository) attaches a confidence estimator to an ordinary
+EmoConfidNet (Li et al., "Confidence Estimation for Speech Emotion Recognition Based on the Relationship
+Between Emotion Categories and Primitives", ICASSP 2022) attaches a confidence estimator to an ordinary
 speech emotion classifier. This example trains that classifier on its own, with nothing but
 `model.fit`: utterance-level acoustic features in, one emotion category out.
 

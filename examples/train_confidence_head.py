@@ -11,8 +11,9 @@ Accelerator: None
 ## Introduction
 
 A speech emotion classifier always answers, even when the utterance is ambiguous or the
-annotation it learnt from was doubtful. EmoConfidNet (see the paper in the repository) gives each
-prediction a confidence, so that an application can *reject* the least confident ones and pass
+annotation it learnt from was doubtful. EmoConfidNet (Li et al., "Confidence Estimation for Speech
+Emotion Recognition Based on the Relationship Between Emotion Categories and Primitives", ICASSP
+2022) gives each prediction a confidence, so that an application can *reject* the least confident ones and pass
 only the others on.
 
 Its training targets come from the annotations themselves. Each utterance has a category and an

@@ -40,8 +40,9 @@ def test_threshold_removes_low_confidence_and_counts_correct_removals():
 def test_per_class_scores_agree_with_scikit_learn():
     kept = CONF >= 0.25
     s = selective_scores(Y_TRUE, Y_PRED, CONF, 0.25, 3)
-    np.testing.assert_allclose(s.precision, precision_score(Y_TRUE[kept], Y_PRED[kept], labels=[0, 1, 2], average=None, zero_division=0))
-    np.testing.assert_allclose(s.recall, recall_score(Y_TRUE[kept], Y_PRED[kept], labels=[0, 1, 2], average=None, zero_division=0))
+    by_class = {"labels": [0, 1, 2], "average": None, "zero_division": 0}
+    np.testing.assert_allclose(s.precision, precision_score(Y_TRUE[kept], Y_PRED[kept], **by_class))
+    np.testing.assert_allclose(s.recall, recall_score(Y_TRUE[kept], Y_PRED[kept], **by_class))
 
 
 def test_everything_rejected_gives_zero_scores():
@@ -91,3 +92,36 @@ def test_selective_scores_with_per_class_thresholds_by_hand():
                          np.array([0.5, 0.9]), 2)
     assert (s.removed, s.removed_correct, s.coverage) == (2, 1, 0.5)
     assert s.uar == 0.25 and abs(s.f1 - 1 / 3) < 1e-12
+
+
+def test_counting_macro_f1_uar_by_hand():
+    from emoconf_tf.metrics import macro_f1_uar
+
+    # the worked example: P = R = 11/18, so F1 = 11/18 too
+    f1, uar = macro_f1_uar(Y_TRUE, Y_PRED, 3)
+    assert (f1, uar) == pytest.approx((11 / 18, 11 / 18), abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_counting_macro_f1_uar_equals_scikit_learn(seed):
+    from emoconf_tf.metrics import macro_f1_uar
+
+    # random sizes and class counts, some classes never true or never predicted (zero_division=0 in both)
+    rng = np.random.default_rng(seed)
+    num_classes, n = int(rng.integers(2, 8)), int(rng.integers(1, 400))
+    y_true = rng.integers(0, num_classes - (seed % 2), n)
+    y_pred = np.where(rng.random(n) < rng.random(), y_true, rng.integers(0, num_classes, n))
+    labels = np.arange(num_classes)
+    precision = precision_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    recall = recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    f1, uar = macro_f1_uar(y_true, y_pred, num_classes)
+    assert abs(uar - recall) <= 1e-12
+    assert abs(f1 - 2 * precision * recall / (precision + recall)) <= 1e-12
+    s = selective_scores(y_true, y_pred, np.ones(n), 0.0, num_classes)
+    assert abs(f1 - s.f1) <= 1e-12 and abs(uar - s.uar) <= 1e-12
+
+
+def test_counting_macro_f1_uar_of_nothing_is_zero():
+    from emoconf_tf.metrics import macro_f1_uar
+
+    assert macro_f1_uar(np.array([], int), np.array([], int), 3) == (0.0, 0.0)

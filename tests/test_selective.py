@@ -78,3 +78,12 @@ def test_balanced_aurc_by_hand_and_against_scikit_learn():
         warnings.simplefilter("ignore")
         expected = [1 - balanced_accuracy_score(y[order[:k]], p[order[:k]]) for k in range(1, 121)]
     np.testing.assert_allclose(risk, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_equals_scikit_learn_with_ties(seed):
+    # confidences on a coarse grid, so many (correct, wrong) pairs tie and count one half in both
+    rng = np.random.default_rng(seed)
+    correct = rng.random(300) < 0.3 + 0.4 * rng.random()
+    confidence = np.round(rng.random(300) + correct * 0.2, 1)
+    assert abs(auroc(correct, confidence) - roc_auc_score(correct, confidence)) <= 1e-12

@@ -5,10 +5,8 @@ import pandas as pd
 import pytest
 
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.metrics import selective_scores
 from emoconf_tf.statistics import (
-    VALIDATION_CHOICE, bootstrap_mean_ci, macro_f1_uar, paired_comparison, per_run_figures, ranking,
-    utterance_bootstrap,
+    VALIDATION_CHOICE, bootstrap_mean_ci, paired_comparison, per_run_figures, ranking, utterance_bootstrap,
 )
 
 
@@ -25,14 +23,6 @@ def test_bootstrap_interval_covers_the_mean_of_a_known_distribution():
 
 def test_bootstrap_of_one_value_is_that_value():
     assert bootstrap_mean_ci([0.3]) == (0.3, 0.3, 0.3)
-
-
-def test_counting_f1_matches_selective_scores():
-    rng = np.random.default_rng(1)
-    y_true, y_pred = rng.integers(0, 4, 300), rng.integers(0, 4, 300)
-    y_pred[:100] = y_true[:100]
-    s = selective_scores(y_true, y_pred, np.ones(300), 0.0, 4)
-    assert macro_f1_uar(y_true, y_pred, 4) == pytest.approx((s.f1, s.uar))
 
 
 def _result_row(fold, method, mode, rejection, f1, uar, threshold=0.3):

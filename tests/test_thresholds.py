@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,20 @@ def test_unknown_rejection_mode_is_refused():
 
     with pytest.raises(EmoconfError, match="rejection mode 'per-class'"):
         class_thresholds([0.5], [0], 0.2, 2, "per-class")
+
+
+@pytest.mark.parametrize("mode", ["global", "per_class"])
+def test_check_rejection_mode_returns_a_known_mode(mode):
+    from emoconf_tf.thresholds import check_rejection_mode
+
+    assert check_rejection_mode(mode) == mode
+
+
+@pytest.mark.parametrize("mode", ["per-class", "Global", "", None, 1])
+def test_check_rejection_mode_names_the_field_and_the_allowed_modes(mode):
+    from emoconf_tf.thresholds import check_rejection_mode
+
+    # the message names where the value came from (`name`), the value, and both modes
+    with pytest.raises(EmoconfError, match=rf"^run/run.json: rejection_mode {re.escape(repr(mode))}: choose global "
+                                           r"\(one threshold from all .*\) or per_class \(one threshold per "):
+        check_rejection_mode(mode, "run/run.json: rejection_mode")

@@ -259,7 +259,8 @@ def load_corpus(
     unknown = [c for c in kept_names if c not in class_names]
     if unknown:
         raise EmoconfError(
-            f"{builder.info.full_name}: unknown class(es) {', '.join(unknown)}; the dataset has {', '.join(class_names)}"
+            f"{builder.info.full_name}: unknown class(es) {', '.join(unknown)}; the dataset has "
+            f"{', '.join(class_names)}"
         )
     if len(set(kept_names)) != len(kept_names) or len(kept_names) < 2:
         raise EmoconfError(f"classes {','.join(kept_names)}: need at least two unique class names")
@@ -309,30 +310,11 @@ def merged_labels(builder) -> tuple[tuple[str, str], ...]:
 
 
 def prepared_builder(builder_or_name, data_dir: str | os.PathLike | None, config: str | None):
-    """The builder given, or the one named; it must be prepared."""
-    import tensorflow_datasets as tfds
-
+    """The builder given, or the one named, with this package's builder classes registered; it must be prepared."""
     import tfds_builders  # noqa: F401  registers the builders
+    from emoconf_tf import datasets
 
-    if isinstance(builder_or_name, str):
-        kwargs = {} if config is None or "/" in builder_or_name else {"config": config}
-        try:
-            builder = tfds.builder(
-                builder_or_name,
-                data_dir=None if data_dir is None else os.fspath(Path(data_dir).expanduser()),
-                try_gcs=False,
-                **kwargs,
-            )
-        except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:
-            raise EmoconfError(f"unknown dataset {builder_or_name!r} ({error})") from None
-    else:
-        builder = builder_or_name
-    if not builder.is_prepared():
-        raise EmoconfError(
-            f"{builder.data_dir}: {builder.info.full_name} is not prepared; build it first "
-            f"(emoconf build {builder.name} --manual-dir DIR, or build_dataset)"
-        )
-    return builder
+    return datasets.prepared_builder(builder_or_name, data_dir, config)
 
 
 def _has_protocol_splits(builder) -> bool:

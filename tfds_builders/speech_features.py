@@ -42,6 +42,7 @@ import tensorflow_datasets as tfds
 
 from emoconf_tf import extraction
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FeatureSet
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,12 @@ class SpeechFeaturesConfig(tfds.core.BuilderConfig):
     """A builder config naming the openSMILE feature set.
 
     Attributes:
-        feature_set: `"compare_2016"` or `"egemaps_v02"` (see `emoconf_tf.extraction.FeatureSet`).
+        feature_set: `"compare_2016"` or `"egemaps_v02"` (a `emoconf_tf.feature_sets.FeatureSet` value).
         num_features: the feature dimension D the dataset declares; the extracted dimension must match.
             `None` only for tables of any width (`ser_features/custom`).
     """
 
-    feature_set: str = "compare_2016"
+    feature_set: str = FeatureSet.COMPARE_2016.value
     num_features: int | None = None
 
     @property
@@ -77,13 +78,14 @@ def feature_set_configs(config_class=SpeechFeaturesConfig, suffix: str = "", des
     """The two feature-set configs: `compare_2016` (the paper's, default, listed first) and `egemaps_v02` (our light
     option, 88 features; the paper uses ComParE only)."""
     configs = []
-    for feature_set, size in extraction.FEATURE_DIMENSIONS.items():
+    for feature_set in FeatureSet:
         configs.append(
             config_class(
                 name=feature_set.value + suffix,
-                description=f"openSMILE {feature_set.value} functionals ({size} per utterance){description}.",
+                description=f"openSMILE {feature_set.value} functionals ({feature_set.dimension} per utterance)"
+                f"{description}.",
                 feature_set=feature_set.value,
-                num_features=size,
+                num_features=feature_set.dimension,
                 **fields,
             )
         )

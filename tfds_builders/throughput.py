@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from emoconf_tf import extraction
+from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 
 
 def write_speech_like_wavs(folder: Path, num_files: int, seconds: float, sample_rate: int = 16000) -> list[Path]:
@@ -72,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=40, help="number of generated wavs (default: 40)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each wav in seconds (default: 3)")
-    parser.add_argument("--feature-set", default="compare_2016", help="compare_2016 or egemaps_v02 (default: compare_2016)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to measure (default: 1 2)")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per worker count; the median is shown (default: 5)")
+    parser.add_argument("--feature-set", default=FeatureSet.COMPARE_2016.value, choices=FEATURE_SET_NAMES,
+                        help="openSMILE feature set (default: compare_2016)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker counts to measure (default: 1 2)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs per worker count; the median is shown (default: 5)")
     args = parser.parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; {args.files} wavs of {args.seconds:g} s at 16 kHz; openSMILE {args.feature_set}; "

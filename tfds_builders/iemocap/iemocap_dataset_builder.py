@@ -11,6 +11,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FeatureSet
 from tfds_builders import speech_features
 from tfds_builders.speech_features import Utterance
 
@@ -57,7 +58,7 @@ class Builder(speech_features.SpeechFeaturesBuilder):
     ) + speech_features.feature_set_configs(
         IemocapConfig, suffix="_hap_only", description=", hap only (exc skipped)", merge_excited=False
     )
-    DEFAULT_CONFIG_NAME = "compare_2016"
+    DEFAULT_CONFIG_NAME = FeatureSet.COMPARE_2016.value
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     IEMOCAP is licensed by the SAIL lab, University of Southern California; request it at

@@ -11,6 +11,7 @@ import pandas as pd
 import tensorflow_datasets as tfds
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FeatureSet
 from tfds_builders import speech_features
 from tfds_builders.speech_features import Utterance
 
@@ -52,7 +53,7 @@ class Builder(speech_features.SpeechFeaturesBuilder):
     """MSP-Podcast utterances as openSMILE functionals with category labels and AVD on the 1-7 scale."""
 
     BUILDER_CONFIGS = speech_features.feature_set_configs()
-    DEFAULT_CONFIG_NAME = "compare_2016"
+    DEFAULT_CONFIG_NAME = FeatureSet.COMPARE_2016.value
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     MSP-Podcast is licensed by The University of Texas at Dallas (MSP lab); request it at

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from emoconf_tf.corpus import read_features_table
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.feature_sets import FeatureSet
 from tfds_builders import speech_features
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -35,7 +36,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             num_features=None,
         )
     ]
-    DEFAULT_CONFIG_NAME = "compare_2016"
+    DEFAULT_CONFIG_NAME = FeatureSet.COMPARE_2016.value
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     manual_dir must hold one features table (features.csv, features.csv.gz or features.parquet; any
