@@ -46,12 +46,21 @@ def code(text: str, *, tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
     return cell
 
 
+PAPER = (
+    "The method and protocol are those of Y. Li, C. Papayiannis, V. Rozgic, E. Shriberg and C. Wang, *Confidence "
+    "Estimation for Speech Emotion Recognition Based on the Relationship Between Emotion Categories and "
+    "Primitives*, ICASSP 2022 "
+    "([doi:10.1109/ICASSP43922.2022.9746930](https://doi.org/10.1109/ICASSP43922.2022.9746930))."
+)
+
+
 def header(name: str, title: str, body: str) -> nbformat.NotebookNode:
     badge = (
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
         f"(https://colab.research.google.com/github/{REPOSITORY}/blob/main/colab/{name}.ipynb)"
     )
-    text = f"{badge}\n\n# {title}\n\n{textwrap.dedent(body).strip()}\n\n{RUN_NOTE_PREFIX} none stored in this copy._"
+    text = (f"{badge}\n\n# {title}\n\n{textwrap.dedent(body).strip()}\n\n{PAPER}\n\n"
+            f"{RUN_NOTE_PREFIX} none stored in this copy._")
     return nbformat.v4.new_markdown_cell(text)
 
 
@@ -124,8 +133,8 @@ def quickstart() -> list[nbformat.NotebookNode]:
             from IPython.display import Image, display
 
             from emoconf_tf import ProtocolConfig, TrainingConfig, make_synthetic_corpus, run_protocol
-            from emoconf_tf import report
-            from emoconf_tf.protocol import PAPER_METHODS
+            from emoconf_tf.evaluation import markdown, tables
+            from emoconf_tf.evaluation.protocol import PAPER_METHODS
 
             # Each run builds new Keras models, which TensorFlow reports as "retracing": expected here.
             tf.get_logger().setLevel("ERROR")
@@ -147,7 +156,8 @@ def quickstart() -> list[nbformat.NotebookNode]:
         code(
             """
             corpus = make_synthetic_corpus(n_utterances=SIZE, num_features=NUM_FEATURES, seed=0)
-            print(f"SYNTHETIC corpus: {len(corpus)} utterances x {corpus.num_features} features (generated, not real speech)")
+            print(f"SYNTHETIC corpus: {len(corpus)} utterances x {corpus.num_features} features "
+                  "(generated, not real speech)")
             pd.crosstab(
                 np.asarray(corpus.class_names)[corpus.labels], corpus.split,
                 rownames=["category"], colnames=["split"], margins=True,
@@ -203,10 +213,8 @@ def quickstart() -> list[nbformat.NotebookNode]:
         code(
             """
             OUT_DIR = Path("quickstart_synthetic")
-            report.write_report(
-                OUT_DIR, outputs.results, outputs.per_class, outputs.runs,
-                corpus_name=corpus.name, synthetic=corpus.synthetic, class_names=corpus.class_names,
-                filter_counts=outputs.filter_counts, settings=config.fingerprint(),
+            markdown.write_report(
+                OUT_DIR, outputs, markdown.ReportOptions.for_corpus(corpus, settings=config.fingerprint())
             )
             display(Image(filename=str(OUT_DIR / "curves.png")))
             """
@@ -240,10 +248,10 @@ def quickstart() -> list[nbformat.NotebookNode]:
             relative gain at t20% compared with t0.
             """
         ),
-        code("report.fig2_table(outputs.results).round(3)"),
+        code("tables.fig2_table(outputs.results).round(3)"),
         code(
             """
-            gains = report.relative_gains(outputs.results, rejection=0.2)
+            gains = tables.relative_gains(outputs.results, rejection=0.2)
             gains.round(3)
             """
         ),
@@ -299,9 +307,11 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             REJECTION = 0.2  # the rejection rate analysed per class and per utterance (the paper's t20%)
 
             # Your data. Leave both None to use the SYNTHETIC table.
-            TABLE = None  # a features table (.csv, .csv.gz or .parquet), e.g. "/content/drive/MyDrive/msp_compare.parquet"
+            # a features table (.csv, .csv.gz or .parquet), e.g. "/content/drive/MyDrive/msp_compare.parquet"
+            TABLE = None
             MANUAL_DIR = None  # or your licensed corpus copy, e.g. "/content/drive/MyDrive/IEMOCAP"
-            DATASET = "iemocap"  # with MANUAL_DIR: "iemocap" (AVD 1-5, session folds) or "msp_podcast" (AVD 1-7, splits)
+            # with MANUAL_DIR: "iemocap" (AVD 1-5, session folds) or "msp_podcast" (AVD 1-7, splits)
+            DATASET = "iemocap"
             FEATURE_SET = "egemaps_v02"  # with MANUAL_DIR: "egemaps_v02" (88 features) or "compare_2016" (6,373)
             SCALE = None  # AVD scale of TABLE if it records none: "1,5" for IEMOCAP, "1,7" for MSP-Podcast
             CV = "group"  # "group": leave-one-group-out (IEMOCAP sessions); "split": the table's split column
@@ -319,10 +329,12 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             import tensorflow as tf
             from IPython.display import Image, display
 
-            from emoconf_tf import ProtocolConfig, TrainingConfig, make_synthetic_corpus, read_features_table, run_protocol
-            from emoconf_tf import report
+            from emoconf_tf import (
+                ProtocolConfig, TrainingConfig, make_synthetic_corpus, read_features_table, run_protocol,
+            )
+            from emoconf_tf.evaluation import markdown, tables
             from emoconf_tf.corpus import corpus_frame
-            from emoconf_tf.protocol import PAPER_METHODS, write_tables
+            from emoconf_tf.evaluation.protocol import PAPER_METHODS, write_tables
             from emoconf_tf.thresholds import PAPER_REJECTIONS
 
             # Each fold builds new Keras models, which TensorFlow reports as "retracing": expected here.
@@ -413,7 +425,8 @@ def your_corpus() -> list[nbformat.NotebookNode]:
                 print(f"wrote a SYNTHETIC features table {TABLE} (generated, not real speech)")
 
             corpus, dropped = read_features_table(TABLE, scale=SCALE)
-            print(f"{TABLE}: {len(corpus)} utterances, {corpus.num_features} features, classes {', '.join(corpus.class_names)}")
+            print(f"{TABLE}: {len(corpus)} utterances, {corpus.num_features} features, "
+                  f"classes {', '.join(corpus.class_names)}")
             merged = "".join(f"; {category} counted as {name}" for category, name in corpus.merged_labels)
             print(f"AVD scale {corpus.scale[0]:g}-{corpus.scale[1]:g}"
                   + (", SYNTHETIC data" if corpus.synthetic else "") + merged)
@@ -467,14 +480,12 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             """
             OUT_DIR = Path(f"emoconf_{corpus.name}")
             write_tables(outputs, OUT_DIR)
-            report.write_report(
-                OUT_DIR, outputs.results, outputs.per_class, outputs.runs, corpus_name=corpus.name,
-                synthetic=corpus.synthetic, class_names=corpus.class_names, filter_counts=outputs.filter_counts,
-                merged_labels=corpus.merged_labels,
-                settings=config.fingerprint(), rejection=REJECTION,
+            markdown.write_report(
+                OUT_DIR, outputs,
+                markdown.ReportOptions.for_corpus(corpus, settings=config.fingerprint(), rejection=REJECTION),
             )
             display(Image(filename=str(OUT_DIR / "curves.png")))
-            report.fig2_table(outputs.results).round(3)
+            tables.fig2_table(outputs.results).round(3)
             """
         ),
         md(
@@ -489,7 +500,7 @@ def your_corpus() -> list[nbformat.NotebookNode]:
         code(
             """
             table2_training = "filtered" if "filtered" in TRAININGS else TRAININGS[0]
-            report.table2(outputs.results, outputs.per_class, rejection=REJECTION, training=table2_training,
+            tables.table2(outputs.results, outputs.per_class, rejection=REJECTION, training=table2_training,
                           class_names=corpus.class_names).round(3)
             """
         ),
@@ -525,7 +536,8 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             rejected, kept = shown[shown["rejected"]], shown[~shown["rejected"]]
             print(
                 f"{len(rejected)} of {len(shown)} predictions rejected ({len(rejected) / len(shown):.1%}); "
-                f"{rejected['correct'].mean():.1%} of the rejected were correct, {kept['correct'].mean():.1%} of the kept"
+                f"{rejected['correct'].mean():.1%} of the rejected were correct, "
+                f"{kept['correct'].mean():.1%} of the kept"
             )
             rejected.sort_values("confidence")[["id", "group", "label", "predicted", "confidence", "correct"]].head(10)
             """
@@ -623,7 +635,8 @@ def deploy() -> list[nbformat.NotebookNode]:
             import tensorflow as tf
 
             from emoconf_tf import make_synthetic_corpus
-            from emoconf_tf.export import model_versions, serialize_examples
+            from emoconf_tf.serving.export import serialize_examples
+            from emoconf_tf.serving.versions import model_versions
             from emoconf_tf.metrics import selective_scores
             from emoconf_tf.thresholds import rejection_threshold
             """
@@ -640,11 +653,14 @@ def deploy() -> list[nbformat.NotebookNode]:
         code(
             """
             if not (Path(RUN_DIR) / "manifest.json").exists():
-                !emoconf train --synthetic --size {SIZE} --num-features {NUM_FEATURES} --max-epochs {MAX_EPOCHS} --seed {SEED} --out {RUN_DIR}
+                ARGS = f"--synthetic --size {SIZE} --num-features {NUM_FEATURES} --max-epochs {MAX_EPOCHS}"
+                ARGS += f" --seed {SEED}"
+                !emoconf train {ARGS} --out {RUN_DIR}
             info = json.loads((Path(RUN_DIR) / "run.json").read_text())
             class_names = info["class_names"]
-            print(f"{RUN_DIR}: corpus {info['corpus']} (synthetic: {info['synthetic']}), {info['num_features']} features, "
-                  f"classes {', '.join(class_names)}, {info['training']} training, seed {info['seed']}")
+            print(f"{RUN_DIR}: corpus {info['corpus']} (synthetic: {info['synthetic']}), "
+                  f"{info['num_features']} features, classes {', '.join(class_names)}, {info['training']} training, "
+                  f"seed {info['seed']}")
             """
         ),
         md(

@@ -29,8 +29,8 @@ _PUBLIC = {
     "rejection_threshold": "emoconf_tf.thresholds",
     "rejection_thresholds": "emoconf_tf.thresholds",
     "selective_scores": "emoconf_tf.metrics",
-    "ProtocolConfig": "emoconf_tf.protocol",
-    "run_protocol": "emoconf_tf.protocol",
+    "ProtocolConfig": "emoconf_tf.evaluation.protocol",
+    "run_protocol": "emoconf_tf.evaluation.protocol",
     "make_synthetic_corpus": "emoconf_tf.synthetic",
 }
 

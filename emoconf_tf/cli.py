@@ -452,7 +452,7 @@ def _training_config(args):
 
 def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[str, ...]):
     from emoconf_tf.filtering import PAPER_RULES
-    from emoconf_tf.protocol import ProtocolConfig
+    from emoconf_tf.evaluation.protocol import ProtocolConfig
 
     return ProtocolConfig(
         cv=cv, seeds=seeds, trainings=trainings, filter_midpoint=args.filter_midpoint,
@@ -554,7 +554,7 @@ def _synthetic_corpus(args):
 def _run_and_report(corpus, config, out: Path) -> int:
     from tqdm.auto import tqdm
 
-    from emoconf_tf import protocol, report
+    from emoconf_tf.evaluation import markdown, protocol
     from emoconf_tf.atomic import write_json
 
     start = time.perf_counter()
@@ -573,13 +573,7 @@ def _run_and_report(corpus, config, out: Path) -> int:
     if outputs.skipped_units:
         print(f"{out}: reused {outputs.skipped_units} finished fold/seed/training unit(s) from an earlier run")
     protocol.write_tables(outputs, out)
-    report.write_report(
-        out, outputs.results, outputs.per_class, outputs.runs,
-        corpus_name=corpus.name, synthetic=corpus.synthetic, class_names=list(corpus.class_names),
-        filter_counts=outputs.filter_counts, settings=config.fingerprint(),
-        selective=outputs.selective, predictions=outputs.predictions, choices=outputs.choices,
-        merged_labels=corpus.merged_labels,
-    )
+    markdown.write_report(out, outputs, markdown.ReportOptions.for_corpus(corpus, settings=config.fingerprint()))
     elapsed = time.perf_counter() - start
     write_json(out / "manifest.json", {
         "version": __version__, "corpus": corpus.name, "synthetic": corpus.synthetic,
@@ -589,7 +583,7 @@ def _run_and_report(corpus, config, out: Path) -> int:
         "seconds": round(elapsed, 1),
     })
     print()
-    print("\n".join(report.summary_lines(outputs.results)))
+    print("\n".join(markdown.summary_lines(outputs.results)))
     print(f"\nwrote {out}/results.csv, per_class.csv, runs.csv, report.md, curves.png in {elapsed:.0f} s")
     return 0
 
@@ -620,7 +614,7 @@ def _reproduce(args) -> int:
 def _train(args) -> int:
     _check_arguments(args)
     _quiet_tensorflow(args.debug)
-    from emoconf_tf.rundir import train_run
+    from emoconf_tf.serving.rundir import train_run
 
     config = _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(args.training,))
     corpus = _synthetic_corpus(args) if args.synthetic else _load_table(args)
@@ -699,7 +693,7 @@ def _export_table(args) -> int:
 
 
 def _export(args) -> int:
-    from emoconf_tf.export import SIGNATURE_NAMES, check_rejection, export_run
+    from emoconf_tf.serving.export import SIGNATURE_NAMES, check_rejection, export_run
     from emoconf_tf.thresholds import check_rejection_mode
 
     check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads
@@ -725,7 +719,7 @@ def _export(args) -> int:
 
 def _inspect(args) -> int:
     _quiet_tensorflow(args.debug)
-    from emoconf_tf.inspect_model import describe
+    from emoconf_tf.serving.inspect import describe
 
     print(describe(args.path), end="")
     return 0
@@ -734,8 +728,8 @@ def _inspect(args) -> int:
 def _predict(args) -> int:
     import json
 
-    from emoconf_tf.export import check_rejection
-    from emoconf_tf.prediction import AUDIO_SUFFIXES, predict, preload_opensmile
+    from emoconf_tf.serving.export import check_rejection
+    from emoconf_tf.serving.prediction import AUDIO_SUFFIXES, predict, preload_opensmile
 
     if args.workers < 1:
         raise EmoconfError("--workers must be at least 1")
@@ -773,7 +767,7 @@ def _predict(args) -> int:
 
 
 def _bench(args) -> int:
-    from emoconf_tf.bench import PARTS
+    from emoconf_tf.benchmarks.harness import PARTS
 
     parts = _comma_list(args.parts)
     if not parts or any(part not in PARTS for part in parts):
@@ -782,7 +776,7 @@ def _bench(args) -> int:
         raise EmoconfError("--max-epochs must be at least 1")
     _quiet_tensorflow(args.debug)
     from emoconf_tf.atomic import write_json
-    from emoconf_tf.bench import bench_table, run_bench
+    from emoconf_tf.benchmarks.harness import bench_table, run_bench
 
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
     start = time.perf_counter()

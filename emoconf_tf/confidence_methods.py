@@ -131,7 +131,7 @@ register_method("entropy", display_name="Negative entropy", color="tab:cyan")(_o
 
 @register_method("mc_dropout", display_name="MC dropout", color="tab:purple")
 def _mc_dropout(context: ScoringContext) -> Scored:
-    from emoconf_tf.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
+    from emoconf_tf.evaluation.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
 
     out = []
     for part in SCORED_PARTS:
@@ -161,7 +161,7 @@ def _tcp(context: ScoringContext) -> Scored:
 @register_method("emoconfidnet_tau", display_name="EmoConfidNet (tuned tau)", color="tab:orange")
 def _emoconfidnet_tau(context: ScoringContext) -> Scored:
     """EmoConfidNet retrained with targets `softmax(-d / tau)` for each tau; validation AURC picks tau (1 included)."""
-    from emoconf_tf.selective import selective_summary
+    from emoconf_tf.evaluation.selective import selective_summary
     from emoconf_tf.targets import softmax_of_negative
     from emoconf_tf.training import fit_confidence_head
 
@@ -195,7 +195,7 @@ def _macro_gain(context: ScoringContext) -> Scored:
 @register_method("recommended", display_name="Recommended (mode chosen on validation)", color="black")
 def _recommended(context: ScoringContext) -> Scored:
     """The score and rejection mode validation chooses among the other methods asked for (`recommended.py`)."""
-    from emoconf_tf.recommended import choose_recommended, recommended_confidence
+    from emoconf_tf.evaluation.recommended import choose_recommended, recommended_confidence
 
     pool = {m: v for m, v in context.scores["validation"].items() if m in context.methods and m != "recommended"}
     choice = choose_recommended(context.labels["validation"], context.predicted["validation"], pool,

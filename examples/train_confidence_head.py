@@ -3,7 +3,7 @@ Title: Training EmoConfidNet's confidence head with model.fit
 Author: emoconf-tf contributors
 Date created: 2026/11/25
 Last modified: 2026/11/25
-Description: Attach EmoConfidNet to a trained emotion classifier, fit it with the pairwise loss, and reject low-confidence predictions.
+Description: Attach EmoConfidNet to a trained classifier, fit it with the pairwise loss, reject unsure predictions.
 Accelerator: None
 """
 
@@ -78,7 +78,9 @@ parser.add_argument("--scale", default=None,
                     "the table records in its 'scale' column)")
 parser.add_argument("--size", type=int, default=4000, help="synthetic utterances (default: 4000)")
 parser.add_argument("--num-features", type=int, default=6373, help="synthetic feature dimension (default: 6373)")
-parser.add_argument("--classifier", default=None, help="a classifier saved by train_classifier.py --out (default: train one)")
+parser.add_argument(
+    "--classifier", default=None, help="a classifier saved by train_classifier.py --out (default: train one)"
+)
 parser.add_argument("--epochs", type=int, default=200, help="maximum epochs per network (default: 200)")
 parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: 128)")
 parser.add_argument("--rejection", type=float, default=0.2, help="fraction of predictions to reject (default: 0.2)")

@@ -3,7 +3,7 @@
 import json
 import math
 
-from emoconf_tf.bench import TARGETS, bench_table, forward_flops, layer_shapes, train_flops
+from emoconf_tf.benchmarks.harness import TARGETS, bench_table, forward_flops, layer_shapes, train_flops
 from emoconf_tf.cli import main
 
 ISSUE_KEYS = (

@@ -13,9 +13,6 @@ pytest.importorskip("opensmile")
 
 from emoconf_tf.cli import main  # noqa: E402
 from emoconf_tf.errors import EmoconfError  # noqa: E402
-from test_tfds_iemocap import evaluation_text  # noqa: E402
-from test_tfds_msp_podcast import HEADER, write_wav  # noqa: E402
-from test_tfds_ser_features import features_table, write_table  # noqa: E402
 
 CONFIG = "egemaps_v02"  # 88 features: fast
 TINY = ["--max-epochs", "1", "--batch-size", "16", "--trainings", "raw", "--methods", "paper"]
@@ -31,25 +28,21 @@ DATA_DIR_COMMANDS = {
 }
 
 
-def write_msp_release(root: Path) -> Path:
-    """An MSP-Podcast release with every class in every split, AVD loosely following the class."""
-    rows, seed = [], 0
+def msp_rows() -> list[tuple]:
+    """MSP-Podcast labels rows with every class in every split, AVD loosely following the class."""
+    rows = []
     for code_index, code in enumerate(CODES):
         for split, count in PER_CLASS.items():
             for k in range(count):
                 name = f"MSP-PODCAST_{code_index + 1:04d}_{split[:2]}{k:02d}.wav"
                 arousal, valence = 2.0 + code_index, 6.0 - code_index
-                rows.append(f"{name},{code},{arousal},{valence},4.0,{100 + k},Female,{split}")
-                write_wav(root / "Audios" / name, seed=seed)
-                seed += 1
-    (root / "Labels").mkdir(parents=True)
-    (root / "Labels" / "labels_consensus.csv").write_text("\n".join([HEADER, *rows]) + "\n")
-    return root
+                rows.append((name, code, arousal, valence, 4.0, str(100 + k), "Female", split))
+    return rows
 
 
-def write_iemocap_release(root: Path) -> Path:
-    """IEMOCAP_full_release with 5 sessions x 5 categories x 2 turns."""
-    release, seed = root / "IEMOCAP_full_release", 0
+def iemocap_dialogs() -> list[tuple]:
+    """IEMOCAP dialogs: 5 sessions x 5 categories x 2 turns."""
+    dialogs = []
     for session in range(1, 6):
         dialog = f"Ses0{session}F_impro01"
         turns = [
@@ -57,20 +50,15 @@ def write_iemocap_release(root: Path) -> Path:
             for index, category in enumerate(IEMOCAP_CATEGORIES)
             for k in range(2)
         ]
-        session_dir = release / f"Session{session}"
-        (session_dir / "dialog" / "EmoEvaluation").mkdir(parents=True)
-        (session_dir / "dialog" / "EmoEvaluation" / f"{dialog}.txt").write_bytes(evaluation_text(turns))
-        for turn, _, _ in turns:
-            write_wav(session_dir / "sentences" / "wav" / dialog / f"{turn}.wav", seed=seed)
-            seed += 1
-    return root
+        dialogs.append((session, dialog, turns))
+    return dialogs
 
 
 @pytest.fixture(scope="module")
-def msp(tmp_path_factory):
+def msp(tmp_path_factory, fake_corpus):
     """`(manual dir, data dir)` of the fake MSP-Podcast release, built once with `emoconf build`."""
     root = tmp_path_factory.mktemp("msp_cli")
-    manual_dir, data_dir = write_msp_release(root / "manual"), root / "tfds"
+    manual_dir, data_dir = fake_corpus.msp_podcast(root / "manual", msp_rows()), root / "tfds"
     code = main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir),
                  "--config", CONFIG, "--workers", "2"])
     assert code == 0
@@ -78,10 +66,12 @@ def msp(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def iemocap(tmp_path_factory):
+def iemocap(tmp_path_factory, fake_corpus):
+    """`(manual dir, data dir)` of the fake IEMOCAP release, built once with `emoconf build`."""
     root = tmp_path_factory.mktemp("iemocap_cli")
-    manual_dir, data_dir = write_iemocap_release(root / "manual"), root / "tfds"
-    assert main(["build", "iemocap", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir), "--config", CONFIG]) == 0
+    manual_dir, data_dir = fake_corpus.iemocap(root / "manual", iemocap_dialogs()), root / "tfds"
+    assert main(["build", "iemocap", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir),
+                 "--config", CONFIG]) == 0
     return manual_dir, data_dir
 
 
@@ -97,7 +87,8 @@ def damaged_msp(msp, tmp_path):
 def test_build_prints_the_split_sizes(msp, capsys):
     manual_dir, data_dir = msp
     # Prepared already: reused, and the same summary is printed.
-    assert main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir), "--config", CONFIG]) == 0
+    assert main(["build", "msp_podcast", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir),
+                 "--config", CONFIG]) == 0
     printed = capsys.readouterr().out
     assert f"built msp_podcast/{CONFIG}/1.0.0 in {data_dir}: test1 10, train 20, validation 10" in printed
     # The counts after class selection, beside the paper's (MSP-Podcast's release as the paper used it).
@@ -225,7 +216,8 @@ def test_reproduce_takes_a_table_or_a_dataset_not_both(tmp_path, capsys):
 
 
 def test_reproduce_tfds_not_built_is_a_one_line_error(tmp_path, capsys):
-    code = main(["reproduce", "--tfds", f"msp_podcast/{CONFIG}", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    code = main(["reproduce", "--tfds", f"msp_podcast/{CONFIG}", "--data-dir", str(tmp_path),
+                 "--out", str(tmp_path / "o")])
     assert code == 2
     assert "is not prepared; build it first" in capsys.readouterr().err
 
@@ -259,8 +251,8 @@ def test_data_dir_defaults_to_tensorflow_datasets_in_home_without_tfds_data_dir(
     assert str(tmp_path / "tensorflow_datasets") in seen["args"]
 
 
-def test_build_and_export_table_default_to_tfds_data_dir(tmp_path, monkeypatch, capsys):
-    table = write_table(tmp_path / "manual", features_table())
+def test_build_and_export_table_default_to_tfds_data_dir(tmp_path, monkeypatch, capsys, fake_corpus):
+    table = fake_corpus.features_table(tmp_path / "manual")
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds_env"))
     monkeypatch.chdir(tmp_path)
     assert main(["build", "ser_features", "--manual-dir", str(table), "--config", "custom", "--workers", "1"]) == 0
@@ -269,4 +261,4 @@ def test_build_and_export_table_default_to_tfds_data_dir(tmp_path, monkeypatch, 
     assert not (tmp_path / "tensorflow_datasets").exists()  # the old default, ./tensorflow_datasets
     assert main(["export-table", "ser_features/custom", "--out", str(tmp_path / "t.csv")]) == 0
     assert f"from ser_features/custom in {tmp_path / 'tfds_env'}" in capsys.readouterr().out
-    assert len(pd.read_csv(tmp_path / "t.csv")) == len(features_table())
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(fake_corpus.features_frame())

@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoconf_tf import confidence_methods, report
+from emoconf_tf import confidence_methods
+from emoconf_tf.evaluation import tables
 from emoconf_tf.confidence_methods import (
     ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, Scored, ScoringContext, register_method,
 )
-from emoconf_tf.protocol import ProtocolConfig, evaluation_rows, score_methods
+from emoconf_tf.evaluation.protocol import ProtocolConfig, evaluation_rows, score_methods
 
 
 def _context(methods=("emoconfidnet", "top2_margin", "msp"), **overrides):
@@ -38,10 +39,10 @@ def test_all_methods_are_the_registry_in_run_order_with_recommended_last():
 
 
 def test_report_names_and_colours_come_from_the_registry():
-    assert report.method_display_name("emoconfidnet") == METHODS["emoconfidnet"].display_name == "EmoConfidNet"
-    assert report.method_display_name("top2_margin") == "Baseline (top-2 margin)"
-    assert report.method_display_name("no_rejection") == "No rejection"  # a reference, not a method
-    assert report.method_display_name("my_score") == "my_score"  # an unknown column is shown as given
+    assert tables.method_display_name("emoconfidnet") == METHODS["emoconfidnet"].display_name == "EmoConfidNet"
+    assert tables.method_display_name("top2_margin") == "Baseline (top-2 margin)"
+    assert tables.method_display_name("no_rejection") == "No rejection"  # a reference, not a method
+    assert tables.method_display_name("my_score") == "my_score"  # an unknown column is shown as given
     # the paper's Fig. 2 colours
     assert (METHODS["emoconfidnet"].color, METHODS["top2_margin"].color) == ("tab:red", "tab:green")
 
@@ -66,8 +67,8 @@ def test_the_paper_pair_is_always_scored():
 
 def test_a_new_score_is_one_registered_function(monkeypatch):
     monkeypatch.setattr(confidence_methods, "METHODS", dict(METHODS))
-    monkeypatch.setattr("emoconf_tf.protocol.METHODS", confidence_methods.METHODS)
-    monkeypatch.setattr("emoconf_tf.report.METHODS", confidence_methods.METHODS)
+    monkeypatch.setattr("emoconf_tf.evaluation.protocol.METHODS", confidence_methods.METHODS)
+    monkeypatch.setattr("emoconf_tf.evaluation.tables.METHODS", confidence_methods.METHODS)
 
     @register_method("second_probability", display_name="Second probability", color="tab:pink")
     def _second(context):
@@ -76,7 +77,7 @@ def test_a_new_score_is_one_registered_function(monkeypatch):
                       rejection_modes=("global",))
 
     assert list(confidence_methods.METHODS)[-2:] == ["second_probability", "recommended"]  # recommended stays last
-    assert report.method_display_name("second_probability") == "Second probability"
+    assert tables.method_display_name("second_probability") == "Second probability"
     context = _context(methods=("second_probability",))
     choices, modes = score_methods(context)
     np.testing.assert_allclose(context.scores["test"]["second_probability"], [0.7, 0.7])

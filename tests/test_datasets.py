@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from emoconf_tf.datasets import classifier_dataset, confidence_dataset, from_tfds
@@ -117,57 +116,80 @@ def test_zero_batch_size_is_a_clear_error():
 tfds = pytest.importorskip("tensorflow_datasets")
 
 
-def ser_features_table(path) -> pd.DataFrame:
-    """Twelve utterances, three classes (sorted: angry, neutral, sad), AVD on 1-7, 4 features, three splits."""
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(
-        {
-            "id": [f"utt{i:02d}" for i in range(12)],
-            "label": ["sad", "angry", "neutral", "angry", "sad", "neutral"] * 2,
-            "arousal": rng.uniform(1, 7, 12),
-            "valence": rng.uniform(1, 7, 12),
-            "dominance": rng.uniform(1, 7, 12),
-            "speaker": [f"s{i // 2}" for i in range(12)],
-            "group": [""] * 12,
-            "split": ["train"] * 6 + ["validation"] * 3 + ["test"] * 3,
-            "scale": ["1,7"] * 12,  # the AVD scale, which ser_features needs the table to record
-        }
-    )
-    features = pd.DataFrame(rng.normal(size=(12, 4)).astype(np.float32), columns=[f"feat_{j}" for j in range(4)])
-    frame = pd.concat([frame, features], axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format="%.9g")
-    return frame
+@pytest.fixture(scope="module")
+def ser_features(tmp_path_factory, fake_corpus):
+    """`(table frame, data dir, builder)`: conftest's 8-row features table built once as ser_features/custom.
 
-
-def test_from_tfds_round_trips_a_ser_features_split(tmp_path):
+    The table: classes angry, neutral, sad (sorted); splits train 4, validation 2, test 2; 5 float32 features.
+    """
     from tfds_builders.build import build_dataset
 
-    frame = ser_features_table(tmp_path / "manual" / "features.csv")
-    build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
-    dataset = from_tfds("ser_features/custom", "train", tmp_path / "tfds", batch_size=4)
+    root = tmp_path_factory.mktemp("ser_features")
+    frame = fake_corpus.features_frame()
+    fake_corpus.features_table(root / "manual", frame)
+    builder = build_dataset("ser_features", root / "manual", root / "tfds", config="custom", progress=False)
+    return frame, root / "tfds", builder
+
+
+def test_from_tfds_round_trips_a_ser_features_split(ser_features):
+    frame, data_dir, _ = ser_features
+    dataset = from_tfds("ser_features/custom", "train", data_dir, batch_size=4)
     x, y = collect(dataset)
-    train = frame[frame["split"] == "train"]
-    assert x.shape == (6, 4) and x.dtype == np.float32
-    assert y.shape == (6, 3) and y.dtype == np.float32
+    train = frame[frame["split"] == "Train"]
+    feature_columns = [column for column in frame.columns if column.startswith("feat_")]
+    assert x.shape == (4, 5) and x.dtype == np.float32
+    assert y.shape == (4, 3) and y.dtype == np.float32
     # Rows come back in TFDS order: match them to the table by their feature values.
-    expected_features = train[[f"feat_{j}" for j in range(4)]].to_numpy(dtype=np.float32)
+    expected_features = train[feature_columns].to_numpy(dtype=np.float32)
     order = [int(np.flatnonzero((expected_features == row).all(axis=1))[0]) for row in x]
+    assert sorted(order) == [0, 1, 2, 3]
     np.testing.assert_array_equal(x, expected_features[order])
     class_names = ["angry", "neutral", "sad"]
     np.testing.assert_array_equal(np.asarray(class_names)[y.argmax(axis=1)], train["label"].to_numpy()[order])
-    np.testing.assert_array_equal(y.sum(axis=1), np.ones(6))
+    np.testing.assert_array_equal(y.sum(axis=1), np.ones(4))
 
 
-def test_from_tfds_accepts_a_builder_and_shuffles(tmp_path):
-    from tfds_builders.build import build_dataset
-
-    ser_features_table(tmp_path / "manual" / "features.csv")
-    builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
+def test_from_tfds_accepts_a_builder_and_shuffles(ser_features):
+    _, _, builder = ser_features
     x, y = collect(from_tfds(builder, "validation+test", batch_size=2, shuffle=True, seed=0))
-    assert x.shape == (6, 4) and y.shape == (6, 3)
+    assert x.shape == (4, 5) and y.shape == (4, 3)
 
 
 def test_from_tfds_unprepared_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(EmoconfError, match="ser_features/custom/1.0.0 is not prepared; build it first"):
         from_tfds("ser_features/custom", "train", tmp_path / "empty")
+
+
+def test_from_tfds_reads_a_prepared_dataset_without_the_builder_code(ser_features):
+    """The library reads prepared datasets from their files: it never imports `tfds_builders` (no import cycle)."""
+    import subprocess
+    import sys
+
+    _, data_dir, _ = ser_features
+    code = (
+        "import sys\n"
+        "from emoconf_tf.datasets import from_tfds\n"
+        f"batches = list(from_tfds('ser_features/custom', 'train', {str(data_dir)!r}, batch_size=4))\n"
+        "print(sum(int(x.shape[0]) for x, _ in batches), 'tfds_builders' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows, builders_loaded = out.stdout.split()[-2:]
+    assert int(rows) > 0 and builders_loaded == "False"
+
+
+def test_only_the_cli_of_emoconf_tf_imports_tfds_builders():
+    """emoconf_tf (the library) -> nothing of tfds_builders; tfds_builders -> emoconf_tf; the CLI uses both."""
+    import ast
+    from pathlib import Path
+
+    import emoconf_tf
+
+    importers = []
+    for path in Path(emoconf_tf.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split(".")[0] == "tfds_builders" for name in names):
+                importers.append(path.name)
+    assert set(importers) == {"cli.py"}

@@ -25,34 +25,17 @@ pytest.importorskip("opensmile")
 
 from emoconf_tf import extraction  # noqa: E402
 from emoconf_tf.cli import main  # noqa: E402
-from test_tfds_iemocap import write_fake_release as write_iemocap_release  # noqa: E402
-from test_tfds_msp_podcast import HEADER, write_fake_release  # noqa: E402
 from tfds_builders.build import build_dataset  # noqa: E402
 
 CONFIG = "egemaps_v02"  # 88 features: fast
 LABELS = Path("Labels") / "labels_consensus.csv"
 
 
-def write_audio(path: Path, *, seed: int, seconds: float = 0.5, sample_rate: int = 16000, channels: int = 1) -> Path:
-    """16-bit PCM wav: a tone with noise, different per seed; every channel the same."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    mono = 0.3 * np.sin(2 * np.pi * (150 + 20 * seed) * t) + 0.02 * rng.standard_normal(t.size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, np.repeat(mono[:, None], channels, axis=1), sample_rate, subtype="PCM_16")
-    return path
-
-
-def write_release(root: Path, wavs: list[tuple[str, str, dict]]) -> Path:
-    """An MSP-Podcast release: one labels row and one wav per `(EmoClass, Split_Set, write_audio options)`."""
-    rows = []
-    for index, (code, split, options) in enumerate(wavs):
-        name = f"MSP-PODCAST_{index + 1:04d}_0001.wav"
-        rows.append(f"{name},{code},4.0,4.0,4.0,{100 + index},Female,{split}")
-        write_audio(root / "Audios" / name, seed=index, **options)
-    (root / "Labels").mkdir(parents=True)
-    (root / LABELS).write_text("\n".join([HEADER, *rows]) + "\n")
-    return root
+def release_rows(wavs: list[tuple[str, str, dict]]) -> tuple[list[tuple], list[dict]]:
+    """MSP-Podcast labels rows and `write_wav` options, one per `(EmoClass, Split_Set, write_wav options)`."""
+    rows = [(f"MSP-PODCAST_{index + 1:04d}_0001.wav", code, 4.0, 4.0, 4.0, str(100 + index), "Female", split)
+            for index, (code, split, _) in enumerate(wavs)]
+    return rows, [options for _, _, options in wavs]
 
 
 def build(capsys, manual_dir: Path, data_dir: Path, *extra: str) -> tuple[int, str, str, list[str]]:
@@ -105,9 +88,9 @@ def assert_same_dataset(data_dir: Path, reference_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
-    """The 8-row fake MSP-Podcast release of test_tfds_msp_podcast.py (6 utterances of the five classes)."""
-    return write_fake_release(tmp_path_factory.mktemp("release") / "manual")
+def release(tmp_path_factory, fake_corpus) -> Path:
+    """The default 8-row fake MSP-Podcast release (conftest.MSP_PODCAST_ROWS: 6 utterances of the five classes)."""
+    return fake_corpus.msp_podcast(tmp_path_factory.mktemp("release") / "manual")
 
 
 @pytest.fixture
@@ -117,19 +100,24 @@ def copy_of_release(release, tmp_path) -> Path:
 
 # --- wavs that cannot be processed --------------------------------------------------------------------
 
-BAD_WAVS = {
-    "empty": (lambda path: path.write_bytes(b""), "the audio file is empty (0 bytes)"),
-    "corrupt": (lambda path: path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" * 4), "cannot be read as audio"),
-    "too_short": (lambda path: write_audio(path, seed=0, seconds=0.005), "too short for openSMILE functionals"),
+BAD_WAVS = {  # kind -> the reason the error gives
+    "empty": "the audio file is empty (0 bytes)",
+    "corrupt": "cannot be read as audio",
+    "too_short": "too short for openSMILE functionals",
 }
 
 
 @pytest.mark.filterwarnings("ignore:Segment too short")  # openSMILE's own warning, before our error
 @pytest.mark.parametrize("kind", sorted(BAD_WAVS))
-def test_build_with_a_bad_wav_fails_at_the_end_naming_it(capsys, copy_of_release, tmp_path, kind):
-    damage, reason = BAD_WAVS[kind]
+def test_build_with_a_bad_wav_fails_at_the_end_naming_it(capsys, copy_of_release, tmp_path, write_wav, kind):
+    reason = BAD_WAVS[kind]
     bad = copy_of_release / "Audios" / "MSP-PODCAST_0001_0019.wav"
-    damage(bad)
+    if kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "corrupt":
+        bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" * 4)
+    else:
+        write_wav(bad, seed=0, seconds=0.005)
     code, _, err, _ = build(capsys, copy_of_release, tmp_path / "tfds")
     line = error_line(code, err)
     assert line.startswith("emoconf build: error: msp_podcast: 1 of 6 audio file(s) failed: ")
@@ -158,10 +146,11 @@ MIXED = [
 
 
 @pytest.fixture(scope="module")
-def mixed_build(tmp_path_factory):
-    """`(audio folder, exit code, stdout, warnings, data dir)` of one build of a release of mixed formats."""
+def mixed_build(tmp_path_factory, fake_corpus):
+    """`(audio folder, exit code, warnings, data dir)` of one build of a release of mixed formats."""
     root = tmp_path_factory.mktemp("mixed")
-    manual_dir = write_release(root / "manual", MIXED)
+    rows, wav_options = release_rows(MIXED)
+    manual_dir = fake_corpus.msp_podcast(root / "manual", rows, wav_options=wav_options)
     with pytest.MonkeyPatch.context() as patch:
         captured = []
         patch.setattr(sys, "stderr", _Tee(captured))
@@ -244,10 +233,10 @@ def test_format_warnings_are_kept_with_the_dataset(mixed_build):
     assert len(kept) == 3
 
 
-def test_a_48k_copy_gives_the_features_of_the_16k_original(tmp_path):
+def test_a_48k_copy_gives_the_features_of_the_16k_original(tmp_path, write_wav):
     import audresample
 
-    original = write_audio(tmp_path / "16k.wav", seed=3, seconds=1.0)
+    original = write_wav(tmp_path / "16k.wav", seed=3, seconds=1.0)
     signal, rate = soundfile.read(original, dtype="float32")
     upsampled = audresample.resample(signal, rate, 48000)[0]
     soundfile.write(tmp_path / "48k.wav", upsampled, 48000, subtype="FLOAT")
@@ -287,8 +276,8 @@ def test_skip_failed_leaves_out_rows_whose_wav_is_missing(capsys, copy_of_releas
             f"(FileName MSP-PODCAST_0003_0002.wav)") in out
 
 
-def test_iemocap_turn_whose_wav_is_missing_names_the_evaluation_file_and_turn(capsys, tmp_path):
-    manual_dir = write_iemocap_release(tmp_path / "manual")
+def test_iemocap_turn_whose_wav_is_missing_names_the_evaluation_file_and_turn(capsys, tmp_path, fake_corpus):
+    manual_dir = fake_corpus.iemocap(tmp_path / "manual")
     session3 = manual_dir / "IEMOCAP_full_release" / "Session3"
     missing = session3 / "sentences" / "wav" / "Ses03F_impro02" / "Ses03F_impro02_M000.wav"
     missing.unlink()
@@ -303,8 +292,8 @@ def test_iemocap_turn_whose_wav_is_missing_names_the_evaluation_file_and_turn(ca
 
 
 @pytest.mark.parametrize("kind", ["parent", "absolute", "windows_parent"])
-def test_file_name_leading_outside_the_manual_dir_is_refused(capsys, copy_of_release, tmp_path, kind):
-    outside = write_audio(tmp_path / "outside.wav", seed=1)  # a valid wav that must never be read
+def test_file_name_leading_outside_the_manual_dir_is_refused(capsys, copy_of_release, tmp_path, write_wav, kind):
+    outside = write_wav(tmp_path / "outside.wav", seed=1)  # a valid wav that must never be read
     name = {"parent": "../../outside.wav", "absolute": str(outside), "windows_parent": "..\\..\\outside.wav"}[kind]
     labels = copy_of_release / LABELS
     labels.write_text(labels.read_text().replace("MSP-PODCAST_0001_0008.wav", name))  # line 2
@@ -317,8 +306,8 @@ def test_file_name_leading_outside_the_manual_dir_is_refused(capsys, copy_of_rel
     assert cache_files(tmp_path / "tfds") == []
 
 
-def test_iemocap_turn_name_holding_a_path_is_refused(capsys, tmp_path):
-    manual_dir = write_iemocap_release(tmp_path / "manual")
+def test_iemocap_turn_name_holding_a_path_is_refused(capsys, tmp_path, fake_corpus):
+    manual_dir = fake_corpus.iemocap(tmp_path / "manual")
     evaluation = manual_dir / "IEMOCAP_full_release" / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
     evaluation.write_bytes(evaluation.read_bytes().replace(b"\tSes01F_impro01_F000\t", b"\t../../../../../../x_F000\t"))
     code = main(["build", "iemocap", "--manual-dir", str(manual_dir), "--data-dir", str(tmp_path / "tfds"),
@@ -345,12 +334,11 @@ def test_truncated_cache_file_is_extracted_again_not_read(release, tmp_path):
     assert_same_dataset(data_dir, reference)
 
 
-def test_build_killed_by_sigkill_resumes_from_the_cache_to_the_same_dataset(tmp_path):
+def test_build_killed_by_sigkill_resumes_from_the_cache_to_the_same_dataset(tmp_path, fake_corpus):
     # 24 two-second wavs, one worker: a window of a second or more in which to kill the build mid-way.
     codes, splits = ("A", "D", "H", "N", "S", "N"), ("Train", "Train", "Development", "Test1")
-    manual_dir = write_release(
-        tmp_path / "manual", [(codes[i % 6], splits[i % 4], {"seconds": 2.0}) for i in range(24)]
-    )
+    rows, wav_options = release_rows([(codes[i % 6], splits[i % 4], {"seconds": 2.0}) for i in range(24)])
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual", rows, wav_options=wav_options)
     command = [sys.executable, "-m", "emoconf_tf.cli", "build", "msp_podcast", "--manual-dir", str(manual_dir),
                "--config", CONFIG, "--workers", "1"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

@@ -1,6 +1,7 @@
 """SavedModel export: signatures, numbers equal to Keras, thresholds, versions, atomicity, assets, CLI, README bodies.
 
-One tiny run (300 synthetic utterances x 16 features, 2 epochs) is trained and exported once per module.
+One tiny run (300 synthetic utterances x 16 features, 2 epochs) is trained and exported once per session
+(conftest's `tiny_export`, shared with test_predict.py).
 No model server runs here: the SavedModel is loaded in-process and the README's REST bodies are decoded
 the way TF Serving decodes them.
 """
@@ -23,17 +24,15 @@ import tensorflow as tf
 from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
 from emoconf_tf.confidence import emoconfidnet_confidence, top2_margin
-from emoconf_tf.export import (
-    WARMUP_REQUESTS, EmoconfServingModule, export_run, model_card, model_versions, recorded_feature_set,
-    serialize_examples, warmup_features, warmup_records,
+from emoconf_tf.serving.export import (
+    WARMUP_REQUESTS, EmoconfServingModule, export_run, serialize_examples, warmup_features, warmup_records,
 )
-from emoconf_tf.inspect_model import TensorSpecInfo, signatures, version_dir
-from emoconf_tf.protocol import ProtocolConfig
-from emoconf_tf.rundir import MANIFEST, load_run, train_run
-from emoconf_tf.synthetic import make_synthetic_corpus
+from emoconf_tf.serving.model_card import model_card, recorded_feature_set
+from emoconf_tf.serving.inspect import TensorSpecInfo, signatures
+from emoconf_tf.serving.versions import model_versions, version_dir
+from emoconf_tf.serving.rundir import MANIFEST, load_run
 from emoconf_tf.thresholds import accept as numpy_accept
 from emoconf_tf.thresholds import rejection_threshold
-from emoconf_tf.training import TrainingConfig
 
 D = 16
 K = 5
@@ -50,20 +49,9 @@ class Exported:
     features: np.ndarray
 
 
-def _protocol_config() -> ProtocolConfig:
-    kwargs = {"cv": "split", "seeds": (0,), "trainings": ("filtered",),
-              "training": TrainingConfig(max_epochs=2, batch_size=64)}
-    if "methods" in {f.name for f in dataclasses.fields(ProtocolConfig)}:
-        kwargs["methods"] = ("emoconfidnet", "top2_margin")  # the paper's pair: what the export needs, fast
-    return ProtocolConfig(**kwargs)
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Exported:
-    root = tmp_path_factory.mktemp("export")
-    corpus = make_synthetic_corpus(n_utterances=300, num_features=D, seed=3)
-    run_dir = train_run(corpus, root / "run", _protocol_config(), seed=0)
-    result = export_run(run_dir, root / "savedmodels" / "tiny")
+def exported(tiny_export) -> Exported:
+    corpus, run_dir, result = tiny_export  # conftest: trained and exported once per session
     return Exported(corpus, load_run(run_dir), run_dir, result.path, tf.saved_model.load(str(result.path)),
                     corpus.features.astype(np.float32))
 
@@ -113,7 +101,8 @@ def test_saved_model_pb_has_exactly_the_four_signatures_with_their_dtypes_and_sh
 def test_loaded_signatures_agree_with_saved_model_pb(exported):
     for name, (inputs, outputs) in EXPECTED_SIGNATURES.items():
         function = exported.model.signatures[name]
-        got_inputs = {k: (s.dtype.name, tuple(s.shape.as_list())) for k, s in function.structured_input_signature[1].items()}
+        got_inputs = {k: (s.dtype.name, tuple(s.shape.as_list()))
+                      for k, s in function.structured_input_signature[1].items()}
         got_outputs = {k: (s.dtype.name, tuple(s.shape.as_list())) for k, s in function.structured_outputs.items()}
         assert got_inputs == inputs and got_outputs == outputs, name
 
@@ -289,13 +278,15 @@ def test_rejection_outside_unit_interval_is_a_clear_error(exported, rejection, p
 @pytest.mark.parametrize("num_features", [D + 1, D - 1])
 def test_wrong_feature_length_is_a_clear_error(exported, name, num_features):
     features = tf.zeros([2, num_features], tf.float32)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"expected float32 \[batch, {D}\].*got shape.*{num_features}"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"expected float32 \[batch, {D}\].*got shape.*{num_features}"):
         exported.model.signatures[name](features=features)
 
 
 def test_wrong_feature_length_in_a_tf_example_is_a_clear_error(exported):
     examples = tf.constant(serialize_examples(np.zeros([1, D + 1], np.float32)))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"Key: features.*Values size: {D + 1} but output shape: \[{D}\]"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"Key: features.*Values size: {D + 1} but output shape: \[{D}\]"):
         exported.model.signatures["serving_default"](examples=examples)
 
 
@@ -344,7 +335,7 @@ def test_two_exports_are_versions_1_and_2_and_leave_no_temporary_folder(exported
 
 
 def test_export_never_replaces_a_version_that_appeared_meanwhile(exported, tmp_path, monkeypatch):
-    import emoconf_tf.export as export_module
+    import emoconf_tf.serving.export as export_module
 
     base = tmp_path / "emoconf"
     export_run(exported.run_dir, base, verify=False)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.folding import FoldedInference, fold_emoconfidnet
+from emoconf_tf.serving.folded_network import FoldedInference, fold_emoconfidnet
 from emoconf_tf.models import build_classifier, build_emoconfidnet
 from emoconf_tf.training import TrainingConfig, feature_moments, fit_classifier, fit_emoconfidnet
 
@@ -40,7 +40,8 @@ def test_folded_chain_has_three_dense_layers_each_and_drops_dropout():
     classifier = build_classifier(np.zeros(6), np.ones(6), num_classes=K)
     folded = fold_emoconfidnet(build_emoconfidnet(classifier))
     assert [(d.name, d.activation, d.kernel.shape) for d in folded.classifier] == [
-        ("block1_dense", "relu", (6, 256)), ("block2_dense", "relu", (256, 256)), ("probabilities", "softmax", (256, K))]
+        ("block1_dense", "relu", (6, 256)), ("block2_dense", "relu", (256, 256)),
+        ("probabilities", "softmax", (256, K))]
     assert [(d.name, d.activation) for d in folded.head] == [
         ("head_block1_dense", "relu"), ("head_block2_dense", "relu"), ("p_hat", "softmax")]
 
@@ -108,7 +109,7 @@ def _fit_with_constant_column(x_train, y_train):
 
 
 def test_feature_constant_in_training_folds_and_exports_like_keras(tmp_path):
-    from emoconf_tf.export import EmoconfServingModule
+    from emoconf_tf.serving.export import EmoconfServingModule
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 200)

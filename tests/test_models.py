@@ -64,7 +64,8 @@ def test_classifier_is_frozen_while_the_head_trains():
     targets = np.full((len(x), K), 1.0 / K, dtype="float32")
     targets[:, 0] += 0.1
     targets /= targets.sum(axis=1, keepdims=True)
-    model, epochs = fit_emoconfidnet(classifier, x, targets, x, targets, TrainingConfig(max_epochs=3, batch_size=32), seed=0)
+    model, epochs = fit_emoconfidnet(classifier, x, targets, x, targets, TrainingConfig(max_epochs=3, batch_size=32),
+                                     seed=0)
     assert epochs >= 1
     for w0, w1 in zip(before, classifier.get_weights()):
         np.testing.assert_array_equal(w0, w1)
@@ -169,7 +170,8 @@ def test_training_stops_early_on_validation_loss():
     x, y = small_data(seed=1)
     rng = np.random.default_rng(5)
     # validation labels are noise: validation loss stops improving early
-    _, epochs = fit_classifier(x, y, x, rng.integers(0, K, len(x)), K, TrainingConfig(max_epochs=200, patience=2, batch_size=32), seed=0)
+    config = TrainingConfig(max_epochs=200, patience=2, batch_size=32)
+    _, epochs = fit_classifier(x, y, x, rng.integers(0, K, len(x)), K, config, seed=0)
     assert epochs < 200
 
 

@@ -39,17 +39,41 @@ def outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_tiny_without_errors(name, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """`{name: (notebook, error)}`: each notebook run tiny top to bottom, the three at once (a kernel each).
+
+    `error` is what executing it raised (nbclient's CellExecutionError names the cell), or None.
+    """
+    import asyncio
+
     from nbclient import NotebookClient
 
-    for key, value in TINY.items():
-        monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
-    notebook = load(name)
-    NotebookClient(
-        notebook, timeout=600, kernel_name="python3", extra_arguments=["--IPKernelApp.capture_fd_output=False"],
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()  # raises CellExecutionError, naming the cell, on the first error
+    async def execute_all():
+        notebooks = {name: load(name) for name in NOTEBOOKS}
+        clients = [
+            NotebookClient(
+                notebook, timeout=600, kernel_name="python3",
+                extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+                resources={"metadata": {"path": str(tmp_path_factory.mktemp(name))}},
+            )
+            for name, notebook in notebooks.items()
+        ]
+        errors = await asyncio.gather(*(client.async_execute() for client in clients), return_exceptions=True)
+        return {name: (notebook, error if isinstance(error, BaseException) else None)
+                for (name, notebook), error in zip(notebooks.items(), errors)}
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in TINY.items():
+            patch.setenv(key, value)  # each kernel inherits this process's environment
+        return asyncio.run(execute_all())
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_tiny_without_errors(name, executed):
+    notebook, error = executed[name]
+    if error is not None:
+        raise error  # CellExecutionError, naming the cell, on the first error
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []
     text = outputs_text(notebook)
@@ -69,7 +93,8 @@ def test_notebook_starts_with_its_colab_badge(name):
     first = load(name).cells[0]
     assert first.cell_type == "markdown"
     url = f"https://colab.research.google.com/github/emoconf/emoconf-tf/blob/main/colab/{name}.ipynb"
-    assert first.source.startswith(f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})")
+    badge = "https://colab.research.google.com/assets/colab-badge.svg"
+    assert first.source.startswith(f"[![Open In Colab]({badge})]({url})")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

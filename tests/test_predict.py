@@ -1,8 +1,9 @@
 """`emoconf predict`: an exported SavedModel on features tables and wav files, equal to its signatures.
 
-Two tiny models are built once per module: a 16-feature SYNTHETIC one (300 utterances, 2 epochs), and an
+Two tiny models: a 16-feature SYNTHETIC one (300 utterances, 2 epochs; conftest's `tiny_export`), and an
 eGeMAPS v02 one trained with `emoconf train --feature-set egemaps_v02` on a table extracted from 40
-generated 1 s, 16 kHz wavs (sine + noise; labels and AVD random), so that audio goes through openSMILE.
+generated 1 s, 16 kHz wavs (conftest's `write_wav`: sine + noise; labels and AVD random), so that audio goes
+through openSMILE.
 """
 
 import dataclasses
@@ -11,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -22,30 +22,12 @@ import tensorflow as tf
 from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
 from emoconf_tf.corpus import META_COLUMNS, corpus_frame
-from emoconf_tf.export import export_run
-from emoconf_tf.prediction import ExportedModel, extract_features_safely, model_directory, predict, read_model_assets
-from emoconf_tf.protocol import ProtocolConfig
-from emoconf_tf.rundir import train_run
-from emoconf_tf.synthetic import make_synthetic_corpus
-from emoconf_tf.training import TrainingConfig
+from emoconf_tf.serving.prediction import ExportedModel, extract_features_safely, predict, read_model_assets
+from emoconf_tf.serving.versions import version_dir
 
 D = 16
 EGEMAPS_D = 88
 CLASSES = ("angry", "happy", "neutral", "sad")
-
-
-def _write_wav(path: Path, *, seed: int, seconds: float = 1.0, sample_rate: int = 16000) -> Path:
-    """16-bit mono wav: a sine of a random pitch and loudness plus noise, different per seed."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    tone = rng.uniform(0.1, 0.6) * np.sin(2 * np.pi * rng.uniform(90, 400) * t)
-    signal = tone + rng.uniform(0.01, 0.1) * rng.standard_normal(t.size)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(sample_rate)
-        handle.writeframes((np.clip(signal, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 @dataclasses.dataclass
@@ -62,25 +44,18 @@ def _feature_values(frame: pd.DataFrame) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> Model:
-    root = tmp_path_factory.mktemp("synthetic")
-    corpus = make_synthetic_corpus(n_utterances=300, num_features=D, seed=3)
-    config = ProtocolConfig(cv="split", seeds=(0,), trainings=("filtered",),
-                            training=TrainingConfig(max_epochs=2, batch_size=64),
-                            methods=("emoconfidnet", "top2_margin"))
-    run_dir = train_run(corpus, root / "run", config, seed=0)
-    base = root / "savedmodels" / "tiny"
-    export_run(run_dir, base, verify=False)
+def synthetic(tiny_export, tmp_path_factory) -> Model:
+    corpus, _, result = tiny_export  # conftest: trained and exported once per session
     frame = corpus_frame(corpus.subset(np.arange(12)))
-    table = root / "table.csv"
+    table = tmp_path_factory.mktemp("synthetic") / "table.csv"
     frame.to_csv(table, index=False)
-    return Model(base, table, frame)
+    return Model(result.path.parent, table, frame)
 
 
 @pytest.fixture(scope="module")
-def egemaps(tmp_path_factory) -> Model:
+def egemaps(tmp_path_factory, write_wav) -> Model:
     root = tmp_path_factory.mktemp("egemaps")
-    wavs = [_write_wav(root / f"utt{i:02d}.wav", seed=i) for i in range(40)]
+    wavs = [write_wav(root / f"utt{i:02d}.wav", seed=i, seconds=1.0) for i in range(40)]
     # TensorFlow is loaded already: openSMILE runs in a child process (see preload_opensmile).
     features = extract_features_safely(wavs, "egemaps_v02", num_workers=2)
     rng = np.random.default_rng(0)
@@ -105,7 +80,7 @@ def egemaps(tmp_path_factory) -> Model:
 
 
 def _signature(base, name, **inputs):
-    model = tf.saved_model.load(str(model_directory(base)))
+    model = tf.saved_model.load(str(version_dir(base)))
     return {key: value.numpy() for key, value in model.signatures[name](**inputs).items()}
 
 
@@ -126,7 +101,7 @@ def test_predict_on_a_table_equals_the_threshold_signature(synthetic):
 
 
 def test_predict_without_rejection_is_serving_default_at_the_default_rate(synthetic):
-    from emoconf_tf.export import serialize_examples
+    from emoconf_tf.serving.export import serialize_examples
 
     result = predict(synthetic.base, [synthetic.table])
     features = _feature_values(synthetic.frame)
@@ -165,9 +140,9 @@ def test_table_without_id_column_uses_file_and_row_number(synthetic, tmp_path):
 
 def test_version_picks_a_version_and_a_missing_one_is_named(synthetic, tmp_path):
     base = tmp_path / "two"
-    shutil.copytree(model_directory(synthetic.base), base / "1")
-    shutil.copytree(model_directory(synthetic.base), base / "2")
-    assert model_directory(base) == base / "2"
+    shutil.copytree(version_dir(synthetic.base), base / "1")
+    shutil.copytree(version_dir(synthetic.base), base / "2")
+    assert version_dir(base) == base / "2"
     assert predict(base, [synthetic.table], version=1).model_dir == base / "1"
     with pytest.raises(EmoconfError, match=r"no version 3 \(versions: 1, 2\)"):
         predict(base, [synthetic.table], version=3)
@@ -183,7 +158,7 @@ def test_unknown_input_kind_is_refused(synthetic, tmp_path):
 # === Audio ===
 
 def test_train_records_the_feature_set_and_export_ships_it(egemaps):
-    directory = model_directory(egemaps.base)
+    directory = version_dir(egemaps.base)
     run = json.loads((egemaps.base.parent.parent / "run" / "run.json").read_text())
     assert run["feature_set"] == "egemaps_v02"
     assets = read_model_assets(directory)
@@ -207,7 +182,8 @@ def test_console_predict_on_wavs_in_a_fresh_process_equals_the_library(egemaps):
     wavs = [str(w) for w in egemaps.wavs[:6]]
     result = subprocess.run([sys.executable, "-m", "emoconf_tf.cli", "predict", "--model", str(egemaps.base),
                              "--json", "--workers", "2", *wavs],
-                            capture_output=True, text=True, timeout=180, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                            capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
     records = json.loads(result.stdout)
     expected = predict(egemaps.base, wavs).to_records()
@@ -234,7 +210,7 @@ def test_synthetic_model_refuses_a_wav_and_asks_for_a_table(synthetic, egemaps, 
 
 def test_export_without_a_feature_set_refuses_a_wav(synthetic, egemaps, tmp_path):
     old = tmp_path / "old" / "1"  # an export from before feature_set.txt existed
-    shutil.copytree(model_directory(synthetic.base), old)
+    shutil.copytree(version_dir(synthetic.base), old)
     (old / "assets" / "feature_set.txt").unlink()
     with pytest.raises(EmoconfError, match=r"trained on unknown \(a features table trained without --feature-set\) "
                                            r"features, so it cannot extract them from audio"):
@@ -270,7 +246,8 @@ def test_cli_json_parses_and_equals_the_library(synthetic, egemaps, capsys):
 def test_bad_rejection_is_a_one_line_error(synthetic, capsys, rejection):
     assert main(["predict", "--model", str(synthetic.base), "--rejection", rejection, str(synthetic.table)]) == 2
     err = capsys.readouterr().err
-    assert err == f"emoconf predict: error: --rejection {float(rejection)!r} is outside [0, 1); give a fraction, e.g. 0.2 for 20%\n"
+    assert err == (f"emoconf predict: error: --rejection {float(rejection)!r} is outside [0, 1); give a fraction, "
+                   "e.g. 0.2 for 20%\n")
 
 
 def test_exported_model_loaded_once_serves_several_calls(synthetic):

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.protocol import (
-    ALL_METHODS, FILTER_COUNT_COLUMNS, PAPER_METHODS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, SELECTIVE_COLUMNS,
-    ProtocolConfig, run_protocol, training_rows, write_tables,
+from emoconf_tf.evaluation.protocol import (
+    ALL_METHODS, CHOICE_COLUMNS, FILTER_COUNT_COLUMNS, PAPER_METHODS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS,
+    SELECTIVE_COLUMNS, ProtocolConfig, run_protocol, training_rows, write_tables,
 )
 from emoconf_tf.folds import make_folds
 from emoconf_tf.filtering import ConflictRule, conflict_mask
@@ -25,6 +25,38 @@ def corpus():
     return make_synthetic_corpus(n_utterances=500, num_features=48, seed=3)
 
 
+# The runs below are shared by the tests that only read them: each trains networks, which costs seconds per unit.
+
+@pytest.fixture(scope="module")
+def end_to_end(corpus, tmp_path_factory):
+    """`(outputs, out_dir)` of the default protocol (raw and filtered, every method), its tables written."""
+    out_dir = tmp_path_factory.mktemp("end_to_end")
+    outputs = run_protocol(corpus, ProtocolConfig(training=FAST), out_dir, progress=False)
+    write_tables(outputs, out_dir)
+    return outputs, out_dir
+
+
+@pytest.fixture(scope="module")
+def raw_only(corpus):
+    """The outputs of the protocol on the raw training set alone, every method (MC dropout included)."""
+    return run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("raw",)), progress=False)
+
+
+@pytest.fixture(scope="module")
+def three_sessions(corpus):
+    """The corpus in three sessions: three folds under `cv="group"` (five would only take longer)."""
+    sessions = np.array([f"session{i % 3 + 1}" for i in range(len(corpus))], dtype=object)
+    return dataclasses.replace(corpus, group=sessions)
+
+
+@pytest.fixture(scope="module")
+def group_folds_two_seeds(three_sessions):
+    """The protocol with group folds and two seeds on the filtered training set (one epoch, the paper's methods)."""
+    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("filtered",), methods=PAPER_METHODS,
+                            training=TrainingConfig(max_epochs=1, batch_size=64))
+    return config, run_protocol(three_sessions, config, progress=False)
+
+
 def test_filtered_training_drops_exactly_the_conflicting_training_rows(corpus):
     (fold,) = make_folds(corpus, "split")
     rows, counts = training_rows(corpus, fold, "filtered", ProtocolConfig())
@@ -34,37 +66,37 @@ def test_filtered_training_drops_exactly_the_conflicting_training_rows(corpus):
     np.testing.assert_array_equal(rows, expected)
     assert sum(counts.values()) == len(fold.train) - len(rows) > 0
     raw_rows, raw_counts = training_rows(corpus, fold, "raw", ProtocolConfig())
-    np.testing.assert_array_equal(raw_rows, fold.train) and raw_counts == {}
+    np.testing.assert_array_equal(raw_rows, fold.train)
+    assert raw_counts == {}
 
 
-def test_protocol_end_to_end_writes_consistent_tables(corpus, tmp_path):
-    outputs = run_protocol(corpus, ProtocolConfig(training=FAST), tmp_path, progress=False)
-    write_tables(outputs, tmp_path)
-    results = pd.read_csv(tmp_path / "results.csv")
+def test_protocol_end_to_end_writes_consistent_tables(end_to_end):
+    _, out_dir = end_to_end
+    results = pd.read_csv(out_dir / "results.csv")
     assert tuple(results.columns) == RESULT_COLUMNS
-    assert tuple(pd.read_csv(tmp_path / "per_class.csv").columns) == PER_CLASS_COLUMNS
-    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert tuple(pd.read_csv(out_dir / "per_class.csv").columns) == PER_CLASS_COLUMNS
+    runs = pd.read_csv(out_dir / "runs.csv")
     assert tuple(runs.columns) == RUN_COLUMNS and len(runs) == 2
     # 2 trainings x (7 methods x 2 rejection modes + recommended in the one mode validation chose) x 6 levels
     assert len(results) == 2 * ((len(ALL_METHODS) - 1) * 2 + 1) * 6
     assert set(results.method) == set(ALL_METHODS) and set(results.training) == {"raw", "filtered"}
     assert set(results.rejection_mode) <= {"global", "per_class"}
     assert results[results.method == "recommended"].groupby("training").rejection_mode.nunique().eq(1).all()
-    choices = pd.read_csv(tmp_path / "choices.csv")
+    choices = pd.read_csv(out_dir / "choices.csv")
     chosen = choices[choices.method == "recommended"].set_index("training").rejection_mode
     for training, group in results[results.method == "recommended"].groupby("training"):
         assert (group.rejection_mode == chosen[training]).all()
-    per_class = pd.read_csv(tmp_path / "per_class.csv")
+    per_class = pd.read_csv(out_dir / "per_class.csv")
     # per_class.csv's thresholds: one value per class in global mode, equal to results.csv's threshold
     glob = per_class[per_class.rejection_mode == "global"].groupby(["training", "method", "rejection"]).threshold
     assert glob.nunique().eq(1).all()
     assert results[results.rejection_mode == "per_class"].threshold.isna().all()
-    selective = pd.read_csv(tmp_path / "selective.csv")
+    selective = pd.read_csv(out_dir / "selective.csv")
     assert tuple(selective.columns) == SELECTIVE_COLUMNS and len(selective) == 2 * len(ALL_METHODS)
     assert selective.aurc.between(0, 1).all() and (selective.eaurc >= -1e-12).all()
     assert selective.aurc_balanced.between(0, 1).all()
     assert set(choices.method) == {"emoconfidnet_tau", "recommended"}
-    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    predictions = pd.read_csv(out_dir / "predictions.csv")
     assert len(predictions) == 2 * runs.n_test.iloc[0] and set(ALL_METHODS) <= set(predictions.columns)
     t0 = results[results.rejection == 0]
     assert (t0.removed == 0).all() and (t0.coverage == 1).all()
@@ -84,48 +116,52 @@ def test_protocol_end_to_end_writes_consistent_tables(corpus, tmp_path):
     assert (runs.loc[runs.training == "raw", "n_filtered_out"] == 0).all()
 
 
-def test_rerun_skips_finished_units_and_gives_the_same_tables(corpus, tmp_path):
+@pytest.fixture(scope="module")
+def finished_run(corpus, tmp_path_factory):
+    """`(config, outputs, out_dir)` of a finished run with an out dir: filtered training, the paper's methods."""
+    out_dir = tmp_path_factory.mktemp("finished")
     config = ProtocolConfig(training=FAST, trainings=("filtered",), methods=PAPER_METHODS)
-    first = run_protocol(corpus, config, tmp_path, progress=False)
-    parts = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    return config, run_protocol(corpus, config, out_dir, progress=False), out_dir
+
+
+def test_rerun_skips_finished_units_and_gives_the_same_tables(corpus, finished_run):
+    config, first, out_dir = finished_run
+    parts = sorted(p.name for p in (out_dir / "parts").iterdir())
     assert parts == ["fold0_seed0_filtered.json", "fold0_seed0_filtered.predictions.csv"]
-    second = run_protocol(corpus, config, tmp_path, progress=False)
+    second = run_protocol(corpus, config, out_dir, progress=False)
     assert second.skipped_units == 1
     pd.testing.assert_frame_equal(first.results, second.results)
     pd.testing.assert_frame_equal(first.predictions, second.predictions, check_dtype=False, atol=1e-6)
 
 
-def test_same_seed_gives_identical_results(corpus):
-    config = ProtocolConfig(training=FAST, trainings=("raw",))  # every method, MC dropout included
-    a = run_protocol(corpus, config, progress=False).results
-    b = run_protocol(corpus, config, progress=False).results
-    pd.testing.assert_frame_equal(a, b)
+def test_same_seed_gives_identical_results(end_to_end, raw_only):
+    # Every method, MC dropout included. Seeded per unit: the raw unit run alone gives the raw rows of the run
+    # with both training sets.
+    outputs, _ = end_to_end
+    expected = outputs.results[outputs.results.training == "raw"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(raw_only.results, expected)
 
 
-def test_out_dir_with_other_settings_is_refused(corpus, tmp_path):
-    config = ProtocolConfig(training=FAST, trainings=("raw",), methods=PAPER_METHODS)
-    run_protocol(corpus, config, tmp_path, progress=False)
+def test_out_dir_with_other_settings_is_refused(corpus, finished_run):
+    config, _, out_dir = finished_run
     with pytest.raises(EmoconfError, match="other settings"):
-        run_protocol(corpus, dataclasses.replace(config, seeds=(1,)), tmp_path, progress=False)
-    assert json.loads((tmp_path / "protocol.json").read_text())["protocol"]["seeds"] == [0]
+        run_protocol(corpus, dataclasses.replace(config, seeds=(1,)), out_dir, progress=False)
+    assert json.loads((out_dir / "protocol.json").read_text())["protocol"]["seeds"] == [0]
 
 
-def test_group_folds_with_two_seeds_run_every_unit(corpus):
-    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("raw",), methods=PAPER_METHODS,
-                            training=TrainingConfig(max_epochs=1, batch_size=64))
-    outputs = run_protocol(corpus, config, progress=False)
-    assert sorted(set(zip(outputs.runs.fold, outputs.runs.seed))) == [(f, s) for f in range(5) for s in (0, 1)]
-    assert outputs.runs.n_test.sum() == 2 * len(corpus)  # every row tested once per seed
+def test_group_folds_with_two_seeds_run_every_unit(three_sessions, group_folds_two_seeds):
+    _, outputs = group_folds_two_seeds
+    assert sorted(set(zip(outputs.runs.fold, outputs.runs.seed))) == [(f, s) for f in range(3) for s in (0, 1)]
+    assert len(outputs.runs) == 3 * 2
+    assert outputs.runs.n_test.sum() == 2 * len(three_sessions)  # every row tested once per seed
 
 
-def test_filter_counts_are_per_fold_for_one_seed(corpus):
-    config = ProtocolConfig(cv="group", seeds=(0, 1), trainings=("filtered",), methods=PAPER_METHODS,
-                            training=TrainingConfig(max_epochs=1, batch_size=64))
-    outputs = run_protocol(corpus, config, progress=False)
+def test_filter_counts_are_per_fold_for_one_seed(group_folds_two_seeds):
+    config, outputs = group_folds_two_seeds
     counts = outputs.filter_counts
     assert tuple(counts.columns) == FILTER_COUNT_COLUMNS
     assert set(counts.seed) == {0}  # the filter does not depend on the seed: one seed's counts, not their sum
-    assert sorted(set(counts.fold)) == [0, 1, 2, 3, 4] and len(counts) == 5 * len(config.filter_rules)
+    assert sorted(set(counts.fold)) == [0, 1, 2] and len(counts) == 3 * len(config.filter_rules)
     runs = outputs.runs.set_index(["fold", "seed"]).n_filtered_out
     for fold, group in counts.groupby("fold"):
         # Each fold's rule counts add up to what that fold's unit removed, with either seed (once, not twice).
@@ -151,26 +187,25 @@ def test_a_class_with_no_training_rows_after_filtering_is_named(corpus):
     # with the midpoint far below the scale every sad row has "high arousal" and is filtered out
     strict = (ConflictRule("sad", ("high_arousal",)),)
     with pytest.raises(EmoconfError, match="sad have no training rows"):
-        run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("filtered",), filter_rules=strict, filter_midpoint=-100.0),
-                     progress=False)
+        run_protocol(corpus, ProtocolConfig(training=FAST, trainings=("filtered",), filter_rules=strict,
+                                            filter_midpoint=-100.0), progress=False)
 
 
-def test_recommended_choice_ignores_test_labels(corpus):
+def test_recommended_choice_ignores_test_labels(corpus, raw_only):
     # flipping test labels changes test metrics but not what validation chose
-    from emoconf_tf.protocol import run_unit
+    from emoconf_tf.evaluation.protocol import run_unit
 
     (fold,) = make_folds(corpus, "split")
-    config = ProtocolConfig(training=FAST, trainings=("raw",))
     flipped = dataclasses.replace(corpus, labels=corpus.labels.copy())
     flipped.labels[fold.test] = (flipped.labels[fold.test] + 1) % corpus.num_classes
-    a = run_unit(corpus, fold, 0, "raw", config)
-    b = run_unit(flipped, fold, 0, "raw", config)
-    assert a.choices == b.choices
-    assert [r["f1"] for r in a.results] != [r["f1"] for r in b.results]
+    b = run_unit(flipped, fold, 0, "raw", ProtocolConfig(training=FAST, trainings=("raw",)))
+    assert len(raw_only.choices) > 0
+    pd.testing.assert_frame_equal(raw_only.choices, pd.DataFrame(b.choices, columns=list(CHOICE_COLUMNS)))
+    assert list(raw_only.results.f1) != [r["f1"] for r in b.results]
 
 
 def test_mc_dropout_differs_from_the_deterministic_pass_and_is_seeded(corpus):
-    from emoconf_tf.mc_dropout import mc_dropout_probabilities
+    from emoconf_tf.evaluation.mc_dropout import mc_dropout_probabilities
     from emoconf_tf.training import fit_classifier
 
     (fold,) = make_folds(corpus, "split")
@@ -223,7 +258,7 @@ def test_a_unit_reads_the_feature_rows_without_copying_them(corpus):
     # standardisation statistics, 1.3 times more.
     import tracemalloc
 
-    from emoconf_tf.protocol import run_unit
+    from emoconf_tf.evaluation.protocol import run_unit
 
     config = ProtocolConfig(training=TrainingConfig(max_epochs=1), trainings=("raw",), methods=PAPER_METHODS)
     run_unit(corpus, make_folds(corpus, "split")[0], 0, "raw", config)  # Keras's one-time set-up, not counted

@@ -3,7 +3,7 @@ import pytest
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.confidence import validation_quantile
-from emoconf_tf.recommended import (
+from emoconf_tf.evaluation.recommended import (
     candidates, choose_recommended, criterion_value, crossfit_parts, recommended_confidence, selective_curve_area,
 )
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoconf_tf import report
+from emoconf_tf.evaluation import tables, plots, markdown
 from emoconf_tf.errors import EmoconfError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,10 +101,10 @@ def _runs() -> pd.DataFrame:
 
 
 def _write(tmp_path, *, synthetic, filter_counts=None, modes=("global",)):
-    return report.write_report(
-        tmp_path / "out", _results(modes=modes), _per_class(modes), _runs(),
-        corpus_name="TinyCorpus", synthetic=synthetic, class_names=list(CLASSES),
-        filter_counts=filter_counts, settings={"epochs": 50, "patience": 10},
+    return markdown.write_report(
+        tmp_path / "out",
+        tables.ReportTables(_results(modes=modes), _per_class(modes), _runs(), filter_counts=filter_counts),
+        markdown.ReportOptions("TinyCorpus", synthetic, list(CLASSES), settings={"epochs": 50, "patience": 10}),
     )
 
 
@@ -112,13 +112,13 @@ def _write(tmp_path, *, synthetic, filter_counts=None, modes=("global",)):
 
 
 def test_fig2_table_rows_are_thresholds_in_order():
-    table = report.fig2_table(_results())
+    table = tables.fig2_table(_results())
     assert list(table.index) == ["t0", "t10", "t20"]
     assert table.index.name == "threshold"
 
 
 def test_fig2_table_means_are_hand_averages():
-    table = report.fig2_table(_results())
+    table = tables.fig2_table(_results())
     # filtered t0 F1: (0.40 + 0.40) / 2 = 0.40; UAR (0.50 + 0.30) / 2 = 0.40
     assert table.loc["t0", "f1 emoconfidnet (filtered)"] == pytest.approx(0.40)
     assert table.loc["t0", "uar top2_margin (filtered)"] == pytest.approx(0.40)
@@ -131,7 +131,7 @@ def test_fig2_table_means_are_hand_averages():
 
 
 def test_fig2_table_column_order_metric_method_training():
-    columns = list(report.fig2_table(_results()).columns)
+    columns = list(tables.fig2_table(_results()).columns)
     assert columns[:4] == [
         "f1 emoconfidnet (raw)", "f1 emoconfidnet (filtered)", "f1 top2_margin (raw)", "f1 top2_margin (filtered)",
     ]
@@ -140,12 +140,12 @@ def test_fig2_table_column_order_metric_method_training():
 
 def test_fig2_table_coverage_metric():
     # filtered EmoConfidNet t20 coverage: (0.82 + 0.78) / 2 = 0.80
-    table = report.fig2_table(_results(), metrics=("coverage",))
+    table = tables.fig2_table(_results(), metrics=("coverage",))
     assert table.loc["t20", "coverage emoconfidnet (filtered)"] == pytest.approx(0.80)
 
 
 def test_rejection_curves_std_over_folds():
-    curves = report.rejection_curves(_results())
+    curves = tables.rejection_curves(_results())
     row = curves[(curves.method == "emoconfidnet") & (curves.training == "filtered") & (curves.rejection == 0.2)]
     # F1 0.46, 0.42: sample std = sqrt(((0.02)^2 + (0.02)^2) / 1) = 0.02 * sqrt(2) = 0.028284
     assert row["f1_std"].item() == pytest.approx(0.02 * math.sqrt(2))
@@ -160,7 +160,7 @@ def _gain_row(gains, method, training):
 
 
 def test_relative_gains_by_hand():
-    gains = report.relative_gains(_results(), rejection=0.2)
+    gains = tables.relative_gains(_results(), rejection=0.2)
     ecn = _gain_row(gains, "emoconfidnet", "filtered")
     # F1 0.40 -> 0.44: (0.44 - 0.40) / 0.40 * 100 = +10.0 %; UAR 0.40 -> 0.50: +25.0 %
     assert ecn["f1_t0"] == pytest.approx(0.40) and ecn["f1_t20"] == pytest.approx(0.44)
@@ -177,7 +177,7 @@ def test_relative_gains_by_hand():
 
 
 def test_relative_gains_std_columns_with_several_runs():
-    gains = report.relative_gains(_results())
+    gains = tables.relative_gains(_results())
     ecn = _gain_row(gains, "emoconfidnet", "filtered")
     assert ecn["n_runs"] == 2
     # per-run F1 gains: fold 0 (0.46 - 0.40) / 0.40 = +15 %, fold 1 (0.42 - 0.40) / 0.40 = +5 %;
@@ -187,7 +187,7 @@ def test_relative_gains_std_columns_with_several_runs():
 
 
 def test_relative_gains_without_std_for_one_run():
-    gains = report.relative_gains(_results().query("fold == 0"))
+    gains = tables.relative_gains(_results().query("fold == 0"))
     assert not any(c.endswith("_std") for c in gains.columns)
     # fold 0 alone: F1 0.40 -> 0.46 = +15.0 %
     assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(15.0)
@@ -195,13 +195,13 @@ def test_relative_gains_without_std_for_one_run():
 
 def test_relative_gains_missing_level_names_available_levels():
     with pytest.raises(EmoconfError, match=r"rejection 0\.3; available levels: 0, 0\.1, 0\.2"):
-        report.relative_gains(_results(), rejection=0.3)
+        tables.relative_gains(_results(), rejection=0.3)
 
 
 def test_rejection_float_noise_matches_level():
     results = _results()
     results.loc[results.rejection == 0.2, "rejection"] = 0.1 + 0.1 + 1e-12
-    gains = report.relative_gains(results, rejection=0.2)
+    gains = tables.relative_gains(results, rejection=0.2)
     assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(10.0)
 
 
@@ -209,7 +209,7 @@ def test_rejection_float_noise_matches_level():
 
 
 def test_table2_values_are_fold_means():
-    table = report.table2(_results(), _per_class(), rejection=0.2, training="filtered")
+    table = tables.table2(_results(), _per_class(), rejection=0.2, training="filtered")
     assert list(table.columns) == ["angry", "sad"]
     assert list(table.index.get_level_values("metric").unique()) == ["precision", "recall", "f1"]
     assert list(table.loc["precision"].index) == ["no_rejection", "emoconfidnet", "top2_margin"]
@@ -226,22 +226,22 @@ def test_table2_skips_undefined_precision():
     undefined = (per_class.training == "filtered") & (per_class.method == "emoconfidnet") & (
         per_class.rejection == 0.2) & (per_class["class"] == "angry") & (per_class.fold == 1)
     per_class.loc[undefined, "precision"] = np.nan
-    table = report.table2(_results(), per_class)
+    table = tables.table2(_results(), per_class)
     assert table.loc[("precision", "emoconfidnet"), "angry"] == pytest.approx(0.20)  # fold 0 only
 
 
 def test_table2_class_names_set_column_order():
-    table = report.table2(_results(), _per_class(), class_names=["sad", "angry"])
+    table = tables.table2(_results(), _per_class(), class_names=["sad", "angry"])
     assert list(table.columns) == ["sad", "angry"]
 
 
 def test_table2_unknown_class_raises():
     with pytest.raises(EmoconfError, match="angry"):
-        report.table2(_results(), _per_class(), class_names=["sad"])
+        tables.table2(_results(), _per_class(), class_names=["sad"])
 
 
 def test_removed_summary_sums_over_folds():
-    summary = report.removed_summary(_results(), rejection=0.2)
+    summary = tables.removed_summary(_results(), rejection=0.2)
     row = summary[(summary.training == "filtered") & (summary.method == "emoconfidnet")].iloc[0]
     # removed 18 + 22 = 40 (mean 20), correct 2 + 4 = 6 (mean 3); 6 / 40 = 0.15
     assert row["removed_total"] == 40 and row["removed_mean"] == pytest.approx(20.0)
@@ -254,26 +254,26 @@ def test_removed_summary_sums_over_folds():
 
 def test_removed_summary_averages_seeds():
     # two identical seeds: the per-split totals stay 40 / 6, not 80 / 12
-    summary = report.removed_summary(_results(seeds=(0, 1)))
+    summary = tables.removed_summary(_results(seeds=(0, 1)))
     row = summary[(summary.training == "filtered") & (summary.method == "emoconfidnet")].iloc[0]
     assert (row["removed_total"], row["removed_correct_total"], row["n_seeds"]) == (40, 6, 2)
 
 
 def test_missing_column_is_named():
     with pytest.raises(EmoconfError, match="missing column\\(s\\) uar"):
-        report.fig2_table(_results().drop(columns=["uar"]))
+        tables.fig2_table(_results().drop(columns=["uar"]))
 
 
 def test_method_display_names():
-    assert report.method_display_name("emoconfidnet") == "EmoConfidNet"
-    assert report.method_display_name("top2_margin") == "Baseline (top-2 margin)"
-    assert report.method_display_name("entropy") == "Negative entropy"
-    assert report.method_display_name("my_score") == "my_score"  # unknown methods shown as given
+    assert tables.method_display_name("emoconfidnet") == "EmoConfidNet"
+    assert tables.method_display_name("top2_margin") == "Baseline (top-2 margin)"
+    assert tables.method_display_name("entropy") == "Negative entropy"
+    assert tables.method_display_name("my_score") == "my_score"  # unknown methods shown as given
 
 
 def test_markdown_table_formats_floats_and_nan():
     df = pd.DataFrame({"a": [0.12345, np.nan], "b": ["x|y", "z"]}, index=pd.Index(["r1", "r2"], name="row"))
-    assert report._markdown_table(df).splitlines() == [
+    assert markdown._markdown_table(df).splitlines() == [
         "| row | a | b |",
         "| :--- | ---: | :--- |",
         "| r1 | 0.123 | x\\|y |",
@@ -285,7 +285,7 @@ def test_markdown_table_formats_floats_and_nan():
 
 
 def test_plot_curves_writes_png_atomically(tmp_path):
-    path = report.plot_curves(_results(), tmp_path / "curves.png", title="TinyCorpus (synthetic data)")
+    path = plots.plot_curves(_results(), tmp_path / "curves.png", title="TinyCorpus (synthetic data)")
     data = path.read_bytes()
     assert len(data) > 1000 and data.startswith(PNG_SIGNATURE)
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
@@ -326,7 +326,7 @@ def test_filter_counts_table_has_a_column_per_fold_from_one_seed(tmp_path):
     counts = pd.DataFrame({"fold": [0, 0, 1, 1], "seed": [0, 0, 0, 0],
                            "rule": ["happy: low arousal or low valence", "sad: high valence"] * 2,
                            "removed": [37, 5, 30, 8]})
-    table = report.filter_counts_table(counts)
+    table = tables.filter_counts_table(counts)
     # all rules: fold 0 37 + 5 = 42, fold 1 30 + 8 = 38
     assert table.to_dict() == {"fold 0": {"happy: low arousal or low valence": 37, "sad: high valence": 5,
                                           "all rules": 42},
@@ -338,24 +338,18 @@ def test_filter_counts_table_has_a_column_per_fold_from_one_seed(tmp_path):
 
 
 def test_filter_counts_of_one_training_set_are_one_column():
-    table = report.filter_counts_table({"happy: low arousal or low valence": 37, "sad: high valence": 5})
+    table = tables.filter_counts_table({"happy: low arousal or low valence": 37, "sad: high valence": 5})
     assert table.to_dict() == {"rows removed": {"happy: low arousal or low valence": 37, "sad: high valence": 5,
                                                 "all rules": 42}}  # 37 + 5
 
 
 def test_report_states_merged_categories(tmp_path):
-    text = report.write_report(
-        tmp_path, _results(), _per_class(), _runs(), corpus_name="iemocap_compare_2016", synthetic=False,
-        class_names=CLASSES, merged_labels=(("excited", "happy"),),
+    text = markdown.write_report(
+        tmp_path, tables.ReportTables(_results(), _per_class(), _runs()),
+        markdown.ReportOptions("iemocap_compare_2016", False, CLASSES, merged_labels=(("excited", "happy"),)),
     ).read_text()
     assert "- merged categories: excited counted as happy (as the dataset was built; IEMOCAP's default" in text
     assert "merged categories" not in _write(tmp_path / "none", synthetic=False).read_text()
-
-
-def test_table1_is_a_deprecated_name_of_fig2_table():
-    with pytest.warns(DeprecationWarning, match="use report.fig2_table"):
-        old = report.table1(_results())
-    pd.testing.assert_frame_equal(old, report.fig2_table(_results()))
 
 
 def test_report_without_filter_counts_says_so(tmp_path):
@@ -363,21 +357,22 @@ def test_report_without_filter_counts_says_so(tmp_path):
 
 
 def test_report_title_says_synthetic():
-    assert "synthetic" in report.report_title("TinyCorpus", synthetic=True)
-    assert "synthetic" not in report.report_title("TinyCorpus", synthetic=False)
+    assert "synthetic" in markdown.report_title("TinyCorpus", synthetic=True)
+    assert "synthetic" not in markdown.report_title("TinyCorpus", synthetic=False)
 
 
 def test_unknown_method_shown_as_given(tmp_path):
     results = _results(methods=("emoconfidnet", "top2_margin", "entropy"))
-    assert "f1 entropy (filtered)" in report.fig2_table(results).columns
-    text = report.write_report(
-        tmp_path, results, _per_class(), _runs(), corpus_name="TinyCorpus", synthetic=True, class_names=CLASSES,
+    assert "f1 entropy (filtered)" in tables.fig2_table(results).columns
+    text = markdown.write_report(
+        tmp_path, tables.ReportTables(results, _per_class(), _runs()),
+        markdown.ReportOptions("TinyCorpus", True, CLASSES),
     ).read_text()
     assert "entropy offers a" in text
 
 
 def test_summary_lines_show_thresholds_and_gains():
-    lines = report.summary_lines(_results())
+    lines = markdown.summary_lines(_results())
     text = "\n".join(lines)
     assert "0.440 / 0.500" in text  # EmoConfidNet filtered t20: F1 0.44, UAR 0.50
     assert any(line.startswith("t20 emoconfidnet/filtered: F1 +10.0 %, UAR +25.0 %") for line in lines)
@@ -423,8 +418,8 @@ def _ranked_runs(n_folds=3):
 
 
 def test_recommendation_is_generated_from_the_numbers():
-    from emoconf_tf.report import recommendation_paragraph
-    from emoconf_tf.statistics import paired_comparison, ranking
+    from emoconf_tf.evaluation.markdown import recommendation_paragraph
+    from emoconf_tf.evaluation.statistics import paired_comparison, ranking
 
     for gain, expected in ((0.10, "reliably better than the top-two margin"),
                            (0.01, "the top-two margin is better here")):
@@ -444,8 +439,8 @@ def test_recommendation_is_generated_from_the_numbers():
 
 def test_report_ranks_every_method_and_mode_when_given_selective(tmp_path):
     results, per_class, selective = _ranked_tables(0.10)
-    report.write_report(tmp_path, results, per_class, _ranked_runs(), corpus_name="toy", synthetic=False,
-                        class_names=["a", "b"], selective=selective)
+    markdown.write_report(tmp_path, tables.ReportTables(results, per_class, _ranked_runs(), selective=selective),
+                          markdown.ReportOptions("toy", False, ["a", "b"]))
     text = (tmp_path / "report.md").read_text()
     assert "## Which confidence to trust" in text and "### Recommendation" in text
     assert "| filtered | Max softmax probability | per-class thresholds | 0.500 | 0.500 |" in text
@@ -466,8 +461,10 @@ def test_report_single_run_bootstraps_utterances_with_per_class_thresholds(tmp_p
     predictions = pd.DataFrame({"fold": 0, "seed": 0, "training": "filtered", "id": np.arange(40),
                                 "label": rng.integers(0, 2, 40), "predicted": rng.integers(0, 2, 40),
                                 **{m: rng.random(40) for m in ("emoconfidnet", "top2_margin", "msp", "recommended")}})
-    report.write_report(tmp_path, results, per_class, _ranked_runs(1), corpus_name="toy", synthetic=False,
-                        class_names=["a", "b"], selective=selective, predictions=predictions, n_boot=20)
+    markdown.write_report(
+        tmp_path,
+        tables.ReportTables(results, per_class, _ranked_runs(1), selective=selective, predictions=predictions),
+        markdown.ReportOptions("toy", False, ["a", "b"], n_boot=20))
     text = (tmp_path / "report.md").read_text()
     assert "test utterances of the single run" in text
     assert "chosen on validation (per_class ×1)" in text
@@ -477,19 +474,19 @@ def test_report_single_run_bootstraps_utterances_with_per_class_thresholds(tmp_p
 
 
 def test_paper_tables_use_global_rows_when_both_modes_are_present():
-    both = report.fig2_table(_results(modes=("global", "per_class")))
-    pd.testing.assert_frame_equal(both, report.fig2_table(_results()))
+    both = tables.fig2_table(_results(modes=("global", "per_class")))
+    pd.testing.assert_frame_equal(both, tables.fig2_table(_results()))
     # filtered EmoConfidNet t20 F1: (0.46 + 0.42) / 2 = 0.44, the global rows
     assert both.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.44)
 
 
 def test_per_class_view_by_hand():
-    table = report.fig2_table(_results(modes=("global", "per_class")), rejection_mode="per_class")
+    table = tables.fig2_table(_results(modes=("global", "per_class")), rejection_mode="per_class")
     # filtered EmoConfidNet t20 per class: F1 0.44 + 0.01 = 0.45, UAR 0.50 + 0.02 = 0.52; t0 unchanged 0.40
     assert table.loc["t20", "f1 emoconfidnet (filtered)"] == pytest.approx(0.45)
     assert table.loc["t20", "uar emoconfidnet (filtered)"] == pytest.approx(0.52)
     assert table.loc["t0", "f1 emoconfidnet (filtered)"] == pytest.approx(0.40)
-    gains = report.relative_gains(_results(modes=("global", "per_class")), rejection_mode="per_class")
+    gains = tables.relative_gains(_results(modes=("global", "per_class")), rejection_mode="per_class")
     # (0.45 - 0.40) / 0.40 = +12.5 %; UAR (0.52 - 0.40) / 0.40 = +30.0 %
     assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(12.5)
     assert _gain_row(gains, "emoconfidnet", "filtered")["uar_gain_pct"] == pytest.approx(30.0)
@@ -505,22 +502,22 @@ def _with_recommended(results):
 
 def test_recommended_in_the_paper_view_whatever_mode_it_chose():
     results = _with_recommended(_results(modes=("global", "per_class")))
-    table = report.fig2_table(results)
+    table = tables.fig2_table(results)
     # fold 0 per class 0.46 + 0.01 = 0.47, fold 1 global 0.42: (0.47 + 0.42) / 2 = 0.445
     assert table.loc["t20", "f1 recommended (filtered)"] == pytest.approx(0.445)
-    assert "f1 recommended (filtered)" not in report.fig2_table(results, rejection_mode="per_class").columns
+    assert "f1 recommended (filtered)" not in tables.fig2_table(results, rejection_mode="per_class").columns
 
 
 def test_mixed_modes_are_refused_when_no_mode_is_selected():
     with pytest.raises(EmoconfError, match=r"more than one row .*\(rejection modes global, per_class\)"):
-        report.fig2_table(_results(modes=("global", "per_class")), rejection_mode=None)
+        tables.fig2_table(_results(modes=("global", "per_class")), rejection_mode=None)
 
 
 def test_missing_rejection_mode_column_is_named():
     with pytest.raises(EmoconfError, match=r"missing column\(s\) rejection_mode"):
-        report.fig2_table(_results().drop(columns=["rejection_mode"]))
+        tables.fig2_table(_results().drop(columns=["rejection_mode"]))
     with pytest.raises(EmoconfError, match=r"per_class is missing column\(s\) threshold"):
-        report.table2(_results(), _per_class().drop(columns=["threshold"]))
+        tables.table2(_results(), _per_class().drop(columns=["threshold"]))
 
 
 def test_report_has_per_class_section_with_per_class_rows(tmp_path):
@@ -543,9 +540,9 @@ def test_report_has_no_per_class_section_without_per_class_rows(tmp_path):
 
 
 def test_per_class_curves_title_says_synthetic():
-    title = report.report_title("TinyCorpus", synthetic=True, rejection_mode="per_class")
+    title = markdown.report_title("TinyCorpus", synthetic=True, rejection_mode="per_class")
     assert "synthetic" in title and "per-class thresholds" in title
-    assert "synthetic" not in report.report_title("TinyCorpus", synthetic=False, rejection_mode="per_class")
+    assert "synthetic" not in markdown.report_title("TinyCorpus", synthetic=False, rejection_mode="per_class")
 
 
 def test_choices_grouped_by_mode():
@@ -555,7 +552,7 @@ def test_choices_grouped_by_mode():
         for f, mode in enumerate(("global", "per_class", "per_class"))
     ] + [dict(fold=0, seed=0, training="filtered", method="emoconfidnet_tau", choice="tau=2", rejection_mode=np.nan,
               criterion="aurc", validation_value=0.2)])
-    counts = report._choice_counts(choices)
+    counts = markdown._choice_counts(choices)
     assert counts[["method", "rejection_mode", "runs"]].values.tolist() == [
         ["emoconfidnet_tau", "—", 1], ["recommended", "per_class", 2], ["recommended", "global", 1],
     ]

@@ -65,7 +65,8 @@ def test_same_seed_gives_the_same_order():
 
     def first_epoch():
         keras.utils.set_random_seed(5)
-        return np.concatenate([x[:, 0] for x, _ in epoch(row_batches(features, np.zeros(64), batch_size=8, shuffle=True))])
+        batches = row_batches(features, np.zeros(64), batch_size=8, shuffle=True)
+        return np.concatenate([x[:, 0] for x, _ in epoch(batches)])
 
     np.testing.assert_array_equal(first_epoch(), first_epoch())
 

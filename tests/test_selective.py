@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.selective import aurc, auroc, eaurc, fpr_at_95_tpr, optimal_aurc, risk_coverage_curve
+from emoconf_tf.evaluation.selective import aurc, auroc, eaurc, fpr_at_95_tpr, optimal_aurc, risk_coverage_curve
 
 # Six predictions, sorted by confidence: correct, wrong, correct, correct, wrong, correct
 CORRECT = np.array([True, False, True, True, False, True])
@@ -61,7 +61,7 @@ def test_balanced_aurc_by_hand_and_against_scikit_learn():
     import numpy as np
     from sklearn.metrics import balanced_accuracy_score
 
-    from emoconf_tf.selective import balanced_aurc, balanced_risk_coverage_curve
+    from emoconf_tf.evaluation.selective import balanced_aurc, balanced_risk_coverage_curve
 
     # sorted by confidence: (true 1, pred 1) (true 0, pred 0) (true 0, pred 1)
     # k=1: class 1 recall 1 -> risk 0; k=2: recalls 1, 1 -> 0; k=3: class 0 1/2, class 1 1 -> risk 0.25

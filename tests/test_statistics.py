@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.statistics import (
+from emoconf_tf.evaluation.statistics import (
     VALIDATION_CHOICE, bootstrap_mean_ci, paired_comparison, per_run_figures, ranking, utterance_bootstrap,
 )
 

@@ -16,7 +16,8 @@ def test_centroids_are_class_means():
 
 
 def test_centroids_accept_integer_labels():
-    np.testing.assert_allclose(class_centroids([0, 0, 1, 2], AVD_TRAIN, CLASSES), class_centroids(LABELS, AVD_TRAIN, CLASSES))
+    np.testing.assert_allclose(class_centroids([0, 0, 1, 2], AVD_TRAIN, CLASSES),
+                               class_centroids(LABELS, AVD_TRAIN, CLASSES))
 
 
 def test_manhattan_distance_by_hand():

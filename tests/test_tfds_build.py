@@ -14,10 +14,12 @@ pytest.importorskip("opensmile")
 import tfds_builders  # noqa: E402,F401  registers the builders
 from emoconf_tf import extraction  # noqa: E402
 from emoconf_tf.errors import EmoconfError  # noqa: E402
-from test_tfds_msp_podcast import CONFIG, SPLITS, write_fake_release  # noqa: E402
 from tfds_builders.build import build_dataset  # noqa: E402
 
-NUM_WAVS = sum(SPLITS.values())  # 6 utterances of the five classes, one wav each
+CONFIG = "egemaps_v02"  # 88 features: fast
+# The default fake release (conftest.MSP_PODCAST_ROWS): six utterances of the five classes, one wav each.
+SPLITS = {"train": 2, "validation": 1, "test1": 2, "test2": 1}
+NUM_WAVS = sum(SPLITS.values())
 CORRUPT = "MSP-PODCAST_0001_0019"  # train
 EMPTY = "MSP-PODCAST_0003_0001"  # test1
 
@@ -43,7 +45,8 @@ def assert_same_dataset(builder, reference) -> None:
     for split, examples in expected.items():
         for utterance_id, example in examples.items():
             for key in ("features", "label", "arousal", "valence", "dominance", "speaker", "group"):
-                np.testing.assert_array_equal(actual[split][utterance_id][key], example[key], err_msg=f"{utterance_id} {key}")
+                np.testing.assert_array_equal(actual[split][utterance_id][key], example[key],
+                                              err_msg=f"{utterance_id} {key}")
 
 
 def cached_files(data_dir: Path) -> list[Path]:
@@ -51,8 +54,8 @@ def cached_files(data_dir: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def manual_dir(tmp_path_factory):
-    return write_fake_release(tmp_path_factory.mktemp("msp_podcast") / "manual")
+def manual_dir(tmp_path_factory, fake_corpus):
+    return fake_corpus.msp_podcast(tmp_path_factory.mktemp("msp_podcast") / "manual")
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +107,8 @@ def test_a_split_whose_every_file_fails_is_named_even_with_skip_failed(manual_di
     copy = Path(shutil.copytree(manual_dir, tmp_path / "manual"))
     (copy / "Audios" / "MSP-PODCAST_0002_0033.wav").write_bytes(b"")  # the only validation utterance
     # TFDS cannot write an empty split: the error says why it would be empty.
-    with pytest.raises(EmoconfError, match=r"no example left in a split of 1 utterance\(s\): 1 of 1 audio file\(s\) failed: "
-                       r".*MSP-PODCAST_0002_0033.wav: the audio file is empty"):
+    with pytest.raises(EmoconfError, match=r"no example left in a split of 1 utterance\(s\): 1 of 1 audio "
+                       r"file\(s\) failed: .*MSP-PODCAST_0002_0033.wav: the audio file is empty"):
         build_dataset("msp_podcast", copy, tmp_path / "tfds", config=CONFIG, progress=False, skip_failed=True)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import wave
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pytest
@@ -18,98 +17,16 @@ from tfds_builders.build import build_dataset, export_features_table  # noqa: E4
 
 CONFIG = "egemaps_v02"  # 88 features: fast; compare_2016 is exercised in test_extraction.py
 
-# (session, dialog, [(turn, category, (V, A, D))]); the bracket of a summary line is [V, A, D].
-DIALOGS = [
-    (1, "Ses01F_impro01", [
-        ("Ses01F_impro01_F000", "neu", (2.5, 2.0, 3.0)),
-        ("Ses01F_impro01_F001", "exc", (4.0, 3.5, 3.0)),
-        ("Ses01F_impro01_M000", "xxx", (2.0, 3.0, 3.0)),
-        ("Ses01F_impro01_M001", "ang", (1.5, 4.5, 4.0)),
-    ]),
-    (2, "Ses02M_script01_1", [
-        ("Ses02M_script01_1_F000", "hap", (4.5, 3.5, 3.5)),
-        ("Ses02M_script01_1_M000", "sad", (1.5, 1.5, 2.0)),
-        ("Ses02M_script01_1_M001", "sur", (3.0, 4.0, 3.0)),
-    ]),
-    (3, "Ses03F_impro02", [
-        ("Ses03F_impro02_F000", "fru", (2.0, 3.5, 3.5)),
-        ("Ses03F_impro02_M000", "neu", (3.0, 2.5, 2.5)),
-    ]),
-    (4, "Ses04M_impro03", [
-        ("Ses04M_impro03_F000", "fru", (1.5, 4.0, 4.5)),
-        ("Ses04M_impro03_M000", "neu", (3.0, 3.0, 3.0)),
-    ]),
-    (5, "Ses05F_script02_2", [
-        # Real summaries hold a few values just outside 1-5: kept as they are.
-        ("Ses05F_script02_2_F000", "sad", (0.5, 1.0, 1.5)),
-        ("Ses05F_script02_2_M000", "ang", (1.0, 5.5, 4.5)),
-    ]),
-]
-# Per session with exc merged into happy: 3 (xxx skipped), 2 (sur skipped), 2, 2, 2.
+# Of the default fake release (conftest.IEMOCAP_DIALOGS), per session with exc merged into happy:
+# 3 (xxx skipped), 2 (sur skipped), 2, 2, 2.
 SPLITS = {"session1": 3, "session2": 2, "session3": 2, "session4": 2, "session5": 2}
 
 
-def write_wav(path: Path, *, seed: int, seconds: float = 0.5, sample_rate: int = 16000) -> None:
-    """16-bit mono wav: a sine with noise, different per file."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    signal = 0.3 * np.sin(2 * np.pi * (120 + 15 * seed) * t) + 0.02 * rng.standard_normal(t.size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(sample_rate)
-        handle.writeframes((signal * 32767).astype("<i2").tobytes())
-
-
-def evaluation_text(turns, *, latin1_note: bool = False) -> bytes:
-    """An EmoEvaluation file: header, then per turn a summary line and per-evaluator lines."""
-    lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
-    start = 6.2901
-    for turn, category, (valence, arousal, dominance) in turns:
-        lines.append(
-            f"[{start:.4f} - {start + 1.9456:.4f}]\t{turn}\t{category}\t[{valence:.4f}, {arousal:.4f}, {dominance:.4f}]"
-        )
-        lines.append("C-E1:\tNeutral state;\t()")
-        lines.append("C-E2:\tFrustration; Anger;\t()")
-        lines.append("A-E1:\tval 3; act 2; dom  3;\t()")
-        lines.append("A-E2:\tval 2; act 3; dom  3;\t(mildly aggravated)")
-        lines.append("")
-        start += 3.5
-    data = "\n".join(lines).encode("ascii")
-    if latin1_note:
-        # One real file has a Latin-1 byte in an evaluator's comment: not valid UTF-8.
-        data = data.replace(b"(mildly aggravated)", b"(caf\xe9 noise)", 1)
-    return data
-
-
-def write_fake_release(root: Path) -> Path:
-    release = root / "IEMOCAP_full_release"
-    seed = 0
-    for session, dialog, turns in DIALOGS:
-        session_dir = release / f"Session{session}"
-        evaluation_dir = session_dir / "dialog" / "EmoEvaluation"
-        evaluation_dir.mkdir(parents=True)
-        (evaluation_dir / f"{dialog}.txt").write_bytes(evaluation_text(turns, latin1_note=session == 2))
-        # Sub-folders of per-evaluator files must not be read (a summary-shaped line would be counted).
-        for sub in ("Categorical", "Attribute", "Self-evaluation"):
-            (evaluation_dir / sub).mkdir()
-            (evaluation_dir / sub / f"{dialog}_e1.txt").write_text(
-                f"[1.0000 - 2.0000]\t{dialog}_F999\tang\t[1.0000, 1.0000, 1.0000]\n"
-            )
-        # macOS resource-fork copies appear in some extracted archives.
-        (evaluation_dir / f"._{dialog}.txt").write_bytes(b"\x00\x05\x16\x07\xff\xfe")
-        for turn, _, _ in turns:
-            write_wav(session_dir / "sentences" / "wav" / dialog / f"{turn}.wav", seed=seed)
-            seed += 1
-    return root
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, fake_corpus):
     """The fake release prepared once with the default (exc merged) egemaps config."""
     root = tmp_path_factory.mktemp("iemocap")
-    manual_dir = write_fake_release(root / "manual")
+    manual_dir = fake_corpus.iemocap(root / "manual")
     data_dir = root / "tfds"
     builder = build_dataset("iemocap", manual_dir, data_dir, config=CONFIG, num_workers=2, progress=False)
     return builder, manual_dir, data_dir
@@ -233,8 +150,8 @@ def test_iemocap_exports_a_features_table_with_sessions_as_groups(built, tmp_pat
     np.testing.assert_allclose(corpus.avd[row], [4.5, 1.5, 4.0])  # arousal, valence, dominance
 
 
-def test_iemocap_missing_wav_error_names_the_path(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual")
+def test_iemocap_missing_wav_error_names_the_path(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.iemocap(tmp_path / "manual")
     missing = (
         manual_dir / "IEMOCAP_full_release" / "Session3" / "sentences" / "wav" / "Ses03F_impro02"
         / "Ses03F_impro02_M000.wav"
@@ -244,10 +161,8 @@ def test_iemocap_missing_wav_error_names_the_path(tmp_path):
         build_dataset("iemocap", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
 
 
-def test_iemocap_missing_session_error_names_the_folder(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual")
-    import shutil
-
+def test_iemocap_missing_session_error_names_the_folder(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.iemocap(tmp_path / "manual")
     shutil.rmtree(manual_dir / "IEMOCAP_full_release" / "Session4")
     with pytest.raises(EmoconfError, match=r"Session4/dialog/EmoEvaluation: no such folder"):
         build_dataset("iemocap", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import wave
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,52 +15,8 @@ from tfds_builders.build import build_dataset, export_features_table  # noqa: E4
 
 CONFIG = "egemaps_v02"  # 88 features: fast; compare_2016 is exercised in test_extraction.py
 
-HEADER = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
-# FileName, EmoClass, EmoAct (arousal), EmoVal (valence), EmoDom (dominance), SpkrID, Gender, Split_Set
-ROWS = [
-    ("MSP-PODCAST_0001_0008.wav", "N", 4.0, 4.2, 4.4, "127", "Female", "Train"),
-    ("MSP-PODCAST_0001_0019.wav", "A", 6.0, 2.0, 5.6, "127", "Female", "Train"),
-    ("MSP-PODCAST_0001_0024.wav", "X", 3.0, 3.8, 4.0, "127", "Female", "Train"),
-    ("MSP-PODCAST_0002_0033.wav", "H", 5.2, 6.0, 4.8, "Unknown", "Unknown", "Development"),
-    ("MSP-PODCAST_0003_0001.wav", "S", 2.0, 2.4, 3.0, "45", "Male", "Test1"),
-    ("MSP-PODCAST_0003_0002.wav", "D", 4.6, 2.2, 4.2, "45", "Male", "Test1"),
-    ("MSP-PODCAST_0004_0001.wav", "C", 4.0, 3.0, 5.0, "812", "Male", "Test2"),
-    ("MSP-PODCAST_0004_0002.wav", "N", 3.6, 4.0, 3.8, "812", "Male", "Test2"),
-]
-SPLITS = {"train": 2, "validation": 1, "test1": 2, "test2": 1}  # X and C skipped
-
-
-def write_wav(path: Path, *, seed: int, seconds: float = 0.5, sample_rate: int = 16000) -> None:
-    """16-bit mono wav: a sine with noise, different per file."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    signal = 0.3 * np.sin(2 * np.pi * (150 + 20 * seed) * t) + 0.02 * rng.standard_normal(t.size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(sample_rate)
-        handle.writeframes((signal * 32767).astype("<i2").tobytes())
-
-
-def write_fake_release(root: Path, *, old_layout: bool = False) -> Path:
-    """A release folder. `old_layout`: `labels_concensus.csv` without Split_Set, `Partitions.txt`, nested audio."""
-    labels_dir = root / "Labels"
-    labels_dir.mkdir(parents=True)
-    if old_layout:
-        lines = [HEADER.rsplit(",", 1)[0]] + [",".join(map(str, row[:-1])) for row in ROWS]
-        (labels_dir / "labels_concensus.csv").write_text("\n".join(lines) + "\n")
-        # The old partition names: Validation for the development set.
-        partitions = [f"{row[-1].replace('Development', 'Validation')}; {row[0]}" for row in ROWS]
-        (root / "Partitions.txt").write_text("\n".join(partitions) + "\n")
-    else:
-        lines = [HEADER] + [",".join(map(str, row)) for row in ROWS]
-        (labels_dir / "labels_consensus.csv").write_text("\n".join(lines) + "\n")
-    for seed, row in enumerate(ROWS):
-        name = row[0]
-        folder = root / "Audios" / (name[:16] if old_layout else "")  # nested: Audios/MSP-PODCAST_0001/...
-        write_wav(folder / name, seed=seed)
-    return root
+# Of the default fake release (conftest.MSP_PODCAST_ROWS): the X (train) and C (test2) rows are skipped.
+SPLITS = {"train": 2, "validation": 1, "test1": 2, "test2": 1}
 
 
 def examples(builder, split):
@@ -74,9 +27,9 @@ def examples(builder, split):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, fake_corpus):
     root = tmp_path_factory.mktemp("msp_podcast")
-    manual_dir = write_fake_release(root / "manual")
+    manual_dir = fake_corpus.msp_podcast(root / "manual")
     data_dir = root / "tfds"
     builder = build_dataset("msp_podcast", manual_dir, data_dir, config=CONFIG, num_workers=2, progress=False)
     return builder, manual_dir, data_dir
@@ -113,7 +66,7 @@ def test_msp_podcast_counts_skipped_classes(built):
 
 def test_msp_podcast_records_the_split_counts_after_class_selection(built):
     builder, _, _ = built
-    # ROWS per split, without the X (train) and C (test2) rows: train 3 - 1, validation 1, test1 2, test2 2 - 1.
+    # Rows per split, without the X (train) and C (test2) rows: train 3 - 1, validation 1, test1 2, test2 2 - 1.
     assert dict(builder.info.metadata["class_selection_counts"]) == {"train": 2, "validation": 1, "test1": 2,
                                                                      "test2": 1}
 
@@ -127,8 +80,8 @@ def test_class_selection_summary_sets_the_counts_beside_the_papers():
     assert class_selection_summary({"train": 5}).endswith("validation 0 (paper 5,958), test1 0 (paper 10,124)")
 
 
-def test_msp_podcast_build_logs_the_counts_after_class_selection(tmp_path, caplog):
-    manual_dir = write_fake_release(tmp_path / "manual")
+def test_msp_podcast_build_logs_the_counts_after_class_selection(tmp_path, caplog, fake_corpus):
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual")
     with caplog.at_level("INFO", logger="tfds_builders.msp_podcast.msp_podcast_dataset_builder"):
         build_dataset("msp_podcast", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
     assert ("msp_podcast: after class selection: train 2 (paper 34,280), validation 1 (paper 5,958), test1 2 "
@@ -163,35 +116,35 @@ def test_msp_podcast_exports_a_table_the_protocol_reads(built, tmp_path):
     np.testing.assert_array_equal(corpus.features[row], original)
 
 
-def test_msp_podcast_reads_old_spelling_partitions_and_nested_audio(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual", old_layout=True)
+def test_msp_podcast_reads_old_spelling_partitions_and_nested_audio(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual", old_layout=True)
     builder = build_dataset("msp_podcast", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
     assert {name: info.num_examples for name, info in builder.info.splits.items()} == SPLITS
 
 
-def test_msp_podcast_missing_labels_file_error_names_the_path(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual")
+def test_msp_podcast_missing_labels_file_error_names_the_path(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual")
     (manual_dir / "Labels" / "labels_consensus.csv").unlink()
     with pytest.raises(EmoconfError, match=r"Labels/labels_consensus.csv: no such file"):
         build_dataset("msp_podcast", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
 
 
-def test_msp_podcast_missing_wav_error_names_the_path(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual")
+def test_msp_podcast_missing_wav_error_names_the_path(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual")
     (manual_dir / "Audios" / "MSP-PODCAST_0002_0033.wav").unlink()
     with pytest.raises(EmoconfError, match=r"Audios/MSP-PODCAST_0002_0033.wav: no such audio file"):
         build_dataset("msp_podcast", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
 
 
-def test_msp_podcast_missing_partitions_error_names_the_path(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual", old_layout=True)
+def test_msp_podcast_missing_partitions_error_names_the_path(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual", old_layout=True)
     (manual_dir / "Partitions.txt").unlink()
     with pytest.raises(EmoconfError, match=r"Partitions.txt does not exist"):
         build_dataset("msp_podcast", manual_dir, tmp_path / "tfds", config=CONFIG, progress=False)
 
 
-def test_msp_podcast_unknown_partition_error_names_the_file(tmp_path):
-    manual_dir = write_fake_release(tmp_path / "manual")
+def test_msp_podcast_unknown_partition_error_names_the_file(tmp_path, fake_corpus):
+    manual_dir = fake_corpus.msp_podcast(tmp_path / "manual")
     labels = manual_dir / "Labels" / "labels_consensus.csv"
     labels.write_text(labels.read_text().replace("Test2", "Holdout"))
     with pytest.raises(EmoconfError, match=r"MSP-PODCAST_0004_0002.wav has partition 'Holdout'"):

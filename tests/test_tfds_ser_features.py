@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -16,39 +13,6 @@ from emoconf_tf.errors import EmoconfError  # noqa: E402
 from tfds_builders.build import build_dataset, export_features_table  # noqa: E402
 
 
-def features_table(num_features: int = 5, *, with_split: bool = True, seed: int = 0) -> pd.DataFrame:
-    """Eight utterances, three classes, AVD on 1-7 (recorded in `scale`); splits spelled as corpora spell them."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "id": [f"utt{i:02d}" for i in range(8)],
-            "label": ["sad", "angry", "neutral", "angry", "sad", "neutral", "angry", "sad"],
-            "arousal": [2.0, 6.0, 4.0, 5.5, 2.5, 4.0, 6.5, 1.5],
-            "valence": [2.5, 2.0, 4.0, 1.5, 3.0, 4.5, 2.0, 2.0],
-            "dominance": [3.0, 5.0, 4.0, 5.5, 3.0, 4.0, 6.0, 2.0],
-            "speaker": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"],
-            "group": [""] * 8,
-            "scale": ["1,7"] * 8,
-        }
-    )
-    if with_split:
-        frame["split"] = ["Train", "Train", "Train", "Train", "Development", "Development", "Test1", "Test1"]
-    features = pd.DataFrame(
-        rng.normal(size=(8, num_features)).astype(np.float32), columns=[f"feat_{j}" for j in range(num_features)]
-    )
-    return pd.concat([frame, features], axis=1)
-
-
-def write_table(folder: Path, frame: pd.DataFrame, name: str = "features.csv") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    if name.endswith(".parquet"):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, float_format="%.9g")
-    return path
-
-
 def examples(builder, split):
     return {
         example["id"].decode(): example
@@ -56,8 +20,8 @@ def examples(builder, split):
     }
 
 
-def test_ser_features_splits_come_from_the_split_column(tmp_path):
-    write_table(tmp_path / "manual", features_table())
+def test_ser_features_splits_come_from_the_split_column(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual")
     builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     assert {name: info.num_examples for name, info in builder.info.splits.items()} == {
         "train": 4,
@@ -66,8 +30,8 @@ def test_ser_features_splits_come_from_the_split_column(tmp_path):
     }
 
 
-def test_ser_features_class_names_are_the_sorted_table_labels(tmp_path):
-    write_table(tmp_path / "manual", features_table())
+def test_ser_features_class_names_are_the_sorted_table_labels(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual")
     builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     names = builder.info.features["label"].names
     assert names == ["angry", "neutral", "sad"]
@@ -77,9 +41,9 @@ def test_ser_features_class_names_are_the_sorted_table_labels(tmp_path):
     assert reloaded.info.features["label"].names == ["angry", "neutral", "sad"]
 
 
-def test_ser_features_keeps_values_avd_speaker(tmp_path):
-    frame = features_table()
-    write_table(tmp_path / "manual", frame)
+def test_ser_features_keeps_values_avd_speaker(tmp_path, fake_corpus):
+    frame = fake_corpus.features_frame()
+    fake_corpus.features_table(tmp_path / "manual", frame)
     builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     example = examples(builder, "test")["utt06"]
     np.testing.assert_array_equal(example["features"], frame.iloc[6, -5:].to_numpy(dtype=np.float32))
@@ -87,14 +51,14 @@ def test_ser_features_keeps_values_avd_speaker(tmp_path):
     assert example["speaker"].decode() == "s4"
 
 
-def test_ser_features_without_split_column_is_one_train_split(tmp_path):
-    write_table(tmp_path / "manual", features_table(with_split=False), name="table.parquet")
+def test_ser_features_without_split_column_is_one_train_split(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual", fake_corpus.features_frame(with_split=False), name="table.parquet")
     builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     assert {name: info.num_examples for name, info in builder.info.splits.items()} == {"train": 8}
 
 
-def test_ser_features_egemaps_config_takes_an_88_column_table(tmp_path):
-    write_table(tmp_path / "manual", features_table(88))
+def test_ser_features_egemaps_config_takes_an_88_column_table(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual", fake_corpus.features_frame(88))
     builder = build_dataset(
         "ser_features", tmp_path / "manual", tmp_path / "tfds", config="egemaps_v02", progress=False
     )
@@ -102,23 +66,23 @@ def test_ser_features_egemaps_config_takes_an_88_column_table(tmp_path):
     assert examples(builder, "validation")["utt04"]["features"].shape == (88,)
 
 
-def test_ser_features_config_width_mismatch_is_a_clear_error(tmp_path):
-    write_table(tmp_path / "manual", features_table(5))
+def test_ser_features_config_width_mismatch_is_a_clear_error(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual", fake_corpus.features_frame(5))
     with pytest.raises(EmoconfError, match=r"features.csv: 5 feature columns, but config 'egemaps_v02' expects 88"):
         build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="egemaps_v02", progress=False)
 
 
-def test_ser_features_accepts_the_table_file_itself(tmp_path):
-    table = write_table(tmp_path / "tables", features_table(), name="my_corpus.csv")
-    write_table(tmp_path / "tables", features_table(seed=1), name="other.csv")
+def test_ser_features_accepts_the_table_file_itself(tmp_path, fake_corpus):
+    table = fake_corpus.features_table(tmp_path / "tables", name="my_corpus.csv")
+    fake_corpus.features_table(tmp_path / "tables", fake_corpus.features_frame(seed=1), name="other.csv")
     builder = build_dataset("ser_features", table, tmp_path / "tfds", config="custom", progress=False)
     assert builder.info.splits["train"].num_examples == 4
 
 
-def test_ser_features_overwrite_rebuilds_from_a_changed_table(tmp_path):
-    write_table(tmp_path / "manual", features_table())
+def test_ser_features_overwrite_rebuilds_from_a_changed_table(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual")
     build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
-    write_table(tmp_path / "manual", features_table(with_split=False))
+    fake_corpus.features_table(tmp_path / "manual", fake_corpus.features_frame(with_split=False))
     kept = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     assert set(kept.info.splits) == {"train", "validation", "test"}  # prepared: reused as it is
     rebuilt = build_dataset(
@@ -127,21 +91,21 @@ def test_ser_features_overwrite_rebuilds_from_a_changed_table(tmp_path):
     assert {name: info.num_examples for name, info in rebuilt.info.splits.items()} == {"train": 8}
 
 
-def test_ser_features_two_tables_in_the_folder_is_a_clear_error(tmp_path):
-    write_table(tmp_path / "manual", features_table(), name="a.csv")
-    write_table(tmp_path / "manual", features_table(), name="b.csv")
+def test_ser_features_two_tables_in_the_folder_is_a_clear_error(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual", name="a.csv")
+    fake_corpus.features_table(tmp_path / "manual", name="b.csv")
     with pytest.raises(EmoconfError, match=r"2 tables \(a.csv, b.csv\)"):
         build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
 
 
-def test_ser_features_keeps_the_tables_scale_and_merged_labels(tmp_path):
+def test_ser_features_keeps_the_tables_scale_and_merged_labels(tmp_path, fake_corpus):
     from tfds_builders.build import load_corpus
 
-    frame = features_table()
+    frame = fake_corpus.features_frame()
     frame["scale"] = "1,5"
     frame["merged_labels"] = "excited=happy"
     frame[["arousal", "valence", "dominance"]] = frame[["arousal", "valence", "dominance"]].clip(1, 5)
-    write_table(tmp_path / "manual", frame)
+    fake_corpus.features_table(tmp_path / "manual", frame)
     builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     assert list(builder.info.metadata["scale"]) == [1.0, 5.0]
     assert dict(builder.info.metadata["merged_labels"]) == {"excited": "happy"}
@@ -150,28 +114,28 @@ def test_ser_features_keeps_the_tables_scale_and_merged_labels(tmp_path):
     assert load_corpus(builder, tmp_path / "tfds", scale="1,7")[0].scale == (1.0, 7.0)  # given: overrides
 
 
-def test_ser_features_of_a_synthetic_table_stays_synthetic(tmp_path):
+def test_ser_features_of_a_synthetic_table_stays_synthetic(tmp_path, fake_corpus):
     from tfds_builders.build import load_corpus
 
-    frame = features_table()
+    frame = fake_corpus.features_frame()
     frame["synthetic"] = True
-    write_table(tmp_path / "manual", frame, name="anything.parquet")
+    fake_corpus.features_table(tmp_path / "manual", frame, name="anything.parquet")
     builder = build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     assert load_corpus(builder, tmp_path / "tfds")[0].synthetic
     exported, _ = read_features_table(export_features_table(builder, tmp_path / "tfds", tmp_path / "out.csv"))
     assert exported.synthetic and exported.scale == (1.0, 7.0)
 
 
-def test_ser_features_table_without_a_scale_is_refused_naming_the_column(tmp_path):
-    write_table(tmp_path / "manual", features_table().drop(columns=["scale"]))
+def test_ser_features_table_without_a_scale_is_refused_naming_the_column(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual", fake_corpus.features_frame().drop(columns=["scale"]))
     with pytest.raises(EmoconfError, match=r"features.csv: the table does not record its AVD scale \(no column "
                                            r"'scale'\).*or add a column 'scale' holding 'LO,HI' on every row"):
         build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
 
 
-def test_ser_features_export_round_trips_the_table(tmp_path):
-    frame = features_table()
-    write_table(tmp_path / "manual", frame)
+def test_ser_features_export_round_trips_the_table(tmp_path, fake_corpus):
+    frame = fake_corpus.features_frame()
+    fake_corpus.features_table(tmp_path / "manual", frame)
     build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="custom", progress=False)
     out = export_features_table("ser_features", tmp_path / "tfds", tmp_path / "out.csv.gz", config="custom")
     original, _ = read_features_table(tmp_path / "manual" / "features.csv")
@@ -189,7 +153,7 @@ def test_build_dataset_unknown_name_is_a_clear_error(tmp_path):
         build_dataset("savee", tmp_path, tmp_path / "tfds")
 
 
-def test_build_dataset_unknown_config_is_a_clear_error(tmp_path):
-    write_table(tmp_path / "manual", features_table())
+def test_build_dataset_unknown_config_is_a_clear_error(tmp_path, fake_corpus):
+    fake_corpus.features_table(tmp_path / "manual")
     with pytest.raises(EmoconfError, match="unknown config 'mfcc' for ser_features"):
         build_dataset("ser_features", tmp_path / "manual", tmp_path / "tfds", config="mfcc")

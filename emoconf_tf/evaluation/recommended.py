@@ -43,7 +43,7 @@ import numpy as np
 from emoconf_tf.confidence import validation_quantile
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.metrics import macro_f1_uar
-from emoconf_tf.selective import aurc
+from emoconf_tf.evaluation.selective import aurc
 from emoconf_tf.thresholds import REJECTION_MODES, accept, check_rejection_mode, class_thresholds
 
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)

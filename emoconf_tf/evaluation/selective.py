@@ -112,7 +112,7 @@ def auroc(correct, confidence) -> float:
 
     The Mann-Whitney form: the fraction of (correct, wrong) pairs the confidence ranks right, a tie counting one
     half; the same number as `sklearn.metrics.roc_auc_score(correct, confidence)`, at a fraction of its cost in
-    bootstrap loops (`emoconf_tf.statistics`). Reference: Hanley & McNeil, Radiology 143(1), 1982.
+    bootstrap loops (`emoconf_tf.evaluation.statistics`). Reference: Hanley & McNeil, Radiology 143(1), 1982.
     """
     correct, confidence = _check(correct, confidence)
     n_correct = int(correct.sum())

@@ -24,8 +24,9 @@ from emoconf_tf.atomic import atomic_path, write_json
 from emoconf_tf.confidence import predicted_class
 from emoconf_tf.confidence_methods import ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, ScoringContext
 from emoconf_tf.models import build_emoconfidnet, penultimate_model
-from emoconf_tf.recommended import CRITERIA, DEFAULT_CRITERION
-from emoconf_tf.selective import balanced_aurc, selective_summary
+from emoconf_tf.evaluation.recommended import CRITERIA, DEFAULT_CRITERION
+from emoconf_tf.evaluation.selective import balanced_aurc, selective_summary
+from emoconf_tf.evaluation.tables import ReportTables
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, TRAININGS, ConflictRule, filter_counts, rule_masks
@@ -302,9 +303,10 @@ def predict(emoconfidnet, features: np.ndarray, batch_size: int = CHUNK_ROWS, *,
 
 
 @dataclasses.dataclass
-class ProtocolOutputs:
-    """The protocol's tables (see `RESULT_COLUMNS`, `PER_CLASS_COLUMNS`, `RUN_COLUMNS`, `SELECTIVE_COLUMNS`,
-    `CHOICE_COLUMNS`; `predictions` holds every test prediction with each method's confidence) and filter counts.
+class ProtocolOutputs(ReportTables):
+    """The protocol's tables, a `ReportTables` (see `RESULT_COLUMNS`, `PER_CLASS_COLUMNS`, `RUN_COLUMNS`,
+    `SELECTIVE_COLUMNS`, `CHOICE_COLUMNS`; `predictions` holds every test prediction with each method's
+    confidence) and filter counts.
 
     `filter_counts` (`FILTER_COUNT_COLUMNS`): the rows each conflict rule removed from each fold's training set,
     one row per (fold, rule), from the first seed's filtered unit of the fold. The filter does not depend on the
@@ -312,14 +314,7 @@ class ProtocolOutputs:
     training set of several folds under `cv="group"`. Empty when no unit trained on the filtered set.
     """
 
-    results: pd.DataFrame
-    per_class: pd.DataFrame
-    runs: pd.DataFrame
-    selective: pd.DataFrame
-    choices: pd.DataFrame
-    predictions: pd.DataFrame
-    filter_counts: pd.DataFrame
-    skipped_units: int
+    skipped_units: int = 0
 
 
 def run_protocol(

@@ -48,7 +48,7 @@ request format columnar), `class_thresholds` holds the K thresholds of the mode 
 mode), and `applied_threshold` the one that decided each row's `accept` (`class_thresholds[class_ids]`).
 In global mode `accept`, `threshold` and `confidence` are exactly what they were before the mode existed.
 
-By default the signatures run the folded network of `emoconf_tf.folding` (standardisation and batch
+By default the signatures run the folded network of `emoconf_tf.serving.folded_network` (standardisation and batch
 norms merged into the dense kernels, dropout removed): the same outputs up to float32 rounding (checked
 against the Keras model to 1e-5 before publishing), and faster at batch 1 (docs/performance.md);
 `fold=False` (`emoconf export --no-fold`) serves the Keras graph itself.
@@ -57,7 +57,6 @@ against the Keras model to 1e-5 before publishing), and faster at batch 1 (docs/
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import math
 import os
 import shutil
@@ -66,10 +65,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emoconf_tf import __version__
 from emoconf_tf.confidence import emoconfidnet_confidence, predicted_class, top2_margin
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
+from emoconf_tf.serving.model_card import FEATURE_SET_ASSET, model_card, recorded_feature_set
+from emoconf_tf.serving.versions import model_versions
 from emoconf_tf.thresholds import (
     PAPER_REJECTIONS, accept, check_rejection_mode, class_thresholds, rejection_threshold,
 )
@@ -80,18 +79,10 @@ SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold")
 WARMUP_REQUESTS = Path("assets.extra") / "tf_serving_warmup_requests"
 WARMUP_SIGNATURES = ("serving_default", "predict")
 EXAMPLE_FEATURE_KEY = "features"
-FEATURE_SET_ASSET = "feature_set.txt"
 ASSET_FILES = ("labels.txt", "feature_names.txt", FEATURE_SET_ASSET, "model_card.md")
-# What feature_set.txt holds when run.json records no openSMILE set (a table trained without --feature-set).
-UNKNOWN_FEATURE_SET = "unknown"
 # A float32 rejection rate carries about 7 significant digits; it is read as the nearest 7-decimal
 # number (float32(0.35) = 0.34999999 -> 0.35) before the threshold formula, as a client means it.
 REJECTION_DECIMALS = 7
-_KNOWN_FEATURE_SETS = {6373: "ComParE 2016 functionals", 88: "eGeMAPSv02 functionals"}
-_MODE_DESCRIPTIONS = {
-    "global": "one threshold from all validation confidences (the paper's)",
-    "per_class": "one threshold per predicted class, from the validation predictions of that class",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,13 +119,13 @@ def export_run(
     """Exports a run directory (from `emoconf train`) as the next version of a TF Serving model.
 
     Args:
-        run_dir: the run directory (`emoconf_tf.rundir.train_run`).
+        run_dir: the run directory (`emoconf_tf.serving.rundir.train_run`).
         out_dir: the model base path, e.g. `savedmodels/emoconf`; created when missing.
         default_rejection: float in [0, 1), default 0.2 (the paper's t20%): the operating point of
             `serving_default`'s `accept` output.
         verify: reload the written SavedModel and check it against the Keras model before
             publishing it (default True).
-        fold: serve the folded network (`emoconf_tf.folding`; default True) or the Keras graph (False).
+        fold: serve the folded network (`emoconf_tf.serving.folded_network`; default True) or the Keras graph (False).
         rejection_mode: `"global"` (one threshold) or `"per_class"` (one per predicted class); default
             None, the mode the run was trained with (`run.json`'s `rejection_mode`; global when absent).
 
@@ -144,7 +135,7 @@ def export_run(
     Raises:
         EmoconfError: an unusable run directory, `out_dir`, rejection rate or mode. Nothing is left behind.
     """
-    from emoconf_tf.rundir import load_run
+    from emoconf_tf.serving.rundir import load_run
 
     default_rejection = check_rejection(default_rejection, "--default-rejection")
     if rejection_mode is not None:
@@ -154,8 +145,8 @@ def export_run(
     run = load_run(run_dir)
     if rejection_mode is None:
         rejection_mode = check_rejection_mode(run.rejection_mode, f"{run.path / 'run.json'}: rejection_mode")
-    validation_confidence = _validation_confidence(run)
-    validation_predicted = _validation_predicted(run)
+    validation_confidence = run.validation_confidence()
+    validation_predicted = run.validation_predicted()
     default_threshold = rejection_threshold(validation_confidence, default_rejection)
     default_class_thresholds = class_thresholds(validation_confidence, validation_predicted, default_rejection,
                                                 len(run.class_names), rejection_mode)
@@ -305,23 +296,6 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def recorded_feature_set(info: dict) -> str:
-    """What `feature_set.txt` records for a run's `run.json` contents: `"compare_2016"`, `"egemaps_v02"`,
-    `"synthetic"` or `"unknown"` (no openSMILE set recorded, e.g. a run trained before the field existed)."""
-    if info.get("synthetic"):
-        return "synthetic"
-    value = info.get("feature_set")
-    return value if value in FEATURE_SET_NAMES else UNKNOWN_FEATURE_SET
-
-
-def model_versions(out_dir: str | os.PathLike) -> list[int]:
-    """The integer version directories in a model base path, ascending (empty when there are none)."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit())
-
-
 class EmoconfServingModule:
     """The serving graph around a trained `emoconfidnet` Keras model (built by `export_run`).
 
@@ -336,7 +310,7 @@ class EmoconfServingModule:
         default_rejection: the rate of `serving_default`'s `accept`.
         default_threshold: `rejection_threshold(validation_confidence, default_rejection)`, the global `t_r`.
         asset_paths: file name -> path of files to include in `assets/`.
-        fold: run the folded network (`emoconf_tf.folding.FoldedInference`, default) instead of the
+        fold: run the folded network (`emoconf_tf.serving.folded_network.FoldedInference`, default) instead of the
             Keras graph.
         validation_predicted: int `[n]` in [0, K), the predicted class of each validation confidence;
             needed in `"per_class"` mode (default None: stored as -1, "not recorded", global mode only).
@@ -349,7 +323,7 @@ class EmoconfServingModule:
                  validation_predicted: np.ndarray | None = None, rejection_mode: str = "global"):
         import tensorflow as tf
 
-        from emoconf_tf.folding import FoldedInference, fold_emoconfidnet
+        from emoconf_tf.serving.folded_network import FoldedInference, fold_emoconfidnet
 
         self.module = module = tf.Module(name="emoconf")
         num_features = int(emoconfidnet.input_shape[-1])
@@ -507,183 +481,6 @@ class EmoconfServingModule:
         tf.saved_model.save(self.module, str(path), signatures=self.signatures)
 
 
-def model_card(run, *, default_rejection: float, default_threshold: float, date: str | None = None,
-               rejection_mode: str = "global", default_class_thresholds: np.ndarray | None = None) -> str:
-    """The Markdown model card of an export (`assets/model_card.md`).
-
-    Args:
-        run: the loaded run directory (`emoconf_tf.rundir.Run`).
-        default_rejection: the rate of `serving_default`'s `accept`.
-        default_threshold: its global threshold `t_r`.
-        date: `YYYY-MM-DD` of the export; default None, today (UTC).
-        rejection_mode: `"global"` (default) or `"per_class"`.
-        default_class_thresholds: float `[K]`, the per-class thresholds at `default_rejection`; default
-            None, computed from the run's validation.csv (used in per-class mode only).
-    """
-    rejection_mode = check_rejection_mode(rejection_mode)
-    info = run.info
-    synthetic = bool(info.get("synthetic"))
-    num_features = len(run.feature_names)
-    recorded = recorded_feature_set(info)
-    if recorded in FEATURE_SET_NAMES:
-        feature_set = (f"openSMILE {FeatureSet(recorded).title} (`{FEATURE_SET_ASSET}`: {recorded}; "
-                       "`emoconf predict` extracts them from audio)")
-    elif synthetic:
-        feature_set = f"synthetic features (`{FEATURE_SET_ASSET}`: synthetic; predict from a features table)"
-    else:
-        feature_set = _KNOWN_FEATURE_SETS.get(num_features, "custom table (see feature_names.txt)")
-        if num_features in _KNOWN_FEATURE_SETS:
-            feature_set += " (inferred from the dimension)"
-        feature_set += (f"; the run records no feature set (`{FEATURE_SET_ASSET}`: {UNKNOWN_FEATURE_SET}), "
-                        "so predict from a features table")
-    per_class = rejection_mode == "per_class"
-    if per_class:
-        if default_class_thresholds is None:
-            default_class_thresholds = class_thresholds(_validation_confidence(run), _validation_predicted(run),
-                                                        default_rejection, len(run.class_names), rejection_mode)
-        absent = _absent_classes(run)
-        operating_point = "per-class thresholds " + ", ".join(
-            f"{name} {value:.6f}{' (global)' if c in absent else ''}"
-            for c, (name, value) in enumerate(zip(run.class_names, default_class_thresholds)))
-    else:
-        operating_point = f"threshold {default_threshold:.6f}"
-    scale = info.get("scale", ["?", "?"])
-    merged = "".join(f"; {category} counted as {name}" for category, name in (info.get("merged_labels") or {}).items())
-    counts = info.get("filter_counts") or {}
-    removed = sum(counts.values())
-    run_info = info.get("run", {})
-    date = date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    lines = []
-    if synthetic:
-        lines += [
-            "# EmoConfidNet model card — SYNTHETIC",
-            "",
-            "> **SYNTHETIC DATA.** This model was trained on the built-in synthetic corpus (generated "
-            "numbers, not real speech). Its figures below say nothing about emotion recognition; use it "
-            "only to try the serving set-up.",
-        ]
-    else:
-        lines += ["# EmoConfidNet model card"]
-    lines += [
-        "",
-        "Confidence-aware speech emotion recognition: an emotion classifier and its EmoConfidNet "
-        "confidence head, exported by `emoconf export`.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| corpus | {info.get('corpus', '?')}{' (**SYNTHETIC**)' if synthetic else ''} |",
-        f"| features | {num_features} per utterance, {feature_set}; raw values in the order of "
-        "`feature_names.txt` (standardisation is inside the model) |",
-        f"| classes | {', '.join(run.class_names)} (`labels.txt`, in class-id order){merged} |",
-        f"| AVD scale | {_number(scale[0])} to {_number(scale[1])} |",
-        f"| conflict filter | {'on' if info.get('filter') else 'off'} (training set: {info.get('training', '?')}"
-        f"{f', {removed} utterances removed' if info.get('filter') else ''}) |",
-        f"| data | train {run_info.get('n_train', '?')}, validation {run_info.get('n_validation', '?')}, "
-        f"test {run_info.get('n_test', '?')} utterances; fold {info.get('fold_name', '?')} "
-        f"{info.get('fold', '?')}, seed {info.get('seed', '?')} |",
-        f"| epochs | classifier {run_info.get('classifier_epochs', '?')}, EmoConfidNet "
-        f"{run_info.get('confidence_epochs', '?')} |",
-        f"| rejection mode | {rejection_mode}: {_MODE_DESCRIPTIONS[rejection_mode]}"
-        f"{'; a class never predicted on validation takes the global threshold' if per_class else ''} |",
-        f"| default operating point | rejection {default_rejection:g} -> {operating_point} "
-        "(`serving_default`'s `accept`) |",
-        f"| exported | {date}, emoconf-tf {__version__} (run trained with emoconf-tf {info.get('version', '?')}) |",
-        "",
-        "## Signatures",
-        "",
-        "- `serving_default`: `examples` (serialized `tf.Example`, float_list `features`) -> `class_ids`, "
-        "`classes`, `probabilities`, `confidence`, `accept`",
-        "- `predict`: `features` -> `class_ids`, `classes`, `probabilities`",
-        "- `confidence`: `features` -> `class_ids`, `confidence` (EmoConfidNet), `baseline_confidence` "
-        "(top-two softmax margin)",
-        "- `threshold`: `features`, `rejection` -> `threshold` (global t_r), `class_thresholds` (one per class, "
-        f"{rejection_mode} mode), `applied_threshold` (that of each row's predicted class), `confidence`, `accept`",
-        "",
-    ]
-    if per_class:
-        lines += ["## Per-class thresholds", ""]
-        lines += _class_threshold_rows(run, default_rejection)
-        lines += [""]
-    lines += [
-        "## Figures at each rejection rate",
-        "",
-    ]
-    lines += _figures(run)
-    lines += [
-        "",
-        "Thresholds are set on the validation split (its confidences sorted in descending order, "
-        "t_r = the ceil(n(1 - r))-th, t_0 = 0) and applied to the test split; F1 = 2PR/(P+R) of macro "
-        "precision and recall, UAR = macro recall (paper, Section 5.1). Per-class thresholds apply the same rule "
-        "to the validation predictions of each predicted class (a class never predicted on validation takes t_r).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _absent_classes(run) -> set[int]:
-    """Class ids never predicted on validation (their per-class threshold is the global one)."""
-    return set(range(len(run.class_names))) - set(_validation_predicted(run).tolist())
-
-
-def _class_threshold_rows(run, default_rejection: float) -> list[str]:
-    """Markdown rows: per rejection rate, each predicted class's threshold and the validation coverage."""
-    confidence, predicted = _validation_confidence(run), _validation_predicted(run)
-    num_classes = len(run.class_names)
-    absent = _absent_classes(run)
-    rows = [
-        "| rejection | " + " | ".join(f"{name}{' (global)' if c in absent else ''}"
-                                      for c, name in enumerate(run.class_names)) + " | validation coverage |",
-        "|---:|" + "---:|" * (num_classes + 1),
-    ]
-    for rejection in sorted({*PAPER_REJECTIONS, default_rejection}):
-        thresholds = class_thresholds(confidence, predicted, rejection, num_classes, "per_class")
-        coverage = float(accept(confidence, thresholds, predicted).mean())
-        rows.append(f"| {rejection:g} | " + " | ".join(f"{value:.6f}" for value in thresholds)
-                    + f" | {coverage:.3f} |")
-    counts = ", ".join(f"{name} {int((predicted == c).sum())}" for c, name in enumerate(run.class_names))
-    rows += ["", f"Validation predictions per class: {counts}; a class never predicted on validation (marked "
-                 "global) takes the global threshold."]
-    return rows
-
-
-def _figures(run) -> list[str]:
-    from emoconf_tf.metrics import selective_scores
-
-    if run.results is None or run.results.empty:
-        return ["The run has no results.csv: no figures."]
-    index = {name: i for i, name in enumerate(run.class_names)}
-    validation = run.validation
-    y_true = validation["label"].map(index)
-    y_pred = validation["predicted"].map(index)
-    known = bool(y_true.notna().all() and y_pred.notna().all())
-    columns = {"emoconfidnet": "confidence", "top2_margin": "baseline_confidence"}
-    num_classes = len(run.class_names)
-    rows = [
-        "| method | rejection | threshold | validation coverage | validation F1 | validation UAR "
-        "| test coverage | test F1 | test UAR |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in run.results.itertuples(index=False):
-        column = columns.get(row.method)
-        # results.csv rows of per-class thresholds (its rejection_mode column) have one threshold per class.
-        per_class = row.rejection_mode == "per_class"
-        if known and column in validation:
-            confidence = validation[column].to_numpy()
-            threshold = (class_thresholds(confidence, y_pred.to_numpy(int), row.rejection, num_classes, "per_class")
-                         if per_class else row.threshold)
-            scores = selective_scores(y_true.to_numpy(int), y_pred.to_numpy(int), confidence, threshold, num_classes)
-            val = f"{scores.coverage:.3f} | {scores.f1:.3f} | {scores.uar:.3f}"
-        else:
-            val = "- | - | -"
-        shown = "per class" if per_class else f"{row.threshold:.6f}"
-        rows.append(f"| {row.method} | {row.rejection:.2f} | {shown} | {val} "
-                    f"| {row.coverage:.3f} | {row.f1:.3f} | {row.uar:.3f} |")
-    return rows
-
-
-def _number(value) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
-
-
 def check_rejection(rejection: float, name: str = "rejection") -> float:
     """`rejection` as a float in [0, 1), or `EmoconfError` naming it as `name` (e.g. `"--rejection"`)."""
     try:
@@ -703,37 +500,6 @@ def _check_base_path(out_dir: Path) -> None:
             f"{out_dir}: holds a SavedModel itself; --out is the model base path that holds the version "
             f"directories (here {out_dir.parent})"
         )
-
-
-def _validation_confidence(run) -> np.ndarray:
-    path = run.path / "validation.csv"
-    if "confidence" not in run.validation:
-        raise EmoconfError(f"{path}: no 'confidence' column; rerun `emoconf train`")
-    scores = run.validation["confidence"].to_numpy(dtype=np.float64)
-    if scores.size == 0:
-        raise EmoconfError(f"{path}: no rows, so no rejection thresholds; the validation split is empty")
-    if not np.isfinite(scores).all():
-        bad = int(np.flatnonzero(~np.isfinite(scores))[0])
-        raise EmoconfError(f"{path}: 'confidence' is not a finite number in row {bad + 2} "
-                           f"(id {run.validation['id'].iloc[bad]})")
-    return scores
-
-
-def _validation_predicted(run) -> np.ndarray:
-    """The validation rows' predicted class ids, int64 `[n]`, from validation.csv's `predicted` names."""
-    path = run.path / "validation.csv"
-    if "predicted" not in run.validation:
-        raise EmoconfError(f"{path}: no 'predicted' column; rerun `emoconf train`")
-    index = {name: i for i, name in enumerate(run.class_names)}
-    names = run.validation["predicted"].astype(str)
-    ids = names.map(index)
-    if ids.isna().any():
-        bad = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise EmoconfError(
-            f"{path}: 'predicted' is {names.iloc[bad]!r} in row {bad + 2} (id {run.validation['id'].iloc[bad]}), "
-            f"not one of the run's classes ({', '.join(run.class_names)}; run.json)"
-        )
-    return ids.to_numpy(dtype=np.int64)
 
 
 def _checked_predicted(validation_predicted, size: int, num_classes: int, rejection_mode: str) -> np.ndarray:

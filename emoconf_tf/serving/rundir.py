@@ -31,7 +31,7 @@ from emoconf_tf.atomic import atomic_path, write_json
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.folds import make_folds
-from emoconf_tf.protocol import RESULT_COLUMNS, ProtocolConfig, run_unit
+from emoconf_tf.evaluation.protocol import RESULT_COLUMNS, ProtocolConfig, run_unit
 
 RUN_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -57,6 +57,37 @@ class Run:
     def rejection_mode(self) -> str:
         """run.json's `rejection_mode` (`"global"` or `"per_class"`); `"global"` for a run trained before it existed."""
         return self.info.get("rejection_mode", "global")
+
+    def validation_confidence(self) -> np.ndarray:
+        """validation.csv's `confidence` column, float64 `[n]`, checked (present, non-empty, finite)."""
+        path = self.path / "validation.csv"
+        if "confidence" not in self.validation:
+            raise EmoconfError(f"{path}: no 'confidence' column; rerun `emoconf train`")
+        scores = self.validation["confidence"].to_numpy(dtype=np.float64)
+        if scores.size == 0:
+            raise EmoconfError(f"{path}: no rows, so no rejection thresholds; the validation split is empty")
+        if not np.isfinite(scores).all():
+            bad = int(np.flatnonzero(~np.isfinite(scores))[0])
+            raise EmoconfError(f"{path}: 'confidence' is not a finite number in row {bad + 2} "
+                               f"(id {self.validation['id'].iloc[bad]})")
+        return scores
+
+    def validation_predicted(self) -> np.ndarray:
+        """The validation rows' predicted class ids, int64 `[n]`, from validation.csv's `predicted` names."""
+        path = self.path / "validation.csv"
+        if "predicted" not in self.validation:
+            raise EmoconfError(f"{path}: no 'predicted' column; rerun `emoconf train`")
+        index = {name: i for i, name in enumerate(self.class_names)}
+        names = self.validation["predicted"].astype(str)
+        ids = names.map(index)
+        if ids.isna().any():
+            bad = int(np.flatnonzero(ids.isna().to_numpy())[0])
+            raise EmoconfError(
+                f"{path}: 'predicted' is {names.iloc[bad]!r} in row {bad + 2} "
+                f"(id {self.validation['id'].iloc[bad]}), "
+                f"not one of the run's classes ({', '.join(self.class_names)}; run.json)"
+            )
+        return ids.to_numpy(dtype=np.int64)
 
 
 def train_run(

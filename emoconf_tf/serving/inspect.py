@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.serving.versions import version_dir
 
 SERVE_TAG = "serve"
 # The checkpoint key of `EmoconfServingModule`'s `rejection_mode` variable (an attribute of the saved tf.Module).
@@ -43,19 +43,6 @@ class SignatureInfo:
     inputs: dict[str, TensorSpecInfo]
     outputs: dict[str, TensorSpecInfo]
     method: str
-
-
-def version_dir(path: str | os.PathLike) -> Path:
-    """The SavedModel directory: `path` itself when it holds `saved_model.pb`, else its highest integer version."""
-    path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    if not path.is_dir():
-        raise EmoconfError(f"{path}: no such model directory; export one with `emoconf export RUN_DIR --out {path}`")
-    versions = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file())
-    if not versions:
-        raise EmoconfError(f"{path}: no version directory with a saved_model.pb (expected {path}/1/saved_model.pb)")
-    return path / str(versions[-1])
 
 
 def signatures(path: str | os.PathLike) -> dict[str, SignatureInfo]:

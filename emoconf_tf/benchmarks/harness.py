@@ -22,7 +22,7 @@ and a rate and its reference are measured alternately.
 Example:
 
 ```python
-from emoconf_tf.bench import bench_table, run_bench
+from emoconf_tf.benchmarks.harness import bench_table, run_bench
 
 results = run_bench("quick")
 print(bench_table(results))
@@ -368,7 +368,7 @@ def batch1_latency(model_dir: str | os.PathLike, rows: np.ndarray, calls: int,
     """
     import tensorflow as tf
 
-    from emoconf_tf.export import serialize_examples
+    from emoconf_tf.serving.export import serialize_examples
 
     loaded = tf.saved_model.load(os.fspath(model_dir))
     serving_default = loaded.signatures["serving_default"]
@@ -416,9 +416,9 @@ def serving_figures(size: BenchSize, work_dir: Path, log: Callable[[str], None])
     """Trains a small run (2 epochs), exports it, loads the SavedModel in process and times its signatures."""
     import tensorflow as tf
 
-    from emoconf_tf.export import export_run, serialize_examples
-    from emoconf_tf.protocol import PAPER_METHODS, ProtocolConfig
-    from emoconf_tf.rundir import load_run, train_run
+    from emoconf_tf.serving.export import export_run, serialize_examples
+    from emoconf_tf.evaluation.protocol import PAPER_METHODS, ProtocolConfig
+    from emoconf_tf.serving.rundir import load_run, train_run
     from emoconf_tf.synthetic import make_synthetic_corpus
     from emoconf_tf.training import TrainingConfig
 
@@ -560,17 +560,18 @@ def _protocol_process(size: BenchSize, *, max_epochs: int, log: Callable[[str], 
 
 
 def _run_child(kind: str, arguments: dict, log: Callable[[str], None]) -> dict:
-    """Runs `_CHILDREN[kind](arguments)` in `python -m emoconf_tf.bench` and returns its figures."""
+    """Runs `_CHILDREN[kind](arguments)` in `python -m emoconf_tf.benchmarks.harness` and returns its figures."""
     return _Child(kind, arguments, log).result()
 
 
 class _Child:
-    """`_CHILDREN[kind](arguments)` running in `python -m emoconf_tf.bench`; its progress lines go to `log`."""
+    """`_CHILDREN[kind](arguments)` running in `python -m emoconf_tf.benchmarks.harness`; its progress lines go to
+    `log`."""
 
     def __init__(self, kind: str, arguments: dict, log: Callable[[str], None]):
         self.kind, self._result, self._stderr = kind, None, []
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        command = [sys.executable, "-m", "emoconf_tf.bench", "--child", kind, json.dumps(arguments)]
+        command = [sys.executable, "-m", "emoconf_tf.benchmarks.harness", "--child", kind, json.dumps(arguments)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
         def read_stdout():
@@ -762,7 +763,7 @@ def _protocol_child(arguments: dict) -> dict:
     generator_peak = _memory_status("VmHWM") or 0.0
     print(f"generated the corpus in {generator_s:.0f} s", flush=True)
 
-    from emoconf_tf.protocol import PAPER_METHODS, ProtocolConfig, run_protocol
+    from emoconf_tf.evaluation.protocol import PAPER_METHODS, ProtocolConfig, run_protocol
     from emoconf_tf.training import TrainingConfig
 
     def on_unit(summary, resumed):
@@ -820,5 +821,5 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child" and sys.argv[2] in _CHILDREN:
         print(json.dumps(_CHILDREN[sys.argv[2]](json.loads(sys.argv[3]))), flush=True)
     else:
-        sys.exit(f"usage: python -m emoconf_tf.bench --child {'|'.join(_CHILDREN)} JSON "
+        sys.exit(f"usage: python -m emoconf_tf.benchmarks.harness --child {'|'.join(_CHILDREN)} JSON "
                  "(internal; use `emoconf bench`)")

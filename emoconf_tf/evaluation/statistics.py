@@ -8,7 +8,7 @@ each mode, except `recommended`, which has one mode per run, the one validation 
 With several runs (folds x seeds) the bootstrap resamples runs; with a single run it resamples the
 test utterances of that run (thresholds stay those set on validation: the global one from
 `results`, the per-class ones from `per_class`). Percentile intervals; the resampling is
-`scipy.stats.bootstrap`'s, the figures those of `emoconf_tf.metrics` and `emoconf_tf.selective`.
+`scipy.stats.bootstrap`'s, the figures those of `emoconf_tf.metrics` and `emoconf_tf.evaluation.selective`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from scipy.stats import DegenerateDataWarning, bootstrap
 
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.metrics import macro_f1_uar
-from emoconf_tf.report import (
+from emoconf_tf.evaluation.tables import (
     CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, SELECTIVE_COLUMNS, VALIDATION_CHOICE, _checked,
 )
-from emoconf_tf.selective import aurc, auroc, balanced_aurc
+from emoconf_tf.evaluation.selective import aurc, auroc, balanced_aurc
 from emoconf_tf.thresholds import REJECTION_MODES, accept
 
 RUN_KEYS = ["fold", "seed"]

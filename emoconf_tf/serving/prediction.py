@@ -1,6 +1,6 @@
 """Predictions of an exported SavedModel on audio files and features tables: class, confidence, accept.
 
-`emoconf export` writes `savedmodels/NAME/<version>/` (see `emoconf_tf.export`); this module runs such an
+`emoconf export` writes `savedmodels/NAME/<version>/` (see `emoconf_tf.serving.export`); this module runs such an
 export in-process, the way TF Serving would, on
 
 - **features tables** (`.csv`, `.csv.gz`, `.parquet`): the model's feature columns are taken by name, in
@@ -19,7 +19,7 @@ class) decides which threshold each prediction is held to; every `Prediction` ca
 Example:
 
 ```python
-from emoconf_tf.prediction import predict
+from emoconf_tf.serving.prediction import predict
 
 result = predict("savedmodels/emoconf", ["features.csv", "utterance.wav"], rejection=0.3)
 for row in result.predictions:
@@ -41,10 +41,9 @@ import pandas as pd
 
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.feature_sets import FEATURE_SET_NAMES
-from emoconf_tf.export import (
-    FEATURE_SET_ASSET, UNKNOWN_FEATURE_SET, check_rejection, model_versions, serialize_examples,
-)
-from emoconf_tf.inspect_model import version_dir
+from emoconf_tf.serving.export import check_rejection, serialize_examples
+from emoconf_tf.serving.model_card import FEATURE_SET_ASSET, UNKNOWN_FEATURE_SET
+from emoconf_tf.serving.versions import version_dir
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -135,33 +134,6 @@ class ModelAssets:
         if self.feature_set == UNKNOWN_FEATURE_SET:
             return "unknown (a features table trained without --feature-set)"
         return self.feature_set
-
-
-def model_directory(model: str | os.PathLike, version: int | None = None) -> Path:
-    """The SavedModel directory to load.
-
-    Args:
-        model: a model base path (`savedmodels/NAME`, holding integer versions) or a version directory.
-        version: the version to use; default None, the highest (what TF Serving serves).
-
-    Returns:
-        `model/<version>`, or `model` itself when it is a version directory and `version` is None.
-    """
-    path = Path(model)
-    if version is None:
-        return version_dir(path)
-    if (path / "saved_model.pb").is_file():
-        raise EmoconfError(
-            f"{path}: is a version directory itself; give the model base path ({path.parent}) with --version, "
-            f"or this path without --version"
-        )
-    if not path.is_dir():
-        raise EmoconfError(f"{path}: no such model directory; export one with `emoconf export RUN_DIR --out {path}`")
-    versions = [v for v in model_versions(path) if (path / str(v) / "saved_model.pb").is_file()]
-    if version not in versions:
-        have = ", ".join(map(str, versions)) if versions else "none"
-        raise EmoconfError(f"{path}: no version {version} (versions: {have})")
-    return path / str(version)
 
 
 def read_model_assets(directory: str | os.PathLike) -> ModelAssets:
@@ -304,7 +276,7 @@ class ExportedModel:
     """A SavedModel written by `emoconf export`, loaded in-process with `tf.saved_model.load`.
 
     Args:
-        model: a model base path or a version directory (see `model_directory`).
+        model: a model base path or a version directory (see `version_dir`).
         version: the version; default None, the highest.
 
     Attributes:
@@ -319,7 +291,7 @@ class ExportedModel:
     def __init__(self, model: str | os.PathLike, version: int | None = None):
         import tensorflow as tf
 
-        self.assets = read_model_assets(model_directory(model, version))
+        self.assets = read_model_assets(version_dir(model, version))
         self.path = self.assets.path
         self._loaded = tf.saved_model.load(str(self.path))
         self.default_rejection = float(self._loaded.default_rejection.numpy())
@@ -403,7 +375,7 @@ def predict(
         raise EmoconfError("no inputs: give audio files or features tables")
     # Checked before TensorFlow loads the model (and before any extraction): a wrong call fails at once.
     kinds = [input_kind(path) for path in inputs]
-    assets = model.assets if isinstance(model, ExportedModel) else read_model_assets(model_directory(model, version))
+    assets = model.assets if isinstance(model, ExportedModel) else read_model_assets(version_dir(model, version))
     audio = [path for path, kind in zip(inputs, kinds) if kind == "audio"]
 
     blocks: dict[int, tuple[list[str], np.ndarray]] = {}
