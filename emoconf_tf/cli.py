@@ -313,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="performance figures on this machine, each against a reference measured in the same run",
         description="Measures Keras training against a matmul roofline and scikit-learn, the exported serving_default "
         "signature (batch-1 latency, batch-256 throughput), openSMILE extraction with 1 and 2 workers, and the paper's "
-        "protocol on an MSP-Podcast-sized synthetic corpus (34,000 / 7,000 / 10,000 utterances, 6,373 features: about "
-        "7-10 min on 2 cores; --quick runs a tenth of it). Prints one table, each figure beside its target, and "
+        "protocol on an MSP-Podcast-sized synthetic corpus (34,000 / 7,000 / 10,000 utterances, 6,373 features; its "
+        "run time on 2 cores is in docs/performance.md; --quick runs a tenth of it). Prints one table, each figure "
+        "beside its target, and "
         "writes the figures as JSON.",
         epilog="See docs/performance.md.",
     )
