@@ -17,6 +17,7 @@ from emoconf_tf import __version__
 # The names the protocol accepts come from TensorFlow-free modules, so arguments are checked before TensorFlow loads.
 from emoconf_tf.confidence_methods import ALL_METHODS, PAPER_METHODS
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 from emoconf_tf.filtering import TRAININGS
 
@@ -74,9 +75,13 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         "the midpoint counts as both (default: strictly below / above; a value at the midpoint is neither)")
     parser.add_argument(
         "--methods", default=methods_default,
-        help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of emoconfidnet, "
-        "top2_margin, msp, entropy, mc_dropout, tcp, emoconfidnet_tau, macro_gain, recommended (default: %(default)s)")
+        help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of "
+        f"{', '.join(ALL_METHODS)} (default: %(default)s)")
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes T for mc_dropout (default: 10)")
+    parser.add_argument(
+        "--ensemble-members", type=int, default=DEFAULT_MEMBERS,
+        help="classifiers whose mean softmax macro_gain_ensemble (recommended's default) uses, the protocol's own "
+        "included; each extra one is one more classifier training per run (default: %(default)s)")
     parser.add_argument(
         "--rejection-modes", default="global,per_class",
         help="how thresholds are set, one or both of: global (the paper's: one threshold from all validation "
@@ -408,7 +413,7 @@ def _check_arguments(args) -> None:
         from emoconf_tf.thresholds import check_rejection_mode
 
         check_rejection_mode(args.rejection_mode, "--rejection-mode")
-    for name in ("mc_passes", "num_features", "size"):
+    for name in ("mc_passes", "ensemble_members", "num_features", "size"):
         if getattr(args, name, None) is not None and getattr(args, name) < 1:
             raise EmoconfError(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("corpus_seed", "seed", "fold"):
@@ -461,6 +466,7 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
         filter_inclusive=getattr(args, "filter_inclusive", False),
         training=_training_config(args), methods=_method_names(getattr(args, "methods", "paper")),
         mc_dropout_passes=getattr(args, "mc_passes", 10),
+        ensemble_members=getattr(args, "ensemble_members", DEFAULT_MEMBERS),
         rejection_modes=_rejection_modes(getattr(args, "rejection_modes", "global,per_class")),
         recommend_by=getattr(args, "recommend_by", "f1_uar_area"),
     )

@@ -65,7 +65,8 @@ def validation_quantile(validation_score: np.ndarray, score: np.ndarray) -> np.n
 
 
 def macro_gain(
-    probabilities: np.ndarray, validation_probabilities: np.ndarray, validation_labels: np.ndarray
+    probabilities: np.ndarray, validation_probabilities: np.ndarray, validation_labels: np.ndarray, *,
+    predicted: np.ndarray | None = None, validation_predicted: np.ndarray | None = None,
 ) -> np.ndarray:
     """The expected first-order change of macro precision + macro recall when a prediction is *kept*.
 
@@ -83,9 +84,15 @@ def macro_gain(
     the others (the same ranking), so that the paper's `t0 = 0` keeps everything.
 
     Args:
-        probabilities: float `[N, K]`, the classifier's softmax for the predictions to score.
-        validation_probabilities: float `[M, K]`, its softmax on the validation split.
+        probabilities: float `[N, K]`, the class probabilities `q` of the predictions to score: the classifier's
+            softmax, or a better estimate such as an ensemble's mean softmax (`emoconf_tf.ensemble`).
+        validation_probabilities: float `[M, K]`, the classifier's softmax on the validation split (only its
+            argmax is used, when `validation_predicted` is not given).
         validation_labels: int `[M]`, the validation labels.
+        predicted: int `[N]`, optional: the predicted classes `c` to score (default: the argmax of
+            `probabilities`). Give the classifier's own predictions when `probabilities` come from elsewhere.
+        validation_predicted: int `[M]`, optional: the classifier's validation predictions that `P`, `R` and `M`
+            are counted from (default: the argmax of `validation_probabilities`).
 
     Returns:
         float32 `[N]` in [0, 1].
@@ -107,13 +114,18 @@ def macro_gain(
             f"validation probabilities {validation_probabilities.shape} and labels {labels.shape} do not match "
             f"probabilities with {k} classes"
         )
-    predicted = validation_probabilities.argmax(axis=-1)
-    hits = np.bincount(labels[labels == predicted], minlength=k).astype(np.float64)
+    validation_predicted = (validation_probabilities.argmax(axis=-1) if validation_predicted is None
+                            else np.asarray(validation_predicted))
+    if len(validation_predicted) != len(labels):
+        raise ValueError(f"{len(validation_predicted)} validation predictions but {len(labels)} labels")
+    hits = np.bincount(labels[labels == validation_predicted], minlength=k).astype(np.float64)
     n_true = np.bincount(labels, minlength=k).astype(np.float64)
-    n_predicted = np.bincount(predicted, minlength=k).astype(np.float64)
+    n_predicted = np.bincount(validation_predicted, minlength=k).astype(np.float64)
     precision = np.divide(hits, n_predicted, out=np.zeros(k), where=n_predicted > 0)
     recall = np.divide(hits, n_true, out=np.zeros(k), where=n_true > 0)
-    c = q.argmax(axis=-1)
+    c = q.argmax(axis=-1) if predicted is None else np.asarray(predicted)
+    if len(c) != len(q):
+        raise ValueError(f"{len(c)} predicted classes but {len(q)} rows of probabilities")
     q_c = q[np.arange(len(c)), c]
     gain_precision = (q_c - precision[c]) / (n_predicted[c] + 1)
     gain_recall = q_c / (n_true[c] + 1) - q @ (recall / (n_true + 1))

@@ -192,6 +192,21 @@ def _macro_gain(context: ScoringContext) -> Scored:
                                context.labels["validation"]) for part in SCORED_PARTS))
 
 
+@register_method("macro_gain_ensemble", display_name="Expected macro gain (ensemble)", color="tab:gray")
+def _macro_gain_ensemble(context: ScoringContext) -> Scored:
+    """`macro_gain` of the classifier's predictions with the class probabilities of a deep ensemble: the
+    classifier and `config.ensemble_members - 1` more trained from other seeds (`evaluation/ensemble.py`)."""
+    from emoconf_tf.evaluation.ensemble import ensemble_probabilities
+
+    probabilities = ensemble_probabilities(
+        context.probabilities, context.features, context.labels, context.rows, context.num_classes,
+        context.config.training, seed=context.seed, members=context.config.ensemble_members,
+    )
+    return Scored(*(macro_gain(probabilities[part], context.probabilities["validation"],
+                               context.labels["validation"], predicted=context.predicted[part],
+                               validation_predicted=context.predicted["validation"]) for part in SCORED_PARTS))
+
+
 @register_method("recommended", display_name="Recommended (mode chosen on validation)", color="black")
 def _recommended(context: ScoringContext) -> Scored:
     """The score and rejection mode validation chooses among the other methods asked for (`recommended.py`)."""

@@ -70,6 +70,7 @@ BAD_ARGUMENTS = [
     (["demo", "--trainings", "raw,fitered"], "--trainings 'raw,fitered': choose raw, filtered"),
     (["demo", "--methods", "emoconfidnet,margin"], "--methods 'emoconfidnet,margin': give all, paper or"),
     (["demo", "--mc-passes", "0"], "--mc-passes must be at least 1"),
+    (["demo", "--ensemble-members", "0"], "--ensemble-members must be at least 1"),
     (["demo", "--max-epochs", "0"], "--max-epochs must be at least 1"),
     (["demo", "--learning-rate", "0"], "--learning-rate 0.0: must be a positive number"),
     (["demo", "--filter-rules", "happy=low_arousl"], "--filter-rules: conflict rule for 'happy': unknown"),

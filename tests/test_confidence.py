@@ -43,3 +43,26 @@ def test_paper_scores_by_hand():
     p_hat = np.array([[0.5, 0.4, 0.1], [0.1, 0.1, 0.8]])
     np.testing.assert_allclose(top2_margin(probabilities), [0.3, 0.4], rtol=1e-6)  # 0.6 - 0.3, 0.6 - 0.2
     np.testing.assert_allclose(emoconfidnet_confidence(probabilities, p_hat), [0.5, 0.8])  # p_hat[argmax]
+
+
+def test_macro_gain_scores_the_given_prediction_with_other_probabilities():
+    # an ensemble says [0.4, 0.6] where the classifier predicted class 0 (validation statistics as above):
+    # (0.4 - 1/2) / 3 + 0.4 / 2 - (0.4 * 1 / 2 + 0.6 * (1/2) / 3) = -1/30 - 1/10 = -2/15 -> (1 - 2/15) / 2 = 13/30
+    got = macro_gain(np.array([[0.4, 0.6]]), VAL_P, VAL_Y, predicted=np.array([0]))
+    np.testing.assert_allclose(got, [13 / 30], rtol=1e-6)
+    # the argmax (class 1) would be scored instead without `predicted`
+    assert not np.isclose(macro_gain(np.array([[0.4, 0.6]]), VAL_P, VAL_Y)[0], 13 / 30)
+
+
+def test_macro_gain_counts_validation_statistics_from_the_given_predictions():
+    # validation predictions 0, 1, 1 = the labels: P = R = (1, 1), M + 1 = N + 1 = (2, 3), B = 1/2 + 1/2 = 1
+    # [0.6, 0.4] predicts 0: (0.6 - 1) / 2 + 0.6 / 2 - (0.6 / 2 + 0.4 / 3) = -1/3 -> (1 - 1/3) / 2 = 1/3
+    got = macro_gain(np.array([[0.6, 0.4]]), VAL_P, VAL_Y, validation_predicted=np.array([0, 1, 1]))
+    np.testing.assert_allclose(got, [1 / 3], rtol=1e-6)
+
+
+def test_macro_gain_refuses_predictions_of_another_length():
+    with pytest.raises(ValueError, match="2 predicted classes but 1 rows"):
+        macro_gain(np.array([[0.6, 0.4]]), VAL_P, VAL_Y, predicted=np.array([0, 1]))
+    with pytest.raises(ValueError, match="2 validation predictions but 3 labels"):
+        macro_gain(np.array([[0.6, 0.4]]), VAL_P, VAL_Y, validation_predicted=np.array([0, 1]))

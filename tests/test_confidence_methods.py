@@ -32,7 +32,7 @@ def _context(methods=("emoconfidnet", "top2_margin", "msp"), **overrides):
 def test_all_methods_are_the_registry_in_run_order_with_recommended_last():
     assert ALL_METHODS == (
         "emoconfidnet", "top2_margin", "msp", "entropy", "mc_dropout", "tcp", "emoconfidnet_tau", "macro_gain",
-        "recommended",
+        "macro_gain_ensemble", "recommended",
     )
     assert set(PAPER_METHODS) <= set(ALL_METHODS)
     assert all(METHODS[name].name == name for name in ALL_METHODS)
@@ -94,3 +94,13 @@ def test_a_new_score_is_one_registered_function(monkeypatch):
 def test_protocol_config_accepts_only_registered_methods():
     with pytest.raises(Exception, match="choose from emoconfidnet"):
         ProtocolConfig(methods=("nope",))
+
+
+def test_a_one_member_ensemble_is_macro_gain_and_recommended_defaults_to_the_ensemble():
+    methods = ("macro_gain", "macro_gain_ensemble", "recommended")
+    context = _context(methods=methods, config=ProtocolConfig(methods=methods, ensemble_members=1))
+    choices, modes = score_methods(context)
+    for part in SCORED_PARTS:  # one member: the classifier's own probabilities, so the same score
+        np.testing.assert_array_equal(context.scores[part]["macro_gain_ensemble"], context.scores[part]["macro_gain"])
+    # four validation rows cannot show a clear win over the default, so validation keeps it
+    assert [c["choice"] for c in choices] == ["macro_gain_ensemble"] and modes["recommended"] == ("per_class",)

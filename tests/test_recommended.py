@@ -4,7 +4,8 @@ import pytest
 from emoconf_tf import EmoconfError
 from emoconf_tf.confidence import validation_quantile
 from emoconf_tf.evaluation.recommended import (
-    candidates, choose_recommended, criterion_value, crossfit_parts, recommended_confidence, selective_curve_area,
+    candidates, choose_recommended, criterion_value, crossfit_parts, default_choice, recommended_confidence,
+    selective_curve_area,
 )
 
 
@@ -120,3 +121,16 @@ def test_the_default_gives_way_to_a_clearly_better_score():
     # without a default the same best candidate is taken, and no switch rate is recorded
     plain = choose_recommended(labels, predicted, scores, num_classes=3, seed=1, default=None)
     assert plain.components == choice.components and np.isnan(plain.switch_rate)
+
+
+def test_the_automatic_default_prefers_the_ensemble_then_the_classifiers_own_macro_gain():
+    rng, labels, predicted, correct = _noisy_predictions(600, 6)
+    noisy = {name: correct + rng.normal(0, 0.8, 600) for name in ("macro_gain", "macro_gain_ensemble", "top2_margin")}
+    assert default_choice(noisy) == ("macro_gain_ensemble", "per_class")
+    assert default_choice({"macro_gain": None, "msp": None}) == ("macro_gain", "per_class")
+    assert default_choice({"msp": None}) is None
+    # equally informative scores: validation keeps the first default computed
+    choice = choose_recommended(labels, predicted, noisy, num_classes=3, seed=1, modes=("per_class",))
+    assert (choice.components, choice.rejection_mode) == ((("macro_gain_ensemble", 1.0),), "per_class")
+    with pytest.raises(EmoconfError, match="default 'macro_gain': give a"):
+        choose_recommended(labels, predicted, noisy, num_classes=3, default="macro_gain")

@@ -24,9 +24,13 @@ from emoconf_tf.atomic import atomic_path, write_json
 from emoconf_tf.confidence import predicted_class
 from emoconf_tf.confidence_methods import ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, ScoringContext
 from emoconf_tf.models import build_emoconfidnet, penultimate_model
+from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.evaluation.recommended import CRITERIA, DEFAULT_CRITERION
 from emoconf_tf.evaluation.selective import balanced_aurc, selective_summary
-from emoconf_tf.evaluation.tables import ReportTables
+from emoconf_tf.evaluation.tables import (  # the tables' columns, under the names this module has always exported
+    CHOICE_COLUMNS, PER_CLASS_COLUMNS, RESULTS_COLUMNS as RESULT_COLUMNS, RUNS_COLUMNS as RUN_COLUMNS,
+    SELECTIVE_COLUMNS, ReportTables,
+)
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, TRAININGS, ConflictRule, filter_counts, rule_masks
@@ -38,20 +42,6 @@ from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, check_rejec
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head
 
 OUTPUT_FORMAT = 2  # bump when parts/ or the tables change incompatibly
-SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced")
-CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
-RESULT_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection_mode", "rejection", "threshold", "coverage", "f1", "uar",
-    "n_test", "removed", "removed_correct",
-)
-PER_CLASS_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection_mode", "rejection", "class", "threshold", "precision", "recall",
-    "f1",
-)
-RUN_COLUMNS = (
-    "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out",
-    "classifier_epochs", "confidence_epochs",
-)
 FILTER_COUNT_COLUMNS = ("fold", "seed", "rule", "removed")
 
 
@@ -76,6 +66,8 @@ class ProtocolConfig:
         mc_dropout_passes: stochastic passes T for `mc_dropout`.
         taus: target temperatures tried for `emoconfidnet_tau` besides 1 (chosen on validation AURC).
         recommend_by: the validation criterion that picks `recommended`'s score and mode (`recommended.CRITERIA`).
+        ensemble_members: classifiers averaged by `macro_gain_ensemble`, the protocol's own included (`ensemble.py`);
+            trained only when that method is asked for.
     """
 
     cv: str = "split"
@@ -91,6 +83,7 @@ class ProtocolConfig:
     mc_dropout_passes: int = 10
     taus: tuple[float, ...] = (0.5, 2.0)
     recommend_by: str = DEFAULT_CRITERION
+    ensemble_members: int = DEFAULT_MEMBERS
 
     def __post_init__(self):
         unknown_methods = [m for m in self.methods if m not in METHODS]
@@ -98,6 +91,8 @@ class ProtocolConfig:
             raise EmoconfError(f"methods {unknown_methods}: choose from {', '.join(METHODS)}")
         if self.mc_dropout_passes < 1:
             raise EmoconfError("mc_dropout_passes must be at least 1")
+        if self.ensemble_members < 1:
+            raise EmoconfError(f"ensemble_members {self.ensemble_members}: an ensemble needs at least 1 classifier")
         if any(not (t > 0) for t in self.taus):
             raise EmoconfError(f"taus {list(self.taus)}: every temperature must be positive")
         unknown = [t for t in self.trainings if t not in TRAININGS]
@@ -118,6 +113,8 @@ class ProtocolConfig:
         data["training"].pop("verbose", None)
         if not self.filter_inclusive:  # listed only when set: an --out written before the option still resumes
             data.pop("filter_inclusive")
+        if "macro_gain_ensemble" not in self.methods:  # no ensemble is trained: the setting changes nothing
+            data.pop("ensemble_members")
         data["seeds"] = list(self.seeds)
         return json.loads(json.dumps(data))
 

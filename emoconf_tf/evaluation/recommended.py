@@ -25,9 +25,10 @@ One validation split of a thousand or two utterances ranks 40-odd candidates noi
 validation is often not the best on test (the winner's curse). So, as in the one-standard-error rule of model
 selection, a *default* candidate is kept unless validation clearly prefers another: the best candidate replaces
 the default only when it has the larger area in at least `switch_confidence` (0.9) of `n_boot` bootstrap
-resamples of the validation predictions. The default is `macro_gain` with per-class thresholds (`DEFAULT_CHOICE`):
-the score derived for macro precision and recall, with thresholds that treat every predicted class alike; when
-it was not computed, the best candidate is taken as it is.
+resamples of the validation predictions. The default is `macro_gain_ensemble` with per-class thresholds
+(`DEFAULT_CHOICES`): the score derived for macro precision and recall, on a deep ensemble's class probabilities,
+with thresholds that treat every predicted class alike; then `macro_gain` (the classifier's own probabilities)
+when the ensemble was not computed; when neither was, the best candidate is taken as it is.
 
 Every choice uses validation predictions only; the test split is never seen. Ties go to the earlier candidate:
 single scores before blends, in `methods` order, global mode before per-class.
@@ -54,8 +55,8 @@ DEFAULT_CRITERION = "f1_uar_area"
 AREA_REJECTIONS = tuple(round(0.05 * i, 2) for i in range(11))
 """Rejection rates over which the F1 and UAR curves are averaged: 0, 0.05, ..., 0.5 (coverage 1 to 0.5)."""
 CROSSFIT_FOLDS = 2
-DEFAULT_CHOICE = ("macro_gain", "per_class")
-"""The candidate kept unless validation clearly prefers another: (score, rejection mode)."""
+DEFAULT_CHOICES = (("macro_gain_ensemble", "per_class"), ("macro_gain", "per_class"))
+"""The candidate kept unless validation clearly prefers another, (score, rejection mode): the first computed."""
 SWITCH_CONFIDENCE = 0.9
 BOOTSTRAP_RESAMPLES = 100
 
@@ -95,6 +96,15 @@ def candidates(methods: Sequence[str]) -> list[tuple[tuple[str, float], ...]]:
             if emo in methods and partner in methods:
                 out.extend(((emo, w), (partner, 1.0 - w)) for w in BLEND_WEIGHTS)
     return out
+
+
+def default_choice(validation_scores: Mapping[str, np.ndarray]) -> tuple[str, str] | None:
+    """The first of `DEFAULT_CHOICES` whose score was computed; None if none was.
+
+    >>> default_choice({"top2_margin": None, "macro_gain": None})
+    ('macro_gain', 'per_class')
+    """
+    return next((choice for choice in DEFAULT_CHOICES if choice[0] in validation_scores), None)
 
 
 def recommended_confidence(
@@ -198,7 +208,7 @@ def choose_recommended(
     criterion: str = DEFAULT_CRITERION,
     crossfit_folds: int = CROSSFIT_FOLDS,
     seed: int = 0,
-    default: tuple[str, str] | None = DEFAULT_CHOICE,
+    default: tuple[str, str] | None | str = "auto",
     switch_confidence: float = SWITCH_CONFIDENCE,
     n_boot: int = BOOTSTRAP_RESAMPLES,
 ) -> Recommendation:
@@ -213,9 +223,9 @@ def choose_recommended(
         crossfit_folds: parts of the validation split for cross-fitting the areas (1 = none).
         seed: seeds the split into parts and the bootstrap.
         default: `(score, mode)` kept unless the best candidate beats it in at least `switch_confidence` of
-            `n_boot` bootstrap resamples of the validation predictions (areas on each resample); None, a score
-            not in `validation_scores` or a mode not in `modes`: the best candidate, as it is. Not used with
-            `criterion="aurc"`.
+            `n_boot` bootstrap resamples of the validation predictions (areas on each resample); `"auto"`: the
+            first of `DEFAULT_CHOICES` computed (`default_choice`); None, a score not in `validation_scores` or
+            a mode not in `modes`: the best candidate, as it is. Not used with `criterion="aurc"`.
         switch_confidence: in (0, 1].
         n_boot: bootstrap resamples for the switch.
     """
@@ -227,6 +237,10 @@ def choose_recommended(
         check_rejection_mode(mode, "rejection modes")
     if criterion not in CRITERIA:
         raise EmoconfError(f"criterion {criterion!r}: choose one of {', '.join(CRITERIA)}")
+    if isinstance(default, str):
+        if default != "auto":
+            raise EmoconfError(f"default {default!r}: give a (score, mode) pair, None or 'auto'")
+        default = default_choice(validation_scores)
     labels = np.asarray(validation_labels)
     predicted = np.asarray(validation_predicted)
     parts = crossfit_parts(len(labels), crossfit_folds, seed)
