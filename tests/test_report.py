@@ -435,6 +435,14 @@ def test_recommendation_is_generated_from_the_numbers():
         # EmoConfidNet: 2 % + 0.5 % mean fold increment = 2.5 % (global), 3.5 % (per class); the margin 5.5, 6.5 %
         assert "EmoConfidNet gains 2.5 % against 5.5 % for the top-two margin (global threshold" in text
         assert "with per-class thresholds, 3.5 % against 6.5 %" in text
+    # the verdict follows the F1 and UAR gains, not the accuracy AURC: a worse AURC does not overturn it
+    results, per_class, selective = _ranked_tables(0.10)
+    selective.loc[selective.method == "recommended", "aurc"] = 0.9
+    comparison = paired_comparison(results, selective, None, per_class, num_classes=2)
+    text = recommendation_paragraph(ranking(results, selective, None, per_class, num_classes=2), comparison,
+                                    "filtered")
+    assert "reliably better than the top-two margin" in text and "(accuracy ranking, for reference)" in text
+    assert "UAR gain difference 5.0 [5.0, 5.0] points" in text  # 10 % - 5 % in every run (uar = f1 here)
 
 
 def test_report_ranks_every_method_and_mode_when_given_selective(tmp_path):
