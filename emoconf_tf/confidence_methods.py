@@ -186,10 +186,16 @@ def _emoconfidnet_tau(context: ScoringContext) -> Scored:
     return Scored(*(best[part].astype(np.float32) for part in SCORED_PARTS), choice=choice)
 
 
+def _macro_gain_of(context: ScoringContext, probabilities: dict[str, np.ndarray]) -> Scored:
+    """`macro_gain` of the classifier's predictions, with class probabilities `probabilities` per scored split."""
+    return Scored(*(macro_gain(probabilities[part], context.probabilities["validation"],
+                               context.labels["validation"], predicted=context.predicted[part],
+                               validation_predicted=context.predicted["validation"]) for part in SCORED_PARTS))
+
+
 @register_method("macro_gain", display_name="Expected macro gain", color="tab:olive")
 def _macro_gain(context: ScoringContext) -> Scored:
-    return Scored(*(macro_gain(context.probabilities[part], context.probabilities["validation"],
-                               context.labels["validation"]) for part in SCORED_PARTS))
+    return _macro_gain_of(context, context.probabilities)
 
 
 @register_method("macro_gain_ensemble", display_name="Expected macro gain (ensemble)", color="tab:gray")
@@ -202,9 +208,7 @@ def _macro_gain_ensemble(context: ScoringContext) -> Scored:
         context.probabilities, context.features, context.labels, context.rows, context.num_classes,
         context.config.training, seed=context.seed, members=context.config.ensemble_members,
     )
-    return Scored(*(macro_gain(probabilities[part], context.probabilities["validation"],
-                               context.labels["validation"], predicted=context.predicted[part],
-                               validation_predicted=context.predicted["validation"]) for part in SCORED_PARTS))
+    return _macro_gain_of(context, probabilities)
 
 
 @register_method("recommended", display_name="Recommended (mode chosen on validation)", color="black")
