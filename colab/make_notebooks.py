@@ -521,6 +521,7 @@ def your_corpus() -> list[nbformat.NotebookNode]:
             thresholds = outputs.results[
                 (outputs.results["method"] == "emoconfidnet") & np.isclose(outputs.results["rejection"], REJECTION)
                 & (outputs.results["rejection_mode"] == "global")  # the paper's one threshold per fold
+                & (outputs.results["threshold_source"] == "validation")  # set on the fold's validation set
             ][keys + ["threshold"]]
             shown = outputs.predictions.merge(thresholds, on=keys)
             shown = shown[(shown["seed"] == config.seeds[0]) & (shown["training"] == table2_training)]

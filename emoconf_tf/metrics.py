@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
+from emoconf_tf.errors import EmoconfError
 from emoconf_tf.thresholds import accept
 
 
@@ -62,6 +63,31 @@ def macro_f1_uar(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> tu
     recall = float(np.divide(hits, actual, out=np.zeros(num_classes), where=actual > 0).mean())
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return f1, recall
+
+
+def coverage_error(rejections, coverages) -> float:
+    """How far the test coverage lands from the one asked for: the mean over the rejection rates r > 0 of
+    `|coverage - (1 - r)|`. 0 when every rate keeps exactly `1 - r` of the test predictions.
+
+    Args:
+        rejections: float `[R]`, rejection rates (fractions in [0, 1)).
+        coverages: float `[R]`, the fraction of test predictions kept at each.
+
+    Returns:
+        float; NaN when no rate is above 0.
+
+    Example:
+    >>> round(coverage_error([0.0, 0.1, 0.2], [1.0, 0.85, 0.82]), 6)  # (|0.85 - 0.9| + |0.82 - 0.8|) / 2
+    0.035
+    """
+    rejections = np.asarray(rejections, dtype=np.float64)
+    coverages = np.asarray(coverages, dtype=np.float64)
+    if rejections.shape != coverages.shape:
+        raise EmoconfError(f"rejections {rejections.shape} and coverages {coverages.shape} differ in shape")
+    asked = rejections > 0
+    if not asked.any():
+        return float("nan")
+    return float(np.abs(coverages[asked] - (1.0 - rejections[asked])).mean())
 
 
 def selective_scores(

@@ -11,6 +11,15 @@ Two rejection modes:
 
 Both are expressed as float `[K]` arrays (a global threshold repeated K times), and a prediction of
 class `c` is kept when `confidence >= thresholds[c]`.
+
+Three threshold sources (`THRESHOLD_SOURCES`), i.e. whose confidences the rule is applied to:
+
+- `validation` (the paper's): the validation predictions' confidences, set once and applied to new data.
+- `batch`: the batch being scored, its own unlabelled confidences and predicted classes (in the protocol, the
+  test fold; in deployment, a session or a day of calls): the fraction `r` of the batch is rejected by its own
+  quantiles, whatever shift there is between validation and the batch. No labels are used.
+- `online`: the validation thresholds at a rate that adaptive conformal inference moves after each prediction,
+  so that the long-run rejection rate of a stream is `r` (`emoconf_tf.adaptive`).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from emoconf_tf.errors import EmoconfError
 
 PAPER_REJECTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 REJECTION_MODES = ("global", "per_class")
+THRESHOLD_SOURCES = ("validation", "batch", "online")
 
 
 def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
@@ -38,6 +48,40 @@ def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
         raise EmoconfError(f"{name} {mode!r}: choose global (one threshold from all validation confidences, the "
                            "paper's) or per_class (one threshold per predicted class)")
     return mode
+
+
+def check_threshold_source(source: str, name: str = "threshold source") -> str:
+    """`source` if it is one of `THRESHOLD_SOURCES`, else `EmoconfError` naming the field or option that held it
+    (`name`, e.g. `"--threshold-source"`) and the sources allowed.
+
+    Example:
+    >>> check_threshold_source("batch")
+    'batch'
+    """
+    if not isinstance(source, str) or source not in THRESHOLD_SOURCES:
+        raise EmoconfError(f"{name} {source!r}: choose validation (thresholds from the validation confidences, the "
+                           "paper's), batch (from the scored batch's own unlabelled confidences) or online (the "
+                           "validation thresholds at a rate adaptive conformal inference moves along the stream)")
+    return source
+
+
+def check_threshold_sources(sources: Sequence[str], name: str = "threshold sources") -> tuple[str, ...]:
+    """`sources` as a tuple when each is one of `THRESHOLD_SOURCES`, none is repeated and `"validation"` is among
+    them (every figure of the paper's view is validation-based); else `EmoconfError` naming `name`.
+
+    Example:
+    >>> check_threshold_sources(["validation", "online"])
+    ('validation', 'online')
+    """
+    sources = tuple(sources)
+    for source in sources:
+        check_threshold_source(source, name)
+    if len(set(sources)) != len(sources):
+        raise EmoconfError(f"{name} {', '.join(sources)}: a source is given twice")
+    if "validation" not in sources:
+        raise EmoconfError(f"{name} {', '.join(sources) or '(none)'}: must include validation (the paper's "
+                           "thresholds, which every other figure of the report uses), e.g. validation,batch")
+    return sources
 
 
 def rejection_threshold(validation_confidence: np.ndarray, rejection: float) -> float:
@@ -61,6 +105,11 @@ def rejection_threshold(validation_confidence: np.ndarray, rejection: float) -> 
     scores = np.sort(np.asarray(validation_confidence, dtype=np.float64).ravel())[::-1]
     if scores.size == 0:
         raise EmoconfError("no validation confidences: the validation set is empty")
+    return _threshold_of_descending(scores, rejection)
+
+
+def _threshold_of_descending(scores: np.ndarray, rejection: float) -> float:
+    """`rejection_threshold` of float `[n]` scores already sorted in descending order (n >= 1, 0 < rejection < 1)."""
     # round() guards against 100 * (1 - 0.2) = 80.00000000000001 becoming 81.
     position = max(1, math.ceil(round(scores.size * (1.0 - float(rejection)), 9)))
     return float(scores[position - 1])
@@ -97,12 +146,7 @@ def class_thresholds(
     [0.9, 0.6, 0.7]
     """
     check_rejection_mode(mode)
-    confidence = np.asarray(validation_confidence, dtype=np.float64).ravel()
-    predicted = np.asarray(validation_predicted).ravel()
-    if predicted.shape != confidence.shape:
-        raise EmoconfError(
-            f"validation confidences {confidence.shape} and predicted classes {predicted.shape} differ in length"
-        )
+    confidence, predicted = _confidence_and_predicted(validation_confidence, validation_predicted)
     overall = rejection_threshold(confidence, rejection)
     out = np.full(num_classes, overall, dtype=np.float64)
     if mode == "per_class" and rejection != 0:
@@ -111,6 +155,17 @@ def class_thresholds(
             if mine.size:
                 out[c] = rejection_threshold(mine, rejection)
     return out
+
+
+def _confidence_and_predicted(confidence, predicted) -> tuple[np.ndarray, np.ndarray]:
+    """float64 `[n]` confidences and their `[n]` predicted classes, refused when their lengths differ."""
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    predicted = np.asarray(predicted).ravel()
+    if predicted.shape != confidence.shape:
+        raise EmoconfError(
+            f"validation confidences {confidence.shape} and predicted classes {predicted.shape} differ in length"
+        )
+    return confidence, predicted
 
 
 def class_thresholds_table(
@@ -123,6 +178,50 @@ def class_thresholds_table(
     """`class_thresholds` for each rate: float64 `[R, K]`, each column non-decreasing in the rate."""
     return np.stack([class_thresholds(validation_confidence, validation_predicted, r, num_classes, mode)
                      for r in rejections])
+
+
+class ThresholdLookup:
+    """`class_thresholds` at any rejection rate, for callers that ask for many rates (one per prediction of a
+    stream, `emoconf_tf.adaptive`): the validation confidences are sorted once, and a threshold is then a position
+    lookup, `O(1)` instead of a sort.
+
+    Args:
+        validation_confidence: float `[n]`, n >= 1.
+        validation_predicted: int `[n]`, predicted classes in [0, K).
+        num_classes: K.
+        mode: `"global"` or `"per_class"`, as for `class_thresholds`.
+
+    Example:
+    >>> lookup = ThresholdLookup(np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), np.array([0, 0, 1, 1, 1, 1]), 3,
+    ...                          "per_class")
+    >>> lookup.thresholds(0.5).tolist(), lookup.threshold(0.5, 1)
+    ([0.9, 0.6, 0.7], 0.6)
+    """
+
+    def __init__(self, validation_confidence: np.ndarray, validation_predicted: np.ndarray, num_classes: int,
+                 mode: str = "global"):
+        check_rejection_mode(mode)
+        confidence, predicted = _confidence_and_predicted(validation_confidence, validation_predicted)
+        if confidence.size == 0:
+            raise EmoconfError("no validation confidences: the validation set is empty")
+        overall = np.sort(confidence)[::-1]
+        # a class never predicted on validation takes the global threshold, as in `class_thresholds`
+        self._scores = [overall] * num_classes
+        if mode == "per_class":
+            for c in range(num_classes):
+                mine = confidence[predicted == c]
+                if mine.size:
+                    self._scores[c] = np.sort(mine)[::-1]
+
+    def threshold(self, rejection: float, predicted_class: int) -> float:
+        """`class_thresholds(...)[predicted_class]` at `rejection` (a fraction in [0, 1), not checked: the caller's)."""
+        if rejection == 0:
+            return 0.0
+        return _threshold_of_descending(self._scores[predicted_class], rejection)
+
+    def thresholds(self, rejection: float) -> np.ndarray:
+        """`class_thresholds(...)` at `rejection`: float64 `[K]`."""
+        return np.array([self.threshold(rejection, c) for c in range(len(self._scores))], dtype=np.float64)
 
 
 def accept(confidence: np.ndarray, threshold: float | np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:

@@ -77,8 +77,10 @@ def test_protocol_end_to_end_writes_consistent_tables(end_to_end):
     assert tuple(pd.read_csv(out_dir / "per_class.csv").columns) == PER_CLASS_COLUMNS
     runs = pd.read_csv(out_dir / "runs.csv")
     assert tuple(runs.columns) == RUN_COLUMNS and len(runs) == 2
-    # 2 trainings x (7 methods x 2 rejection modes + recommended in the one mode validation chose) x 6 levels
-    assert len(results) == 2 * ((len(ALL_METHODS) - 1) * 2 + 1) * 6
+    # 2 trainings x (9 methods x 2 rejection modes + recommended in the one mode validation chose) x 2 threshold
+    # sources (validation, batch: the default) x 6 levels
+    assert len(results) == 2 * ((len(ALL_METHODS) - 1) * 2 + 1) * 2 * 6
+    assert list(results.threshold_source.unique()) == ["validation", "batch"]
     assert set(results.method) == set(ALL_METHODS) and set(results.training) == {"raw", "filtered"}
     assert set(results.rejection_mode) <= {"global", "per_class"}
     assert results[results.method == "recommended"].groupby("training").rejection_mode.nunique().eq(1).all()
@@ -88,7 +90,8 @@ def test_protocol_end_to_end_writes_consistent_tables(end_to_end):
         assert (group.rejection_mode == chosen[training]).all()
     per_class = pd.read_csv(out_dir / "per_class.csv")
     # per_class.csv's thresholds: one value per class in global mode, equal to results.csv's threshold
-    glob = per_class[per_class.rejection_mode == "global"].groupby(["training", "method", "rejection"]).threshold
+    glob = per_class[per_class.rejection_mode == "global"].groupby(
+        ["training", "method", "threshold_source", "rejection"]).threshold
     assert glob.nunique().eq(1).all()
     assert results[results.rejection_mode == "per_class"].threshold.isna().all()
     selective = pd.read_csv(out_dir / "selective.csv")
@@ -105,9 +108,9 @@ def test_protocol_end_to_end_writes_consistent_tables(end_to_end):
     # at t0 both methods see the same predictions
     for _, group in t0.groupby("training"):
         assert group.f1.nunique() == 1
-    for _, group in per_class.groupby(["training", "method", "rejection_mode", "class"]):
+    for _, group in per_class.groupby(["training", "method", "rejection_mode", "threshold_source", "class"]):
         assert np.all(np.diff(group.sort_values("rejection").threshold) >= 0)
-    for _, group in results.groupby(["training", "method", "rejection_mode"]):
+    for _, group in results.groupby(["training", "method", "rejection_mode", "threshold_source"]):
         group = group.sort_values("rejection")
         assert np.all(np.diff(group.removed) >= 0)
         assert (group.removed_correct <= group.removed).all()
@@ -272,3 +275,110 @@ def test_a_unit_reads_the_feature_rows_without_copying_them(corpus):
     finally:
         tracemalloc.stop()
     assert peak < 0.75 * wide.features.nbytes  # about 0.45 of it: embeddings, chunks of rows, Keras's objects
+
+
+def _hand_context(sources=("validation", "batch", "online")):
+    """One method's scores on 4 validation and 5 test rows, K = 2 (no network: the scores are given)."""
+    from emoconf_tf.confidence_methods import ScoringContext
+
+    predicted = {"validation": np.array([0, 0, 1, 1]), "test": np.array([0, 1, 0, 1, 1])}
+    context = ScoringContext(
+        probabilities={}, p_hat={}, predicted=predicted,
+        labels={"validation": np.array([0, 1, 1, 1]), "test": np.array([0, 1, 1, 1, 0])},
+        embedded={}, distances={}, rows={}, features=None, classifier=None,
+        config=ProtocolConfig(methods=PAPER_METHODS, threshold_sources=sources), seed=0, num_classes=2,
+        methods=PAPER_METHODS,
+    )
+    context.scores["validation"]["emoconfidnet"] = np.array([0.9, 0.8, 0.7, 0.6])
+    context.scores["test"]["emoconfidnet"] = np.array([0.5, 0.4, 0.3, 0.2, 0.1])
+    return context
+
+
+def test_batch_rows_take_their_thresholds_from_the_test_scores():
+    from emoconf_tf.evaluation.protocol import evaluation_rows
+    from emoconf_tf.thresholds import class_thresholds
+
+    context = _hand_context()
+    results, per_class, selective = evaluation_rows(
+        context, {"emoconfidnet": ("global", "per_class")}, ["a", "b"], (0.0, 0.2, 0.5), {"fold": 0})
+    results, per_class = pd.DataFrame(results), pd.DataFrame(per_class)
+    batch = results[results.threshold_source == "batch"].set_index(["rejection_mode", "rejection"])
+    test, predicted = context.scores["test"]["emoconfidnet"], context.predicted["test"]
+    # global: test scores 0.5 0.4 0.3 0.2 0.1; r = 0.2: ceil(5 * 0.8) = 4th = 0.2 (keeps 4/5); r = 0.5: 3rd = 0.3
+    assert batch.loc[("global", 0.2), "threshold"] == pytest.approx(0.2) == class_thresholds(
+        test, predicted, 0.2, 2)[0]
+    assert batch.loc[("global", 0.5), "threshold"] == pytest.approx(0.3)
+    assert batch.loc[("global", 0.2), "coverage"] == pytest.approx(0.8)
+    assert batch.loc[("global", 0.5), "coverage"] == pytest.approx(0.6)
+    # per class, r = 0.5: class a (0.5 0.3) 1st = 0.5, class b (0.4 0.2 0.1) ceil(1.5) = 2nd = 0.2: keeps 0.5, 0.4, 0.2
+    mine = per_class[(per_class.threshold_source == "batch") & (per_class.rejection_mode == "per_class")
+                     & (per_class.rejection == 0.5)]
+    np.testing.assert_allclose(mine.threshold, [0.5, 0.2])
+    np.testing.assert_allclose(mine.threshold, class_thresholds(test, predicted, 0.5, 2, "per_class"))
+    assert batch.loc[("per_class", 0.5), "coverage"] == pytest.approx(0.6)
+    # validation, global: 0.9 0.8 0.7 0.6; r = 0.2: 4th = 0.6 and r = 0.5: 2nd = 0.8, above every test score
+    validation = results[results.threshold_source == "validation"].set_index(["rejection_mode", "rejection"])
+    assert validation.loc[("global", 0.2), "threshold"] == pytest.approx(0.6)
+    assert validation.loc[("global", 0.2), "coverage"] == validation.loc[("global", 0.5), "coverage"] == 0.0
+    # online: thresholds change per row (NaN); at t0 every source keeps everything
+    online = results[results.threshold_source == "online"]
+    assert online.threshold.isna().all() and len(online) == 6
+    assert (results[results.rejection == 0].coverage == 1).all()
+    # coverage errors, mean over r > 0 of |coverage - (1 - r)|:
+    (row,) = selective
+    assert row["coverage_error_batch_global"] == pytest.approx(0.05)  # (|0.8 - 0.8| + |0.6 - 0.5|) / 2
+    assert row["coverage_error_validation_global"] == pytest.approx(0.65)  # (|0 - 0.8| + |0 - 0.5|) / 2
+    # batch per class, r = 0.2: class a ceil(1.6) = 2nd = 0.3, class b ceil(2.4) = 3rd = 0.1: keeps all 5
+    assert row["coverage_error_batch_per_class"] == pytest.approx(0.15)  # (|1 - 0.8| + |0.6 - 0.5|) / 2
+    assert set(row) >= set(SELECTIVE_COLUMNS) - {"fold", "seed", "training"}
+
+
+def test_sources_not_asked_for_have_no_rows_and_nan_coverage_errors():
+    from emoconf_tf.evaluation.protocol import evaluation_rows
+
+    results, _, selective = evaluation_rows(_hand_context(("validation",)), {"emoconfidnet": ("global",)},
+                                            ["a", "b"], (0.0, 0.2), {"fold": 0})
+    assert {r["threshold_source"] for r in results} == {"validation"} and len(results) == 2
+    errors = {k: v for k, v in selective[0].items() if k.startswith("coverage_error_")}
+    assert errors["coverage_error_validation_global"] == pytest.approx(0.8)  # |0 - 0.8|
+    assert all(np.isnan(v) for k, v in errors.items() if k != "coverage_error_validation_global")
+
+
+def test_selective_coverage_errors_are_those_of_the_results_rows(end_to_end):
+    from emoconf_tf.evaluation.tables import coverage_errors
+
+    outputs, _ = end_to_end
+    expected = coverage_errors(outputs.results)
+    selective = outputs.selective.set_index(["fold", "seed", "training", "method"])
+    for row in expected.itertuples(index=False):
+        column = f"coverage_error_{row.threshold_source}_{row.rejection_mode}"
+        assert selective.loc[(row.fold, row.seed, row.training, row.method), column] == pytest.approx(
+            row.coverage_error)
+    assert selective.filter(like="coverage_error_online").isna().all(axis=None)  # not asked for
+    # the batch is its own reference: each rate keeps 1 - r of the test fold, up to ties and rounding (1 / n_test)
+    n_test = outputs.runs.n_test.min()
+    batch = selective.coverage_error_batch_global.drop("recommended", level="method")  # in the mode it chose
+    assert batch.notna().all() and (batch <= 1.0 / n_test + 1e-9).all()
+
+
+@pytest.mark.parametrize("sources, message", [
+    (("batch",), "threshold_sources batch: must include validation"),
+    (("validation", "weekly"), "threshold_sources 'weekly': choose validation"),
+])
+def test_protocol_config_refuses_threshold_sources_without_validation_or_unknown(sources, message):
+    with pytest.raises(EmoconfError, match=message):
+        ProtocolConfig(threshold_sources=sources)
+
+
+def test_fingerprint_lists_the_threshold_sources():
+    assert ProtocolConfig().fingerprint()["threshold_sources"] == ["validation", "batch"]
+    assert ProtocolConfig(threshold_sources=("validation", "online")).fingerprint()["threshold_sources"] == [
+        "validation", "online"]
+
+
+def test_an_out_dir_of_output_format_2_is_refused(corpus, tmp_path):
+    # written before the threshold_source column: its finished parts lack the batch rows
+    (tmp_path / "protocol.json").write_text(json.dumps({"version": "0.1.0", "format": 2}))
+    with pytest.raises(EmoconfError, match=r"\(output format 2\); .* \(format 3\), whose finished parts are not "
+                                           "compatible; use another --out"):
+        run_protocol(corpus, ProtocolConfig(training=FAST), tmp_path, progress=False)

@@ -564,3 +564,92 @@ def test_choices_grouped_by_mode():
     assert counts[["method", "rejection_mode", "runs"]].values.tolist() == [
         ["emoconfidnet_tau", "—", 1], ["recommended", "per_class", 2], ["recommended", "global", 1],
     ]
+
+
+# --- threshold sources: the operating point on new data -----------------------------------------------------------
+
+BATCH_SHIFT = 0.03  # the batch rows' F1 and UAR above the validation rows' at every rejection > 0
+
+
+def _with_sources(results: pd.DataFrame) -> pd.DataFrame:
+    """`results` as validation rows, plus batch rows: coverage exactly 1 - r and F1, UAR + `BATCH_SHIFT` for r > 0."""
+    batch = results.assign(threshold_source="batch", coverage=1 - results.rejection)
+    above = batch.rejection > 0
+    batch.loc[above, "f1"] += BATCH_SHIFT
+    batch.loc[above, "uar"] += BATCH_SHIFT
+    return pd.concat([results.assign(threshold_source="validation"), batch], ignore_index=True)
+
+
+def test_coverage_errors_by_hand():
+    errors = tables.coverage_errors(_with_sources(_results())).set_index(
+        ["training", "method", "threshold_source", "fold"]).coverage_error
+    # filtered EmoConfidNet, validation: fold 0 coverage 0.90 at r = 0.1, 0.82 at r = 0.2:
+    # (|0.90 - 0.9| + |0.82 - 0.8|) / 2 = 0.01; fold 1: (|0.90 - 0.9| + |0.78 - 0.8|) / 2 = 0.01
+    assert errors[("filtered", "emoconfidnet", "validation", 0)] == pytest.approx(0.01)
+    assert errors[("filtered", "emoconfidnet", "validation", 1)] == pytest.approx(0.01)
+    # the top-two margin keeps exactly 0.9 and 0.8; batch rows keep exactly 1 - r by construction
+    assert errors[("filtered", "top2_margin", "validation", 0)] == pytest.approx(0.0)
+    assert errors.xs("batch", level="threshold_source").abs().max() == pytest.approx(0.0)
+    # a table without threshold_source (output format 2) holds validation rows
+    assert set(tables.coverage_errors(_results()).threshold_source) == {"validation"}
+
+
+def test_figures_are_computed_from_validation_rows_only():
+    both = _with_sources(_results(modes=("global", "per_class")))
+    validation = _results(modes=("global", "per_class"))
+    pd.testing.assert_frame_equal(tables.fig2_table(both), tables.fig2_table(validation))
+    pd.testing.assert_frame_equal(tables.relative_gains(both, rejection_mode="per_class"),
+                                  tables.relative_gains(validation, rejection_mode="per_class"))
+    # the batch rows on request: filtered EmoConfidNet t20 F1 (0.46 + 0.42) / 2 + 0.03 = 0.47, gain 0.07 / 0.40
+    gains = tables.relative_gains(both, threshold_source="batch")
+    assert _gain_row(gains, "emoconfidnet", "filtered")["f1_gain_pct"] == pytest.approx(17.5)
+    assert len(tables.rejection_view(both, "global", threshold_source="batch")) == len(_results())
+
+
+def test_operating_point_by_hand():
+    from emoconf_tf.evaluation.statistics import operating_point
+
+    table = operating_point(_with_sources(_results()), n_boot=50).set_index(["training", "method"])
+    row = table.loc[("filtered", "emoconfidnet")]
+    assert row.rejection_mode == "global" and row.n_runs == 2
+    # coverage error 0.01 in both folds (test_coverage_errors_by_hand): mean 0.01, interval [0.01, 0.01]
+    assert (row.coverage_error_validation, row.coverage_error_validation_low,
+            row.coverage_error_validation_high) == pytest.approx((0.01, 0.01, 0.01))
+    assert row.coverage_error_batch == pytest.approx(0.0)
+    # gains at t20 vs t0 0.40 (F1) and (0.50 + 0.30) / 2 = 0.40 (UAR): validation F1 0.44 -> +10 %, batch 0.47 ->
+    # +17.5 %; UAR validation (0.55 + 0.45) / 2 = 0.50 -> +25 %, batch 0.53 -> +32.5 %
+    assert (row.f1_gain_validation, row.f1_gain_batch) == pytest.approx((10.0, 17.5))
+    assert (row.uar_gain_validation, row.uar_gain_batch) == pytest.approx((25.0, 32.5))
+    assert "coverage_error_online" not in table.columns  # not run
+
+
+def test_report_has_the_operating_point_section_after_the_others(tmp_path):
+    validation_only = _write(tmp_path / "before", synthetic=True).read_text()
+    assert "Operating point on new data" not in validation_only
+    path = markdown.write_report(
+        tmp_path / "after",
+        tables.ReportTables(_with_sources(_results()), _per_class(), _runs()),
+        markdown.ReportOptions("TinyCorpus", True, list(CLASSES), settings={"epochs": 50, "patience": 10}),
+    )
+    text = path.read_text()
+    # every earlier section is unchanged: computed from the validation rows only
+    head, section = text.split("\n## Operating point on new data\n")
+    assert head == validation_only
+    assert "**batch**: the same rule applied to the test fold's own unlabelled confidences" in section
+    assert "a session or a day of calls" in section and "were not run" in section  # online not asked for
+    assert "SYNTHETIC data" in section
+    assert "| filtered | EmoConfidNet | global threshold | 0.010 [0.010, 0.010] | 0.000 [0.000, 0.000] | 10.0 | 17.5 " \
+           "| 25.0 | 32.5 |" in section
+    assert "coverage error, validation | coverage error, batch | F1 gain % at t20, validation" in section
+
+
+def test_operating_point_has_one_recommended_row_in_the_modes_validation_chose():
+    from emoconf_tf.evaluation.statistics import operating_point
+
+    results = _with_sources(_with_recommended(_results(modes=("global", "per_class"))))
+    table = operating_point(results, n_boot=50)
+    row = table[(table.method == "recommended") & (table.training == "filtered")].iloc[0]
+    assert row.rejection_mode == tables.VALIDATION_CHOICE and len(table[table.method == "recommended"]) == 2
+    # t20 F1: fold 0 per class 0.46 + 0.01 = 0.47, fold 1 global 0.42 -> 0.445, +11.25 % over 0.40; batch 0.475
+    assert (row.f1_gain_validation, row.f1_gain_batch) == pytest.approx((11.25, 18.75))
+    assert row.coverage_error_validation == pytest.approx(0.01)  # 0.90 and 0.82 / 0.78 in either mode

@@ -109,3 +109,71 @@ def test_check_rejection_mode_names_the_field_and_the_allowed_modes(mode):
     with pytest.raises(EmoconfError, match=rf"^run/run.json: rejection_mode {re.escape(repr(mode))}: choose global "
                                            r"\(one threshold from all .*\) or per_class \(one threshold per "):
         check_rejection_mode(mode, "run/run.json: rejection_mode")
+
+
+@pytest.mark.parametrize("source", ["validation", "batch", "online"])
+def test_check_threshold_source_returns_a_known_source(source):
+    from emoconf_tf.thresholds import THRESHOLD_SOURCES, check_threshold_source
+
+    assert check_threshold_source(source) == source and source in THRESHOLD_SOURCES
+
+
+@pytest.mark.parametrize("source", ["test", "Batch", "", None, 1])
+def test_check_threshold_source_names_the_field_and_the_allowed_sources(source):
+    from emoconf_tf.thresholds import check_threshold_source
+
+    with pytest.raises(EmoconfError, match=rf"^--threshold-source {re.escape(repr(source))}: choose validation "
+                                           r"\(.*\), batch \(.*\) or online \("):
+        check_threshold_source(source, "--threshold-source")
+
+
+@pytest.mark.parametrize("sources, message", [
+    (("batch",), "threshold_sources batch: must include validation"),
+    ((), r"threshold_sources \(none\): must include validation"),
+    (("validation", "batch", "validation"), "threshold_sources validation, batch, validation: a source is given twice"),
+    (("validation", "daily"), "threshold_sources 'daily': choose validation"),
+])
+def test_check_threshold_sources_needs_validation_once_and_known_sources(sources, message):
+    from emoconf_tf.thresholds import check_threshold_sources
+
+    with pytest.raises(EmoconfError, match=f"^{message}"):
+        check_threshold_sources(sources, "threshold_sources")
+    assert check_threshold_sources(["validation", "online"]) == ("validation", "online")
+
+
+def test_batch_thresholds_by_hand_reject_r_of_the_batch_itself():
+    from emoconf_tf.thresholds import class_thresholds
+
+    # the "batch" source: the rule applied to the batch's own unlabelled scores and predicted classes
+    batch = np.array([0.5, 0.4, 0.3, 0.2, 0.1])
+    predicted = np.array([0, 1, 0, 1, 1])
+    # global, r = 0.2: ceil(5 * 0.8) = 4th of 0.5 0.4 0.3 0.2 0.1 = 0.2 -> keeps 4 of 5
+    np.testing.assert_allclose(class_thresholds(batch, predicted, 0.2, 2, "global"), [0.2, 0.2])
+    # per class, r = 0.5: class 0 (0.5 0.3) ceil(1) = 1st = 0.5; class 1 (0.4 0.2 0.1) ceil(1.5) = 2nd = 0.2
+    thresholds = class_thresholds(batch, predicted, 0.5, 2, "per_class")
+    np.testing.assert_allclose(thresholds, [0.5, 0.2])
+    np.testing.assert_array_equal(accept(batch, thresholds, predicted), [True, True, False, True, False])
+
+
+def test_batch_thresholds_keep_one_minus_r_of_any_batch_however_shifted():
+    from emoconf_tf.thresholds import class_thresholds
+
+    rng = np.random.default_rng(8)
+    for shift in (-0.3, 0.0, 0.4):  # validation thresholds would keep far more or far less than 1 - r
+        batch, predicted = rng.random(300) + shift, rng.integers(0, 3, 300)
+        for r in (0.1, 0.2, 0.5):
+            kept = accept(batch, class_thresholds(batch, predicted, r, 3, "global"), predicted)
+            assert 1 - r <= kept.mean() <= 1 - r + 1 / 300 + 1e-9
+
+
+@pytest.mark.parametrize("mode", ["global", "per_class"])
+def test_threshold_lookup_equals_class_thresholds_at_every_rate(mode):
+    from emoconf_tf.thresholds import ThresholdLookup, class_thresholds
+
+    rng = np.random.default_rng(9)
+    conf, pred = rng.random(37), rng.integers(0, 3, 37)  # class 3 of 4 never predicted: the global threshold
+    lookup = ThresholdLookup(conf, pred, 4, mode)
+    for r in [0.0, 1e-9, 0.1, 0.2, 1 / 3, 0.5, 0.73, 0.999999]:
+        np.testing.assert_array_equal(lookup.thresholds(r), class_thresholds(conf, pred, r, 4, mode))
+    with pytest.raises(EmoconfError, match="validation set is empty"):
+        ThresholdLookup([], [], 2)

@@ -18,10 +18,10 @@ from emoconf_tf.evaluation.plots import plot_curves, plot_risk_coverage
 from emoconf_tf.evaluation.tables import (
     CHOICE_COLUMNS, CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, SELECTIVE_COLUMNS,
     VALIDATION_CHOICE, _METRIC_NAMES, _REJECTION_DECIMALS, _TRAINING_ORDER, ReportTables, _check_level, _checked,
-    _methods, _ordered, _trainings, _wide, filter_counts_table, method_display_name, mode_display_name,
-    rejection_curves, rejection_label, rejection_view, relative_gains, removed_summary, table2,
+    _methods, _ordered, _trainings, _wide, coverage_errors, filter_counts_table, method_display_name,
+    mode_display_name, rejection_curves, rejection_label, rejection_view, relative_gains, removed_summary, table2,
 )
-from emoconf_tf.thresholds import REJECTION_MODES
+from emoconf_tf.thresholds import REJECTION_MODES, THRESHOLD_SOURCES
 
 def _format_cell(value, floatfmt: str) -> str:
     if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
@@ -359,7 +359,11 @@ def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptio
     two methods, the ranking of every (method, rejection mode) with bootstrap intervals, a paired comparison of
     `recommended` with `top2_margin`'s global rows, what validation chose (`choices`), a generated recommendation
     and `risk_coverage.png` (from `predictions`, also used for intervals over test utterances when there is a
-    single run); then the curves. Every number comes from the tables passed in.
+    single run); then the curves; then, when `results` has rows of thresholds set otherwise than on validation
+    (its `threshold_source` column), "Operating point on new data": per method and rejection mode, how far the test
+    coverage lands from the one asked for with each threshold source, and the F1 / UAR gains at `options.rejection`
+    of each source. Every other section uses the rows of validation thresholds only. Every number comes from the
+    tables passed in.
 
     Args:
         out_dir: output directory, created if needed.
@@ -374,6 +378,7 @@ def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptio
     merged_labels, filter_counts = options.merged_labels, tables.filter_counts
     results, per_class, runs = tables.results, tables.per_class, tables.runs
     selective, predictions, choices = tables.selective, tables.predictions, tables.choices
+    every_source = _checked(results, RESULTS_COLUMNS, "results", threshold_source=None)
     results = _checked(results, RESULTS_COLUMNS, "results")
     per_class = _checked(per_class, PER_CLASS_COLUMNS, "per_class")
     runs = _checked(runs, RUNS_COLUMNS, "runs")
@@ -512,6 +517,8 @@ def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptio
     lines += ["## Curves", "", "![curves](curves.png)", ""]
     if len(per_class_rows):
         lines += ["With per-class thresholds:", "", "![curves, per-class thresholds](curves_per_class.png)", ""]
+    if "threshold_source" in every_source.columns and set(every_source["threshold_source"]) - {"validation"}:
+        lines += operating_point_lines(every_source, level, n_boot=n_boot, synthetic=synthetic)
     return write_text(out_dir / "report.md", "\n".join(lines))
 
 
@@ -596,4 +603,71 @@ def _ranking_lines(results, per_class, selective, predictions, choices, out_dir:
     if predictions is not None and len(predictions):
         plot_risk_coverage(predictions, out_dir / "risk_coverage.png", title=f"{title} — risk against coverage")
         lines += ["![risk-coverage](risk_coverage.png)", ""]
+    return lines
+
+
+_SOURCE_SENTENCES = {
+    "validation": "**validation**, the paper's: thresholds set on the validation confidences, then applied to test",
+    "batch": "**batch**: the same rule applied to the test fold's own unlabelled confidences and predicted classes, "
+             "so that each batch rejects r of itself (in deployment, a batch is a session or a day of calls scored "
+             "together; no labels are used)",
+    "online": "**online**: the validation thresholds at a rate that adaptive conformal inference (Gibbs & Candès, "
+              "NeurIPS 2021; `emoconf_tf.adaptive`) moves after each prediction, through the test rows in order, "
+              "so that the long-run rejection rate tends to r",
+}
+
+
+def operating_point_lines(results: pd.DataFrame, rejection: float = 0.2, *, n_boot: int = 1000,
+                          synthetic: bool = False) -> list[str]:
+    """Markdown: "Operating point on new data", from `statistics.operating_point` of `results` (every threshold
+    source): per training, method and rejection mode, the coverage error of each source with its 95 % bootstrap
+    interval over runs, and the F1 and UAR gains at `rejection` with each source's thresholds."""
+    from emoconf_tf.evaluation.statistics import operating_point
+
+    table = operating_point(results, rejection, n_boot=n_boot)
+    sources = [s for s in THRESHOLD_SOURCES if f"coverage_error_{s}" in table.columns]
+    label = rejection_label(rejection)
+    n_runs = int(table["n_runs"].max())
+    spread = (f"Mean and 95 % bootstrap interval over {n_runs} runs (folds × seeds)" if n_runs > 1
+              else "One run (fold × seed), so no interval over runs")
+    not_run = ""
+    if "online" not in sources:
+        not_run = (" Online thresholds (adaptive conformal inference through the test rows in order) were not run: "
+                   "`--threshold-source validation,batch,online` adds them.")
+    lines = [
+        "## Operating point on new data",
+        "",
+        "A rejection rate r promises to keep 1 − r of the predictions. Thresholds set on validation keep 1 − r of "
+        "the validation predictions; on new speakers or sessions the confidences shift, and test coverage drifts "
+        "from 1 − r. The coverage error of a run is the mean over the rates r > 0 of |test coverage − (1 − r)| "
+        "(0 = every rate keeps what it promises). Threshold sources: "
+        + "; ".join(_SOURCE_SENTENCES[s] for s in sources) + "." + not_run,
+        "",
+        f"{spread}. {method_display_name('recommended')} is one row, in the mode validation chose for each run. F1 "
+        f"and UAR gains at {label} are relative to t0, as in the gains tables above, with each source's thresholds.",
+        "",
+    ]
+    if synthetic:
+        lines += ["These numbers come from SYNTHETIC data: they test the pipeline, not how thresholds hold on real "
+                  "speech.", ""]
+    for training in _ordered(table["training"].unique(), _TRAINING_ORDER):
+        part = table[table["training"] == training]
+        means = ", ".join(f"{part[f'coverage_error_{s}'].mean():.3f} with {s} thresholds" for s in sources)
+        lines += [f"With the {training} training set, the coverage error averaged over every method and mode is "
+                  f"{means}.", ""]
+    shown = pd.DataFrame({
+        "training": table["training"],
+        "method": table["method"].map(method_display_name),
+        "rejection mode": [_mode_cell(m, "") for m in table["rejection_mode"]],
+    })
+    for source in sources:
+        cells = table[[f"coverage_error_{source}", f"coverage_error_{source}_low", f"coverage_error_{source}_high"]]
+        shown[f"coverage error, {source}"] = [
+            _interval(mean, low, high, ".3f") if n_runs > 1 else ("n/a" if not np.isfinite(mean) else f"{mean:.3f}")
+            for mean, low, high in cells.to_numpy()]
+    for figure, name in (("f1", "F1"), ("uar", "UAR")):
+        for source in sources:
+            shown[f"{name} gain % at {label}, {source}"] = [
+                f"{v:.1f}" if np.isfinite(v) else "n/a" for v in table[f"{figure}_gain_{source}"]]
+    lines += [_markdown_table(shown, index=False), ""]
     return lines

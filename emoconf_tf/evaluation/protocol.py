@@ -28,20 +28,23 @@ from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.evaluation.recommended import CRITERIA, DEFAULT_CRITERION
 from emoconf_tf.evaluation.selective import balanced_aurc, selective_summary
 from emoconf_tf.evaluation.tables import (  # the tables' columns, under the names this module has always exported
-    CHOICE_COLUMNS, PER_CLASS_COLUMNS, RESULTS_COLUMNS as RESULT_COLUMNS, RUNS_COLUMNS as RUN_COLUMNS,
-    SELECTIVE_COLUMNS, ReportTables,
+    CHOICE_COLUMNS, COVERAGE_ERROR_COLUMNS, PER_CLASS_COLUMNS, RESULTS_COLUMNS as RESULT_COLUMNS,
+    RUNS_COLUMNS as RUN_COLUMNS, SELECTIVE_COLUMNS, ReportTables,
 )
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, TRAININGS, ConflictRule, filter_counts, rule_masks
 from emoconf_tf.folds import Fold, make_folds
-from emoconf_tf.metrics import selective_scores
+from emoconf_tf.metrics import coverage_error, selective_scores
 from emoconf_tf.targets import class_centroids, manhattan_distances, softmax_of_negative
 from emoconf_tf.row_batches import CHUNK_ROWS, row_chunks
-from emoconf_tf.thresholds import PAPER_REJECTIONS, REJECTION_MODES, check_rejection_mode, class_thresholds_table
+from emoconf_tf.adaptive import online_accept
+from emoconf_tf.thresholds import (
+    PAPER_REJECTIONS, REJECTION_MODES, check_rejection_mode, check_threshold_sources, class_thresholds_table,
+)
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head
 
-OUTPUT_FORMAT = 2  # bump when parts/ or the tables change incompatibly
+OUTPUT_FORMAT = 3  # bump when parts/ or the tables change incompatibly
 FILTER_COUNT_COLUMNS = ("fold", "seed", "rule", "removed")
 
 
@@ -68,6 +71,10 @@ class ProtocolConfig:
         recommend_by: the validation criterion that picks `recommended`'s score and mode (`recommended.CRITERIA`).
         ensemble_members: classifiers averaged by `macro_gain_ensemble`, the protocol's own included (`ensemble.py`);
             trained only when that method is asked for.
+        threshold_sources: whose confidences the thresholds are set on (`thresholds.THRESHOLD_SOURCES`), each
+            reported in every mode: `"validation"` (the paper's, always included: every figure of the report's
+            main view uses it), `"batch"` (the test fold's own unlabelled confidences, as if it were one batch of
+            new data) and `"online"` (adaptive conformal inference through the test rows in order, `adaptive.py`).
     """
 
     cv: str = "split"
@@ -84,6 +91,7 @@ class ProtocolConfig:
     taus: tuple[float, ...] = (0.5, 2.0)
     recommend_by: str = DEFAULT_CRITERION
     ensemble_members: int = DEFAULT_MEMBERS
+    threshold_sources: tuple[str, ...] = ("validation", "batch")
 
     def __post_init__(self):
         unknown_methods = [m for m in self.methods if m not in METHODS]
@@ -106,6 +114,7 @@ class ProtocolConfig:
             raise EmoconfError(f"rejection_modes is empty: give one or both of {', '.join(REJECTION_MODES)}")
         for mode in self.rejection_modes:
             check_rejection_mode(mode, "rejection_modes")
+        check_threshold_sources(self.threshold_sources, "threshold_sources")
 
     def fingerprint(self) -> dict:
         """The settings that determine the results (used to refuse mixing runs in one --out)."""
@@ -188,7 +197,7 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
         selective=selective,
         choices=[dict(key, **c) for c in choices],
         predictions=predictions,
-        models=models,
+        models={**models, **context.artifacts},
         scores={"validation": (outputs["validation"], scores["validation"]),
                 "test": (outputs["test"], scores["test"], predicted["test"])},
     )
@@ -252,32 +261,59 @@ def score_methods(context: ScoringContext) -> tuple[list[dict], dict[str, tuple[
 
 def evaluation_rows(context: ScoringContext, modes: dict[str, tuple[str, ...]], class_names: Sequence[str],
                     rejections: Sequence[float], key: dict) -> tuple[list[dict], list[dict], list[dict]]:
-    """results.csv, per_class.csv and selective.csv rows of one unit: every method, mode and rejection on test.
+    """results.csv, per_class.csv and selective.csv rows of one unit: every method, mode, threshold source and
+    rejection on test.
 
-    The thresholds come from each method's validation scores (`thresholds.class_thresholds_table`); the metrics
-    from the test predictions they keep (`metrics.selective_scores`).
+    The thresholds of each source (`context.config.threshold_sources`; `thresholds.THRESHOLD_SOURCES`):
+    `validation`, from each method's validation scores (`thresholds.class_thresholds_table`); `batch`, from its
+    test scores and predicted classes, the test fold taken as one unlabelled batch; `online`, the validation
+    thresholds at the rate adaptive conformal inference moves through the test rows in order
+    (`adaptive.online_accept`: they change from row to row, so the tables' `threshold` is NaN). The metrics come
+    from the test predictions kept (`metrics.selective_scores`). selective.csv's `coverage_error_<source>_<mode>`
+    is `metrics.coverage_error` of a method's rows in that source and mode, NaN for those not computed.
     """
     labels, predicted, scores = context.labels, context.predicted, context.scores
     k = context.num_classes
+    sources = context.config.threshold_sources
     correct = predicted["test"] == labels["test"]
     results, per_class, selective = [], [], []
     for method, test_confidence in scores["test"].items():
+        errors = dict.fromkeys(COVERAGE_ERROR_COLUMNS, float("nan"))
         for mode in modes[method]:
-            table = class_thresholds_table(scores["validation"][method], predicted["validation"], k, rejections, mode)
-            for rejection, thresholds in zip(rejections, table):
-                s = selective_scores(labels["test"], predicted["test"], test_confidence, thresholds, k)
-                row = dict(key, method=method, rejection_mode=mode, rejection=float(rejection))
-                # results.csv: the one global threshold; per-class thresholds are in per_class.csv
-                results.append(dict(row, threshold=float(thresholds[0]) if mode == "global" else float("nan"),
-                                    coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
-                                    removed_correct=s.removed_correct))
-                for c, name in enumerate(class_names):
-                    per_class.append(dict(row, **{"class": name}, threshold=float(thresholds[c]),
-                                          precision=float(s.precision[c]), recall=float(s.recall[c]),
-                                          f1=float(s.class_f1[c])))
+            for source in sources:
+                kept = {}
+                if source == "online":
+                    table = np.full((len(rejections), k), np.nan)
+                    kept = {r: online_accept(test_confidence, predicted["test"], scores["validation"][method],
+                                             predicted["validation"], r, k, mode) for r in rejections}
+                elif source == "batch":
+                    table = class_thresholds_table(test_confidence, predicted["test"], k, rejections, mode)
+                else:
+                    table = class_thresholds_table(scores["validation"][method], predicted["validation"], k,
+                                                   rejections, mode)
+                coverages = []
+                for rejection, thresholds in zip(rejections, table):
+                    if rejection in kept:  # online: the kept mask as the confidence, which threshold 1 keeps
+                        s = selective_scores(labels["test"], predicted["test"], kept[rejection].astype(np.float64),
+                                             1.0, k)
+                    else:
+                        s = selective_scores(labels["test"], predicted["test"], test_confidence, thresholds, k)
+                    coverages.append(s.coverage)
+                    row = dict(key, method=method, rejection_mode=mode, threshold_source=source,
+                               rejection=float(rejection))
+                    # results.csv: the one global threshold; per-class thresholds are in per_class.csv
+                    results.append(dict(row, threshold=float(thresholds[0]) if mode == "global" else float("nan"),
+                                        coverage=s.coverage, f1=s.f1, uar=s.uar, n_test=s.n_test, removed=s.removed,
+                                        removed_correct=s.removed_correct))
+                    for c, name in enumerate(class_names):
+                        per_class.append(dict(row, **{"class": name}, threshold=float(thresholds[c]),
+                                              precision=float(s.precision[c]), recall=float(s.recall[c]),
+                                              f1=float(s.class_f1[c])))
+                errors[f"coverage_error_{source}_{mode}"] = coverage_error(rejections, coverages)
         summary = selective_summary(correct, test_confidence)
         selective.append(dict(key, method=method, **dataclasses.asdict(summary),
-                              aurc_balanced=balanced_aurc(labels["test"], predicted["test"], test_confidence)))
+                              aurc_balanced=balanced_aurc(labels["test"], predicted["test"], test_confidence),
+                              **errors))
     return results, per_class, selective
 
 
@@ -397,7 +433,8 @@ def write_tables(outputs: ProtocolOutputs, out_dir: str | Path) -> None:
 def _unit_summary(unit: UnitResult) -> dict:
     summary = dict(unit.run)
     for row in unit.results:
-        if row["rejection"] in (0.0, 0.2) and row["rejection_mode"] == "global":
+        if row["rejection"] in (0.0, 0.2) and row["rejection_mode"] == "global" \
+                and row["threshold_source"] == "validation":
             summary[f"{row['method']}@{row['rejection']:.1f}"] = row["f1"]
     return summary
 

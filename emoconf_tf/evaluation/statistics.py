@@ -9,6 +9,9 @@ With several runs (folds x seeds) the bootstrap resamples runs; with a single ru
 test utterances of that run (thresholds stay those set on validation: the global one from
 `results`, the per-class ones from `per_class`). Percentile intervals; the resampling is
 `scipy.stats.bootstrap`'s, the figures those of `emoconf_tf.metrics` and `emoconf_tf.evaluation.selective`.
+
+Every figure comes from the rows of validation thresholds (`tables.threshold_source_view`), except those of
+`operating_point`, which compares the threshold sources.
 """
 
 from __future__ import annotations
@@ -338,3 +341,69 @@ def paired_comparison(
                          "high": float(high), "a_better": float(better.mean()) if diff.size else np.nan,
                          "ci_over": ci_over})
     return pd.DataFrame(rows, columns=["training", "figure", "mean_difference", "low", "high", "a_better", "ci_over"])
+
+
+def operating_point(results: pd.DataFrame, rejection: float = 0.2, *, n_boot: int = 1000,
+                    seed: int = 0) -> pd.DataFrame:
+    """How well each (method, rejection mode) keeps its operating point on test, per threshold source: the coverage
+    error with a 95 % bootstrap interval over runs, and the F1 / UAR relative gains at `rejection`.
+
+    Args:
+        results: the protocol's results table with every threshold source (`threshold_source` column; a table
+            without it holds validation rows only).
+        rejection: fraction, default 0.2 (t20), for the gains.
+        n_boot: bootstrap resamples; seed: seeds them.
+
+    Returns:
+        DataFrame with one row per training, method and rejection mode (`recommended`: one row, its rejection mode
+        `VALIDATION_CHOICE`), in the report's order, and columns training, method, rejection_mode, n_runs, then for
+        each threshold source `s` present, in `THRESHOLD_SOURCES` order: `coverage_error_<s>` (mean over runs of
+        `tables.coverage_errors`), `coverage_error_<s>_low`, `coverage_error_<s>_high` (`bootstrap_mean_ci`; the
+        mean itself for one run), and `f1_gain_<s>`, `uar_gain_<s>` (`tables.relative_gains`, in %: computed on the
+        means over runs, as the report's gains are).
+    """
+    from emoconf_tf.confidence_methods import method_names
+    from emoconf_tf.evaluation.tables import (
+        _TRAINING_ORDER, _ordered, coverage_errors, rejection_view, relative_gains,
+    )
+    from emoconf_tf.thresholds import THRESHOLD_SOURCES
+
+    results = _checked(results, RESULTS_COLUMNS, "results", threshold_source=None)
+    if "threshold_source" not in results.columns:
+        results = results.assign(threshold_source="validation")
+    sources = [s for s in THRESHOLD_SOURCES if s in set(results.threshold_source)]
+    errors = coverage_errors(results)
+    errors = errors.assign(ranking_mode=_ranking_mode(errors))
+    gains: dict[tuple, dict[str, float]] = {}
+    chosen = results.method.isin(CHOSEN_MODE_METHODS)
+    for source in sources:
+        views = [(mode, rejection_view(results, mode, recommended=False, threshold_source=source))
+                 for mode in REJECTION_MODES]
+        views.append((VALIDATION_CHOICE, results[chosen & (results.threshold_source == source)]))
+        for mode, view in views:
+            if view.empty:
+                continue
+            table = relative_gains(view, rejection, rejection_mode=None, threshold_source=source)
+            for row in table.itertuples(index=False):
+                gains.setdefault((row.training, row.method, mode), {}).update(
+                    {f"f1_gain_{source}": row.f1_gain_pct, f"uar_gain_{source}": row.uar_gain_pct})
+    rows = []
+    groups = errors.groupby(["training", "method", "ranking_mode"], sort=False)
+    mode_order = (*REJECTION_MODES, VALIDATION_CHOICE)
+    for training in _ordered(errors.training.unique(), _TRAINING_ORDER):
+        for method in _ordered(errors.method.unique(), method_names()):
+            for mode in _ordered(errors.ranking_mode.unique(), mode_order):
+                if (training, method, mode) not in groups.groups:
+                    continue
+                group = groups.get_group((training, method, mode))
+                row = {"training": training, "method": method, "rejection_mode": mode,
+                       "n_runs": group.groupby(RUN_KEYS).ngroups}
+                for source in sources:
+                    values = group.loc[group.threshold_source == source, "coverage_error"].to_numpy()
+                    mean, low, high = bootstrap_mean_ci(values, n_boot=n_boot, seed=seed)
+                    row.update({f"coverage_error_{source}": mean, f"coverage_error_{source}_low": low,
+                                f"coverage_error_{source}_high": high})
+                    row.update({f"{figure}_gain_{source}": gains.get((training, method, mode), {}).get(
+                        f"{figure}_gain_{source}", float("nan")) for figure in ("f1", "uar")})
+                rows.append(row)
+    return pd.DataFrame(rows)

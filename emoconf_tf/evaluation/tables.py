@@ -3,22 +3,28 @@ DataFrames in, DataFrames out. `plots.py` draws them; `markdown.py` writes the t
 
 The input tables are the protocol's:
 
-- `results`: one row per fold, seed, training (`"raw"` | `"filtered"`), method, rejection mode and
-  rejection level, with columns `fold, seed, training, method, rejection_mode, rejection, threshold,
-  coverage, f1, uar, n_test, removed, removed_correct`. `rejection` is a fraction (0.2 is the paper's
-  t20%); `rejection_mode` is `"global"` (the paper's: one threshold, `threshold`) or `"per_class"` (one
-  threshold per predicted class, in `per_class`; `threshold` is NaN). Every method has rows in every
-  mode the protocol ran, except `recommended`: one set of rows per run, in the mode validation chose.
-- `per_class`: `fold, seed, training, method, rejection_mode, rejection, class, threshold, precision,
-  recall, f1` (`threshold` is that class's; in global mode the same for every class).
+- `results`: one row per fold, seed, training (`"raw"` | `"filtered"`), method, rejection mode, threshold
+  source and rejection level, with columns `fold, seed, training, method, rejection_mode, threshold_source,
+  rejection, threshold, coverage, f1, uar, n_test, removed, removed_correct`. `rejection` is a fraction (0.2
+  is the paper's t20%); `rejection_mode` is `"global"` (the paper's: one threshold, `threshold`) or
+  `"per_class"` (one threshold per predicted class, in `per_class`; `threshold` is NaN). Every method has
+  rows in every mode the protocol ran, except `recommended`: one set of rows per run, in the mode validation
+  chose. `threshold_source` (`thresholds.THRESHOLD_SOURCES`) says whose confidences set the thresholds:
+  `"validation"` (the paper's), `"batch"` (the test fold's own) or `"online"` (adaptive, `threshold` NaN).
+- `per_class`: `fold, seed, training, method, rejection_mode, threshold_source, rejection, class, threshold,
+  precision, recall, f1` (`threshold` is that class's; in global mode the same for every class).
 - `runs`: `fold, seed, training, n_train, n_validation, n_test, n_filtered_out, classifier_epochs,
   confidence_epochs`.
 - `selective` (`fold, seed, training, method, aurc, eaurc, auroc, fpr95, aurc_balanced`, one row per
-  method: the ranking of the confidence, independent of the mode) and `choices` (`fold, seed, training,
-  method, choice, rejection_mode, criterion, validation_value`), for the ranking of every method.
+  method: the ranking of the confidence, independent of the mode, then `coverage_error_<source>_<mode>`,
+  `metrics.coverage_error` of the method's rows in that source and mode, NaN where not computed) and
+  `choices` (`fold, seed, training, method, choice, rejection_mode, criterion, validation_value`), for the
+  ranking of every method.
 
 The functions summarise one rejection mode at a time (`rejection_view`): by default the paper's
-view, `"global"`, which also holds `recommended`'s rows whatever mode it chose.
+view, `"global"`, which also holds `recommended`'s rows whatever mode it chose. They read the rows with
+validation thresholds only (`threshold_source_view`), unless told otherwise; a table without a
+`threshold_source` column (output format 2, or built by hand) holds validation rows only.
 
 Means and standard deviations run over the folds x seeds of one (method, training, rejection);
 standard deviations are sample ones (`ddof=1`), undefined (NaN) for a single run. Undefined
@@ -35,17 +41,23 @@ import pandas as pd
 
 from emoconf_tf.confidence_methods import METHODS, method_names
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.thresholds import check_rejection_mode
+from emoconf_tf.thresholds import REJECTION_MODES, THRESHOLD_SOURCES, check_rejection_mode, check_threshold_source
 
 RESULTS_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection_mode", "rejection", "threshold", "coverage",
-    "f1", "uar", "n_test", "removed", "removed_correct",
+    "fold", "seed", "training", "method", "rejection_mode", "threshold_source", "rejection", "threshold",
+    "coverage", "f1", "uar", "n_test", "removed", "removed_correct",
 )
 PER_CLASS_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection_mode", "rejection", "class", "threshold",
+    "fold", "seed", "training", "method", "rejection_mode", "threshold_source", "rejection", "class", "threshold",
     "precision", "recall", "f1",
 )
-SELECTIVE_COLUMNS = ("fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced")
+COVERAGE_ERROR_COLUMNS = tuple(f"coverage_error_{source}_{mode}" for source in THRESHOLD_SOURCES
+                               for mode in REJECTION_MODES)
+SELECTIVE_COLUMNS = (
+    "fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced", *COVERAGE_ERROR_COLUMNS,
+)
+# Columns of output format 3 that a table may lack (format 2, or built by hand): it then holds validation rows only.
+_OPTIONAL_COLUMNS = ("threshold_source", *COVERAGE_ERROR_COLUMNS)
 CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
 RUNS_COLUMNS = (
     "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out",
@@ -94,17 +106,44 @@ def _trainings(df: pd.DataFrame) -> list[str]:
     return _ordered(df["training"].unique(), _TRAINING_ORDER)
 
 
-def _checked(df: pd.DataFrame, required: Sequence[str], name: str) -> pd.DataFrame:
-    """A copy of `df` with the required columns present and `rejection` rounded to one key per level."""
+def threshold_source_view(table: pd.DataFrame, threshold_source: str = "validation", *,
+                          name: str = "results") -> pd.DataFrame:
+    """The rows whose thresholds came from `threshold_source` (`thresholds.THRESHOLD_SOURCES`), columns unchanged.
+
+    Every figure of the paper's view is computed from the `"validation"` rows (the default); a table without a
+    `threshold_source` column (output format 2, or built by hand) holds validation rows only.
+
+    Example:
+    >>> rows = pd.DataFrame({"threshold_source": ["validation", "batch"], "coverage": [0.7, 0.8]})
+    >>> threshold_source_view(rows)["coverage"].tolist()
+    [0.7]
+    """
+    check_threshold_source(threshold_source)
+    if "threshold_source" not in table.columns:
+        return table if threshold_source == "validation" else table.iloc[:0]
+    sources = table["threshold_source"].astype(str)
+    for source in sorted(set(sources)):
+        check_threshold_source(source, f"{name}: threshold_source")
+    return table[sources == threshold_source]
+
+
+def _checked(df: pd.DataFrame, required: Sequence[str], name: str, *,
+             threshold_source: str | None = "validation") -> pd.DataFrame:
+    """A copy of `df` with the required columns present (`_OPTIONAL_COLUMNS` may be absent), `rejection` rounded
+    to one key per level, and only the rows of `threshold_source` (`threshold_source_view`; None keeps them all)."""
     if not isinstance(df, pd.DataFrame):
         raise EmoconfError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in required if c not in df.columns]
+    missing = [c for c in required if c not in df.columns and c not in _OPTIONAL_COLUMNS]
     if missing:
         raise EmoconfError(
             f"{name} is missing column(s) {', '.join(missing)}; expected columns: {', '.join(required)}"
         )
     if df.empty:
         raise EmoconfError(f"{name} has no rows; run the protocol first")
+    if threshold_source is not None:
+        df = threshold_source_view(df, threshold_source, name=name)
+        if df.empty:
+            raise EmoconfError(f"{name} has no rows with {threshold_source} thresholds (threshold_source column)")
     df = df.copy()
     if "rejection" in df.columns:
         rejection = pd.to_numeric(df["rejection"], errors="coerce")
@@ -115,7 +154,7 @@ def _checked(df: pd.DataFrame, required: Sequence[str], name: str) -> pd.DataFra
                 f"in row {df.index[bad][0]!r}"
             )
         df["rejection"] = rejection.round(_REJECTION_DECIMALS)
-    for column in ("training", "method", "rejection_mode", "class"):
+    for column in ("training", "method", "rejection_mode", "threshold_source", "class"):
         if column in df.columns:
             df[column] = df[column].astype(str)
     return df
@@ -134,7 +173,7 @@ def _check_level(df: pd.DataFrame, rejection: float, name: str) -> float:
 
 
 def rejection_view(table: pd.DataFrame, rejection_mode: str = "global", *, recommended: bool | None = None,
-                   name: str = "results") -> pd.DataFrame:
+                   name: str = "results", threshold_source: str = "validation") -> pd.DataFrame:
     """The rows of one rejection mode: one row per run, training, method and rejection (and class).
 
     Args:
@@ -146,6 +185,8 @@ def rejection_view(table: pd.DataFrame, rejection_mode: str = "global", *, recom
             (its per-class rows exist only for the runs where validation chose that mode, so their means would
             run over other runs than the other methods').
         name: the table's name, for errors.
+        threshold_source: whose thresholds (`threshold_source_view`): `"validation"` (default, the paper's),
+            `"batch"` or `"online"`.
 
     Returns:
         The selected rows (a copy), columns unchanged.
@@ -161,6 +202,7 @@ def rejection_view(table: pd.DataFrame, rejection_mode: str = "global", *, recom
     if missing:
         raise EmoconfError(f"{name} is missing column(s) {', '.join(missing)}; the output format has a rejection "
                            "mode per row since emoconf-tf output format 2: rerun the protocol")
+    table = threshold_source_view(table, threshold_source, name=name)
     modes = table["rejection_mode"].astype(str)
     for mode in sorted(set(modes)):
         check_rejection_mode(mode, f"{name}: rejection_mode")
@@ -188,9 +230,11 @@ def _one_mode(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df
 
 
-def _view(df: pd.DataFrame, rejection_mode: str | None, name: str) -> pd.DataFrame:
+def _view(df: pd.DataFrame, rejection_mode: str | None, name: str,
+          threshold_source: str = "validation") -> pd.DataFrame:
     """`rejection_view(df, rejection_mode)`, or `df` as it is (checked for one mode per method) when None."""
-    view = _one_mode(df, name) if rejection_mode is None else rejection_view(df, rejection_mode, name=name)
+    view = _one_mode(df, name) if rejection_mode is None else rejection_view(
+        df, rejection_mode, name=name, threshold_source=threshold_source)
     if view.empty:
         raise EmoconfError(f"{name} has no rows in rejection mode {rejection_mode}; modes present: "
                            f"{', '.join(sorted(set(df['rejection_mode'])))}")
@@ -312,6 +356,7 @@ def _gain_percent(after, before):
 
 def relative_gains(
     results: pd.DataFrame, rejection: float = 0.2, *, rejection_mode: str | None = "global",
+    threshold_source: str = "validation",
 ) -> pd.DataFrame:
     """F1 and UAR at t0 and at `rejection`, and the relative gains the paper quotes (Section 5.2).
 
@@ -324,6 +369,7 @@ def relative_gains(
         rejection: fraction, default 0.2 (t20).
         rejection_mode: `"global"` (default: the paper's view, with `recommended` in the mode it chose),
             `"per_class"` (`rejection_view`), or None when `results` already holds one mode per method.
+        threshold_source: the rows of which thresholds (`threshold_source_view`; default `"validation"`).
 
     Returns:
         DataFrame with one row per (method, training) and columns `method, training, n_runs,
@@ -332,7 +378,8 @@ def relative_gains(
         `{column}_std` for each of those: the standard deviation over folds x seeds of the per-run
         values (for gains: of each run's own relative gain).
     """
-    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
+    results = _checked(results, RESULTS_COLUMNS, "results", threshold_source=threshold_source)
+    results = _view(results, rejection_mode, "results", threshold_source)
     level = _check_level(results, rejection, "results")
     label = rejection_label(level)
     reference = (
@@ -486,6 +533,37 @@ def removed_summary(
                 "correct_fraction": totals["removed_correct"] / totals["removed"] if totals["removed"] else math.nan,
             })
     return pd.DataFrame(out)
+
+
+def coverage_errors(results: pd.DataFrame) -> pd.DataFrame:
+    """How far each run's test coverage lands from the one asked for, per threshold source: one row per fold, seed,
+    training, method, rejection mode and threshold source, with `coverage_error` = the mean over the rejection rates
+    r > 0 of `|coverage - (1 - r)|` (`metrics.coverage_error`; what selective.csv's `coverage_error_*` hold).
+
+    Args:
+        results: the protocol's results table, every threshold source (a table without `threshold_source` is
+            read as validation rows).
+
+    Returns:
+        DataFrame with columns `fold, seed, training, method, rejection_mode, threshold_source, coverage_error`
+        (NaN for a run with no rate above 0).
+
+    Example:
+    >>> rows = pd.DataFrame({"fold": 0, "seed": 0, "training": "raw", "method": "msp", "rejection_mode": "global",
+    ...                      "threshold_source": "batch", "rejection": [0.0, 0.1, 0.2], "coverage": [1.0, 0.9, 0.78]})
+    >>> coverage_errors(rows)["coverage_error"].round(6).tolist()   # (|0.9 - 0.9| + |0.78 - 0.8|) / 2
+    [0.01]
+    """
+    from emoconf_tf.metrics import coverage_error
+
+    required = ("fold", "seed", "training", "method", "rejection_mode", "rejection", "coverage")
+    results = _checked(results, required, "results", threshold_source=None)
+    if "threshold_source" not in results.columns:
+        results = results.assign(threshold_source="validation")
+    keys = ["fold", "seed", "training", "method", "rejection_mode", "threshold_source"]
+    rows = [dict(zip(keys, key), coverage_error=coverage_error(group["rejection"], group["coverage"]))
+            for key, group in results.groupby(keys, sort=False)]
+    return pd.DataFrame(rows, columns=keys + ["coverage_error"])
 
 
 @dataclasses.dataclass
