@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.serving.model_dir import missing_saved_model
 
 
 def model_versions(base: str | os.PathLike, *, exported: bool = False) -> list[int]:
@@ -46,7 +47,8 @@ def version_dir(model: str | os.PathLike, version: int | None = None) -> Path:
         `model/<version>`, or `model` itself when it is a version directory and `version` is None.
 
     Raises:
-        EmoconfError: naming the path, when it does not exist, holds no exported version, or lacks `version`.
+        EmoconfError: naming the path, when it does not exist, holds no exported version, or lacks `version`;
+            naming saved_model.pb when a version directory (given, asked for, or the only ones) has none.
     """
     path = Path(model)
     if (path / "saved_model.pb").is_file():
@@ -58,12 +60,19 @@ def version_dir(model: str | os.PathLike, version: int | None = None) -> Path:
         )
     if not path.is_dir():
         raise EmoconfError(f"{path}: no such model directory; export one with `emoconf export RUN_DIR --out {path}`")
+    if path.name.isdigit() and ((path / "variables").is_dir() or (path / "assets").is_dir()):
+        raise missing_saved_model(path)  # a version directory given, whose saved_model.pb is gone
     versions = model_versions(path, exported=True)
     if version is None:
         if not versions:
+            numbered = model_versions(path)
+            if numbered:  # versions there, none complete: name the newest one's missing file
+                raise missing_saved_model(path / str(numbered[-1]))
             raise EmoconfError(
                 f"{path}: no version directory with a saved_model.pb (expected {path}/1/saved_model.pb)")
         return path / str(versions[-1])
+    if version not in versions and (path / str(version)).is_dir():
+        raise missing_saved_model(path / str(version))
     if version not in versions:
         have = ", ".join(map(str, versions)) if versions else "none"
         raise EmoconfError(f"{path}: no version {version} (versions: {have})")
