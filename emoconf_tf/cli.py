@@ -15,12 +15,13 @@ from pathlib import Path
 
 from emoconf_tf import __version__
 # The names the protocol accepts come from TensorFlow-free modules, so arguments are checked before TensorFlow loads.
-from emoconf_tf.confidence_methods import ALL_METHODS, PAPER_METHODS
+from emoconf_tf.confidence_methods import ALL_METHODS, DEFAULT_SERVED_SCORE, PAPER_METHODS, servable_methods
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 from emoconf_tf.filtering import TRAININGS
 
+SERVABLE = servable_methods()
 EPILOG = "Docs: README.md in the repository. Every command writes its outputs atomically (temporary name, then rename)."
 # --data-dir of build, export-table and reproduce --tfds; resolved by `_tfds_data_dir`, with TFDS's own rule.
 DATA_DIR_DEFAULT = "default: TFDS's default data directory, $TFDS_DATA_DIR if set, else ~/tensorflow_datasets"
@@ -88,6 +89,12 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         "confidences) and per_class (the paper's rule within each predicted class, so each class loses about the same "
         "fraction); every method is reported in each (default: %(default)s)")
     parser.add_argument(
+        "--threshold-source", default="validation,batch",
+        help="whose confidences set the thresholds, a comma list that includes validation: validation (the paper's: "
+        "the validation confidences), batch (the test fold's own unlabelled confidences, as one batch of new data), "
+        "online (the validation thresholds at a rate adaptive conformal inference moves through the test rows in "
+        "order); each is reported beside validation in results.csv and report.md (default: %(default)s)")
+    parser.add_argument(
         "--recommend-by", default="f1_uar_area", choices=("f1_uar_area", "f1_area", "uar_area", "aurc"),
         help="validation criterion that picks the recommended score and rejection mode: the area under the macro-F1 "
         "and UAR curves over coverage 1 to 0.5 (cross-fitted on validation), one of them, or the accuracy AURC "
@@ -153,9 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(reproduce)
 
     train = commands.add_parser(
-        "train", help="train one classifier + EmoConfidNet and save a run directory (for export)",
-        description="Trains one classifier and its EmoConfidNet head on one fold and saves them as .keras files, "
-        "with the validation confidences that set rejection thresholds.",
+        "train", help="train one classifier + EmoConfidNet (+ what the served score needs) and save a run directory",
+        description="Trains one classifier and its EmoConfidNet head on one fold, and what the served confidence score "
+        "needs (--score; by default `recommended`: two more classifiers for the ensemble, and the choice of score and "
+        "rejection mode on validation by the same rule as `emoconf reproduce`), and saves them as .keras files with "
+        "the validation confidences that set rejection thresholds. `emoconf export` turns the run into a SavedModel.",
         epilog=EPILOG,
     )
     source = train.add_mutually_exclusive_group(required=True)
@@ -192,10 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
         "can predict from audio (`emoconf predict x.wav`); must match the table's dimension (default: none for "
         "--table, synthetic for --synthetic)")
     train.add_argument(
-        "--rejection-mode", default="global", metavar="{global,per_class}",
+        "--score", default=DEFAULT_SERVED_SCORE, metavar="NAME",
+        help=f"confidence score the export serves, one of {', '.join(SERVABLE)}: recommended = the score and "
+        "rejection mode validation chooses (macro_gain_ensemble per class unless another is clearly better); "
+        "emoconfidnet = the paper's model alone (default: %(default)s)")
+    train.add_argument(
+        "--ensemble-members", type=int, default=DEFAULT_MEMBERS,
+        help="classifiers in the ensemble of macro_gain_ensemble (and recommended), the run's own included "
+        "(default: %(default)s)")
+    train.add_argument(
+        "--rejection-mode", default=None, metavar="{global,per_class}",
         help="how an export of the run sets rejection thresholds, recorded in run.json (`emoconf export "
         "--rejection-mode` overrides it): global, one threshold from all validation confidences (the paper's), or "
-        "per_class, one per predicted class from the validation predictions of that class (default: global)")
+        "per_class, one per predicted class from the validation predictions of that class (default: the mode "
+        "validation chooses for --score recommended, else global)")
     _add_training_options(train)
 
     build = commands.add_parser(
@@ -268,12 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None,
         help="model base path that holds the versions (default: savedmodels/<run directory name>)")
     export.add_argument(
+        "--score", default=None, metavar="NAME",
+        help=f"confidence score to serve, one of {', '.join(SERVABLE)}, if the run computed it (default: the run's "
+        "--score, recommended unless trained otherwise; emoconfidnet for runs trained before scores could be "
+        "served); emoconfidnet exports the paper's model alone")
+    export.add_argument(
         "--default-rejection", type=float, default=0.2,
         help="rejection rate (fraction in [0, 1)) of serving_default's accept output (default: 0.2, the paper's t20%%)")
     export.add_argument(
         "--rejection-mode", default=None, metavar="{global,per_class}",
         help="accept = confidence >= one global threshold (global, the paper's) or >= the threshold of the "
-        "predicted class (per_class) (default: the mode the run was trained with, run.json's rejection_mode)")
+        "predicted class (per_class) (default: the mode the run was trained with or validation chose, run.json)")
     export.add_argument(
         "--no-fold", action="store_true",
         help="serve the Keras graph as it is instead of the folded network (standardisation and batch norms merged "
@@ -306,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rejection", type=float, default=None,
         help="rejection rate, a fraction in [0, 1): accept = confidence >= its validation threshold (default: the "
         "export's default, usually 0.2)")
+    predict.add_argument(
+        "--per-batch", action="store_true",
+        help="with --rejection: set the threshold on the inputs' own confidences instead of validation's (the "
+        "batch_threshold signature: reject the fraction --rejection of these inputs, globally or per predicted "
+        "class), so the rate holds on a new session without labels; give the whole session or day at once")
     predict.add_argument(
         "--json", action="store_true",
         help="print a JSON list of objects (id, source, class, confidence, accept, rejection, threshold: the one "
@@ -407,8 +436,14 @@ def _check_arguments(args) -> None:
         _training_names(args.trainings)
     if hasattr(args, "methods"):
         _method_names(args.methods)
+    if getattr(args, "score", None) is not None:
+        from emoconf_tf.confidence_methods import check_servable
+
+        check_servable(args.score)
     if hasattr(args, "rejection_modes"):
         _rejection_modes(args.rejection_modes)
+    if hasattr(args, "threshold_source"):
+        _threshold_sources(args.threshold_source)
     if getattr(args, "rejection_mode", None) is not None:
         from emoconf_tf.thresholds import check_rejection_mode
 
@@ -468,6 +503,8 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
         mc_dropout_passes=getattr(args, "mc_passes", 10),
         ensemble_members=getattr(args, "ensemble_members", DEFAULT_MEMBERS),
         rejection_modes=_rejection_modes(getattr(args, "rejection_modes", "global,per_class")),
+        # `emoconf train` has no --threshold-source: its run directory's results.csv keeps validation rows only
+        threshold_sources=_threshold_sources(getattr(args, "threshold_source", "validation")),
         recommend_by=getattr(args, "recommend_by", "f1_uar_area"),
     )
 
@@ -504,6 +541,12 @@ def _rejection_modes(text: str) -> tuple[str, ...]:
     for mode in modes or (text,):  # an empty list is refused as the text given
         check_rejection_mode(mode, "--rejection-modes")
     return modes
+
+
+def _threshold_sources(text: str) -> tuple[str, ...]:
+    from emoconf_tf.thresholds import check_threshold_sources
+
+    return check_threshold_sources(_comma_list(text), "--threshold-source")
 
 
 def _filter_rules(text: str):
@@ -621,16 +664,17 @@ def _reproduce(args) -> int:
 def _train(args) -> int:
     _check_arguments(args)
     _quiet_tensorflow(args.debug)
-    from emoconf_tf.serving.rundir import train_run
+    from emoconf_tf.serving.rundir import run_summary, train_run
 
     config = _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(args.training,))
     corpus = _synthetic_corpus(args) if args.synthetic else _load_table(args)
     out = Path(args.out or f"runs/{corpus.name}")
     start = time.perf_counter()
     train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold,
-              feature_set=args.feature_set, rejection_mode=args.rejection_mode)
+              feature_set=args.feature_set, rejection_mode=args.rejection_mode, score=args.score)
     print(f"wrote run directory {out} in {time.perf_counter() - start:.0f} s "
           f"(classifier.keras, emoconfidnet.keras, validation.csv, test.csv, results.csv, run.json, manifest.json)")
+    print(run_summary(out))
     return 0
 
 
@@ -700,17 +744,20 @@ def _export_table(args) -> int:
 
 
 def _export(args) -> int:
+    from emoconf_tf.confidence_methods import check_servable
     from emoconf_tf.serving.export import SIGNATURE_NAMES, check_rejection, export_run
     from emoconf_tf.thresholds import check_rejection_mode
 
     check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads
+    if args.score is not None:
+        check_servable(args.score)
     if args.rejection_mode is not None:
         check_rejection_mode(args.rejection_mode, "--rejection-mode")
     _quiet_tensorflow(args.debug)
     out = Path(args.out or f"savedmodels/{Path(args.run_dir).resolve().name}")
     start = time.perf_counter()
     result = export_run(args.run_dir, out, default_rejection=args.default_rejection, fold=not args.no_fold,
-                        rejection_mode=args.rejection_mode)
+                        rejection_mode=args.rejection_mode, score=args.score)
     print(f"exported {args.run_dir} as {result.path} (version {result.version}) in {time.perf_counter() - start:.0f} s")
     if result.rejection_mode == "per_class":
         class_names = (result.path / "assets" / "labels.txt").read_text(encoding="utf-8").splitlines()
@@ -718,6 +765,7 @@ def _export(args) -> int:
             f"{name} {value:.6f}" for name, value in zip(class_names, result.default_class_thresholds))
     else:
         operating_point = f"threshold {result.default_threshold:.6f}"
+    print(f"confidence: {result.score}")
     print(f"signatures: {', '.join(SIGNATURE_NAMES)}; serving_default accepts at rejection "
           f"{result.default_rejection:g} ({operating_point}); rejection mode {result.rejection_mode}")
     print(f"serve: tensorflow_model_server --model_base_path={out.resolve()} --model_name=emoconf --rest_api_port=8501")
@@ -742,13 +790,15 @@ def _predict(args) -> int:
         raise EmoconfError("--workers must be at least 1")
     if args.rejection is not None:
         check_rejection(args.rejection, "--rejection")
+    if args.per_batch and args.rejection is None:
+        raise EmoconfError("--per-batch needs --rejection: the fraction of these inputs to reject, e.g. 0.2")
     if any(str(path).lower().endswith(AUDIO_SUFFIXES) for path in args.inputs):
         preload_opensmile()  # before TensorFlow: loaded after it, openSMILE crashes (see its docstring)
     _quiet_tensorflow(args.debug)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = predict(args.model, args.inputs, version=args.version, rejection=args.rejection,
-                         num_workers=args.workers, progress=sys.stderr.isatty())
+                         num_workers=args.workers, progress=sys.stderr.isatty(), per_batch=args.per_batch)
     for warning in caught:
         if issubclass(warning.category, UserWarning):  # e.g. a stereo file downmixed
             print(f"warning: {warning.message}", file=sys.stderr)
@@ -757,9 +807,10 @@ def _predict(args) -> int:
     operating_point = ("per-class thresholds " + ", ".join(f"{name} {value:.6f}"
                                                            for name, value in result.class_thresholds.items())
                        if per_class else f"threshold {result.threshold:.6f}")
-    print(f"model {result.model_dir} ({result.feature_set} features), {result.signature}: rejection "
-          f"{result.rejection:g} -> {operating_point}; accepted {kept} of {len(result.predictions)}; "
-          f"rejection mode {result.rejection_mode}", file=sys.stderr)
+    source = "these inputs' own confidences" if args.per_batch else "validation"
+    print(f"model {result.model_dir} ({result.feature_set} features), confidence {result.score}, {result.signature}: "
+          f"rejection {result.rejection:g} -> {operating_point} (from {source}); accepted {kept} of "
+          f"{len(result.predictions)}; rejection mode {result.rejection_mode}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_records(), indent=2))
         return 0

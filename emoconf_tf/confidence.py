@@ -6,6 +6,8 @@ Every score is float `[N]`, higher = more confident, computed from float `[N, K]
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 
@@ -116,18 +118,75 @@ def macro_gain(
         )
     validation_predicted = (validation_probabilities.argmax(axis=-1) if validation_predicted is None
                             else np.asarray(validation_predicted))
-    if len(validation_predicted) != len(labels):
-        raise ValueError(f"{len(validation_predicted)} validation predictions but {len(labels)} labels")
-    hits = np.bincount(labels[labels == validation_predicted], minlength=k).astype(np.float64)
+    statistics = macro_gain_statistics(labels, validation_predicted, k)
+    c = q.argmax(axis=-1) if predicted is None else np.asarray(predicted)
+    return macro_gain_from_statistics(q, c, statistics)
+
+
+@dataclasses.dataclass(frozen=True)
+class MacroGainStatistics:
+    """What `macro_gain` measures on the validation split, float64 `[K]` each: the classifier's precision `P`
+    and recall `R` per class, its predictions per class `M` and the true samples per class `N`.
+
+    An export stores them as constants, so a served `macro_gain` needs no validation data.
+    """
+
+    precision: np.ndarray
+    recall: np.ndarray
+    n_predicted: np.ndarray
+    n_true: np.ndarray
+
+    @property
+    def bound(self) -> float:
+        """`B = max_c 1 / (M_c + 1) + max_y 1 / (N_y + 1)`, the largest `|gain|`."""
+        return float(np.max(1.0 / (self.n_predicted + 1)) + np.max(1.0 / (self.n_true + 1)))
+
+    def to_dict(self) -> dict:
+        """JSON-ready lists (for run.json)."""
+        return {name: [float(v) for v in getattr(self, name)]
+                for name in ("precision", "recall", "n_predicted", "n_true")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MacroGainStatistics":
+        return cls(*(np.asarray(data[name], dtype=np.float64)
+                     for name in ("precision", "recall", "n_predicted", "n_true")))
+
+
+def macro_gain_statistics(
+    validation_labels: np.ndarray, validation_predicted: np.ndarray, num_classes: int
+) -> MacroGainStatistics:
+    """`MacroGainStatistics` of the validation labels and predictions (int `[M]` each) over `num_classes` classes.
+
+    Example:
+    >>> s = macro_gain_statistics(np.array([0, 1, 1]), np.array([0, 0, 1]), 2)
+    >>> s.precision.tolist(), s.recall.tolist(), s.n_predicted.tolist(), s.n_true.tolist(), s.bound
+    ([0.5, 1.0], [1.0, 0.5], [2.0, 1.0], [1.0, 2.0], 1.0)
+    """
+    labels = np.asarray(validation_labels)
+    predicted = np.asarray(validation_predicted)
+    if len(predicted) != len(labels):
+        raise ValueError(f"{len(predicted)} validation predictions but {len(labels)} labels")
+    k = int(num_classes)
+    hits = np.bincount(labels[labels == predicted], minlength=k).astype(np.float64)
     n_true = np.bincount(labels, minlength=k).astype(np.float64)
-    n_predicted = np.bincount(validation_predicted, minlength=k).astype(np.float64)
+    n_predicted = np.bincount(predicted, minlength=k).astype(np.float64)
     precision = np.divide(hits, n_predicted, out=np.zeros(k), where=n_predicted > 0)
     recall = np.divide(hits, n_true, out=np.zeros(k), where=n_true > 0)
-    c = q.argmax(axis=-1) if predicted is None else np.asarray(predicted)
+    return MacroGainStatistics(precision, recall, n_predicted, n_true)
+
+
+def macro_gain_from_statistics(
+    probabilities: np.ndarray, predicted: np.ndarray, statistics: MacroGainStatistics
+) -> np.ndarray:
+    """`macro_gain` of predictions `predicted` (int `[N]`) with class probabilities `probabilities` (float `[N, K]`)
+    and validation `statistics`: float32 `[N]` in [0, 1]. What a SavedModel computes (`serving/served_score.py`)."""
+    q = np.asarray(probabilities, dtype=np.float64)
+    c = np.asarray(predicted)
     if len(c) != len(q):
         raise ValueError(f"{len(c)} predicted classes but {len(q)} rows of probabilities")
+    s = statistics
     q_c = q[np.arange(len(c)), c]
-    gain_precision = (q_c - precision[c]) / (n_predicted[c] + 1)
-    gain_recall = q_c / (n_true[c] + 1) - q @ (recall / (n_true + 1))
-    bound = np.max(1.0 / (n_predicted + 1)) + np.max(1.0 / (n_true + 1))
+    gain_precision = (q_c - s.precision[c]) / (s.n_predicted[c] + 1)
+    gain_recall = q_c / (s.n_true[c] + 1) - q @ (s.recall / (s.n_true + 1))
+    bound = s.bound
     return ((gain_precision + gain_recall + bound) / (2 * bound)).astype(np.float32)

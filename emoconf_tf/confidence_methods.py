@@ -50,6 +50,8 @@ class ScoringContext:
         num_classes: K.
         methods: the methods asked for.
         scores: per scored split, the scores computed so far, `{method: float [N]}`.
+        artifacts: what scorers trained or chose that an export needs: `"ensemble_members"` (the extra Keras
+            classifiers of `macro_gain_ensemble`), `"recommendation"` (`recommended`'s `Recommendation`).
     """
 
     probabilities: dict[str, np.ndarray]
@@ -67,6 +69,7 @@ class ScoringContext:
     methods: tuple[str, ...]
     scores: dict[str, dict[str, np.ndarray]] = dataclasses.field(
         default_factory=lambda: {part: {} for part in SCORED_PARTS})
+    artifacts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -86,22 +89,34 @@ class Scored:
 
 @dataclasses.dataclass(frozen=True)
 class ConfidenceMethod:
-    """A registered method: its output name, its report display name and colour, and its scorer."""
+    """A registered method: its output name, its report display name and colour, its scorer, and how an export
+    serves it (`serving`: how the SavedModel computes it; `not_served`: why it cannot, when `serving` is None)."""
 
     name: str
     display_name: str
     color: str
     scorer: Callable[[ScoringContext], Scored]
+    serving: str | None = None
+    not_served: str = ""
+
+    @property
+    def servable(self) -> bool:
+        return self.serving is not None
 
 
 METHODS: dict[str, ConfidenceMethod] = {}
 """Every registered method by name, in the order they run."""
 
 
-def register_method(name: str, *, display_name: str, color: str) -> Callable:
-    """Decorator registering `scorer(context) -> Scored` under `name`. Re-registering a name replaces it."""
+def register_method(name: str, *, display_name: str, color: str, serving: str | None = None,
+                    not_served: str = "") -> Callable:
+    """Decorator registering `scorer(context) -> Scored` under `name`. Re-registering a name replaces it.
+
+    `serving` says how a SavedModel computes the score (`emoconf_tf.serving.served_score` must implement it);
+    None (default) = not servable, with `not_served` saying why (printed when `--score` asks for it).
+    """
     def decorate(scorer: Callable[[ScoringContext], Scored]) -> Callable[[ScoringContext], Scored]:
-        METHODS[name] = ConfidenceMethod(name, display_name, color, scorer)
+        METHODS[name] = ConfidenceMethod(name, display_name, color, scorer, serving, not_served)
         if "recommended" in METHODS and name != "recommended":  # recommended chooses among the others: last
             METHODS["recommended"] = METHODS.pop("recommended")
         return scorer
@@ -122,14 +137,20 @@ def _on_outputs(function: Callable[..., np.ndarray], *, needs_p_hat: bool = Fals
     return scorer
 
 
-register_method("emoconfidnet", display_name="EmoConfidNet", color="tab:red")(
+register_method("emoconfidnet", display_name="EmoConfidNet", color="tab:red",
+                serving="p_hat[c] of the EmoConfidNet head on the classifier's penultimate layer (the paper's)")(
     _on_outputs(emoconfidnet_confidence, needs_p_hat=True))
-register_method("top2_margin", display_name="Baseline (top-2 margin)", color="tab:green")(_on_outputs(top2_margin))
-register_method("msp", display_name="Max softmax probability", color="tab:blue")(_on_outputs(max_probability))
-register_method("entropy", display_name="Negative entropy", color="tab:cyan")(_on_outputs(negative_entropy))
+register_method("top2_margin", display_name="Baseline (top-2 margin)", color="tab:green",
+                serving="the two largest softmax probabilities' difference (the paper's baseline)")(
+    _on_outputs(top2_margin))
+register_method("msp", display_name="Max softmax probability", color="tab:blue",
+                serving="the largest softmax probability")(_on_outputs(max_probability))
+register_method("entropy", display_name="Negative entropy", color="tab:cyan",
+                serving="1 - H(softmax) / log K")(_on_outputs(negative_entropy))
 
 
-@register_method("mc_dropout", display_name="MC dropout", color="tab:purple")
+@register_method("mc_dropout", display_name="MC dropout", color="tab:purple",
+                 not_served="it needs T stochastic forward passes per request, and its scores differ run to run")
 def _mc_dropout(context: ScoringContext) -> Scored:
     from emoconf_tf.evaluation.mc_dropout import mc_dropout_confidence, mc_dropout_probabilities
 
@@ -141,7 +162,8 @@ def _mc_dropout(context: ScoringContext) -> Scored:
     return Scored(*out)
 
 
-@register_method("tcp", display_name="ConfidNet (TCP)", color="tab:brown")
+@register_method("tcp", display_name="ConfidNet (TCP)", color="tab:brown",
+                 not_served="its head is trained for the evaluation only and not kept in a run directory")
 def _tcp(context: ScoringContext) -> Scored:
     from emoconf_tf.training import fit_tcp_head
 
@@ -158,7 +180,8 @@ def _tcp(context: ScoringContext) -> Scored:
                     for part in SCORED_PARTS))
 
 
-@register_method("emoconfidnet_tau", display_name="EmoConfidNet (tuned tau)", color="tab:orange")
+@register_method("emoconfidnet_tau", display_name="EmoConfidNet (tuned tau)", color="tab:orange",
+                 not_served="its retrained heads are for the evaluation only and not kept in a run directory")
 def _emoconfidnet_tau(context: ScoringContext) -> Scored:
     """EmoConfidNet retrained with targets `softmax(-d / tau)` for each tau; validation AURC picks tau (1 included)."""
     from emoconf_tf.evaluation.selective import selective_summary
@@ -193,25 +216,32 @@ def _macro_gain_of(context: ScoringContext, probabilities: dict[str, np.ndarray]
                                validation_predicted=context.predicted["validation"]) for part in SCORED_PARTS))
 
 
-@register_method("macro_gain", display_name="Expected macro gain", color="tab:olive")
+@register_method("macro_gain", display_name="Expected macro gain", color="tab:olive",
+                 serving="the expected macro gain of the classifier's softmax, the validation precision, recall and "
+                 "counts per class stored as constants")
 def _macro_gain(context: ScoringContext) -> Scored:
     return _macro_gain_of(context, context.probabilities)
 
 
-@register_method("macro_gain_ensemble", display_name="Expected macro gain (ensemble)", color="tab:gray")
+@register_method("macro_gain_ensemble", display_name="Expected macro gain (ensemble)", color="tab:gray",
+                 serving="the expected macro gain of the mean softmax of the classifier and the ensemble members, "
+                 "every member in the one graph (folded), the validation statistics as constants")
 def _macro_gain_ensemble(context: ScoringContext) -> Scored:
     """`macro_gain` of the classifier's predictions with the class probabilities of a deep ensemble: the
     classifier and `config.ensemble_members - 1` more trained from other seeds (`evaluation/ensemble.py`)."""
     from emoconf_tf.evaluation.ensemble import ensemble_probabilities
 
+    members = context.artifacts.setdefault("ensemble_members", [])
     probabilities = ensemble_probabilities(
         context.probabilities, context.features, context.labels, context.rows, context.num_classes,
-        context.config.training, seed=context.seed, members=context.config.ensemble_members,
+        context.config.training, seed=context.seed, members=context.config.ensemble_members, trained=members,
     )
     return _macro_gain_of(context, probabilities)
 
 
-@register_method("recommended", display_name="Recommended (mode chosen on validation)", color="black")
+@register_method("recommended", display_name="Recommended (mode chosen on validation)", color="black",
+                 serving="the servable score (or blend on validation quantiles) and rejection mode chosen on "
+                 "validation by `emoconf train`, by the same rule as `reproduce`")
 def _recommended(context: ScoringContext) -> Scored:
     """The score and rejection mode validation chooses among the other methods asked for (`recommended.py`)."""
     from emoconf_tf.evaluation.recommended import choose_recommended, recommended_confidence
@@ -220,6 +250,7 @@ def _recommended(context: ScoringContext) -> Scored:
     choice = choose_recommended(context.labels["validation"], context.predicted["validation"], pool,
                                 num_classes=context.num_classes, modes=context.config.rejection_modes,
                                 criterion=context.config.recommend_by, seed=context.seed)
+    context.artifacts["recommendation"] = choice
     row = {"choice": choice.name, "rejection_mode": choice.rejection_mode, "criterion": choice.criterion,
            "validation_value": choice.validation_value}
     return Scored(*(recommended_confidence(choice.components, pool, context.scores[part]).astype(np.float32)
@@ -230,3 +261,23 @@ PAPER_METHODS = ("emoconfidnet", "top2_margin")
 """The paper's pair: EmoConfidNet and its baseline, the top-two margin. Always computed."""
 ALL_METHODS = method_names()
 """Every built-in confidence method, by its `method` name in the outputs, in the order they run."""
+
+
+def servable_methods() -> tuple[str, ...]:
+    """The registered methods a SavedModel can serve (`ConfidenceMethod.servable`), in registry order."""
+    return tuple(name for name, method in METHODS.items() if method.servable)
+
+
+def check_servable(name: str, option: str = "--score") -> str:
+    """`name` if it is a servable method, else `EmoconfError` in one line saying why not and what can be served."""
+    from emoconf_tf.errors import EmoconfError
+
+    method = METHODS.get(name)
+    if method is None or not method.servable:
+        why = f" cannot be served: {method.not_served}" if method is not None else " is not a confidence score"
+        raise EmoconfError(f"{option} {name}:{why}; choose one of {', '.join(servable_methods())}")
+    return name
+
+
+DEFAULT_SERVED_SCORE = "recommended"
+"""What `emoconf train` / `export` serve unless `--score` says otherwise."""

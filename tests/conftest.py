@@ -242,9 +242,9 @@ def fake_corpus() -> FakeCorpus:
 def tiny_export(tmp_path_factory):
     """`(corpus, run_dir, export)`: one tiny run, trained and exported once for the tests that only read them.
 
-    300 SYNTHETIC utterances x 16 features (seed 3), split folds, the filtered training set, 2 epochs, the paper's
-    two scores (EmoConfidNet and the top-2 margin); exported (verified) as `<tmp>/savedmodels/tiny/1`. Tests that
-    change a run or a model work on a copy.
+    300 SYNTHETIC utterances x 16 features (seed 3), split folds, the filtered training set, 2 epochs, served score
+    EmoConfidNet (`--score emoconfidnet`: the paper's model, global thresholds); exported (verified) as
+    `<tmp>/savedmodels/tiny/1`. Tests that change a run or a model work on a copy.
     """
     from emoconf_tf.serving.export import export_run
     from emoconf_tf.evaluation.protocol import ProtocolConfig
@@ -257,5 +257,5 @@ def tiny_export(tmp_path_factory):
     config = ProtocolConfig(cv="split", seeds=(0,), trainings=("filtered",),
                             training=TrainingConfig(max_epochs=2, batch_size=64),
                             methods=("emoconfidnet", "top2_margin"))
-    run_dir = train_run(corpus, root / "run", config, seed=0)
+    run_dir = train_run(corpus, root / "run", config, seed=0, score="emoconfidnet")
     return corpus, run_dir, export_run(run_dir, root / "savedmodels" / "tiny")

@@ -67,6 +67,9 @@ def test_python_m_emoconf_tf_runs_the_command_line():
 BAD_ARGUMENTS = [
     (["demo", "--seeds", "0"], "--seeds must be at least 1"),
     (["demo", "--rejection-modes", "x"], "--rejection-modes 'x': choose global (one threshold"),
+    (["demo", "--threshold-source", "validation,weekly"], "--threshold-source 'weekly': choose validation (thresholds"),
+    (["reproduce", "--table", "t.csv", "--threshold-source", "batch"], "--threshold-source batch: must include "
+                                                                         "validation"),
     (["demo", "--trainings", "raw,fitered"], "--trainings 'raw,fitered': choose raw, filtered"),
     (["demo", "--methods", "emoconfidnet,margin"], "--methods 'emoconfidnet,margin': give all, paper or"),
     (["demo", "--mc-passes", "0"], "--mc-passes must be at least 1"),
@@ -236,6 +239,20 @@ def test_train_writes_a_loadable_run_directory(tmp_path):
     assert len(run.feature_names) == 16 and list(run.validation.columns)[:3] == ["id", "label", "predicted"]
     # a second train into the same directory is refused rather than overwriting
     assert main(["train", "--synthetic", "--size", "300", "--num-features", "16", "--out", str(out), *TINY]) == 2
+
+
+def test_threshold_source_reaches_the_protocol_config():
+    from emoconf_tf.cli import _protocol_config
+
+    def sources(argv):
+        return _protocol_config(build_parser().parse_args(argv), cv="split", seeds=(0,),
+                                trainings=("raw",)).threshold_sources
+
+    assert sources(["demo"]) == ("validation", "batch")  # the default
+    assert sources(["reproduce", "--table", "x.csv", "--threshold-source", "validation, online"]) == (
+        "validation", "online")
+    # `train` has no such option: its run directory's results.csv keeps the validation rows
+    assert sources(["train", "--synthetic"]) == ("validation",)
 
 
 def test_parser_defaults_are_the_papers():

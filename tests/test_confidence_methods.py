@@ -86,7 +86,7 @@ def test_a_new_score_is_one_registered_function(monkeypatch):
     assert modes["second_probability"] == ("global",)
     results, per_class, selective = evaluation_rows(context, modes, ["a", "b", "c"], (0.0, 0.5), {"fold": 0})
     results = pd.DataFrame(results)
-    mine = results[results.method == "second_probability"]
+    mine = results[(results.method == "second_probability") & (results.threshold_source == "validation")]
     assert list(mine.rejection_mode.unique()) == ["global"] and len(mine) == 2
     assert len(per_class) == len(results) * 3 and len(selective) == 3
 

@@ -75,23 +75,25 @@ EXPECTED_SIGNATURES = {
     "confidence": (
         {"features": ("float32", (None, D))},
         {"class_ids": ("int64", (None,)), "confidence": ("float32", (None,)),
-         "baseline_confidence": ("float32", (None,))},
+         "emoconfidnet_confidence": ("float32", (None,)), "baseline_confidence": ("float32", (None,))},
     ),
     "threshold": (
         {"features": ("float32", (None, D)), "rejection": ("float32", ())},
         {"threshold": ("float32", ()), "class_thresholds": ("float32", (K,)), "applied_threshold": ("float32", (None,)),
-         "confidence": ("float32", (None,)), "accept": ("bool", (None,))},
+         "confidence": ("float32", (None,)), "accept": ("bool", (None,)),
+         "emoconfidnet_confidence": ("float32", (None,)), "baseline_confidence": ("float32", (None,))},
     ),
 }
+EXPECTED_SIGNATURES["batch_threshold"] = EXPECTED_SIGNATURES["threshold"]  # the same call, thresholds from the batch
 
 
 def _as_info(specs):
     return {key: TensorSpecInfo(dtype, shape) for key, (dtype, shape) in specs.items()}
 
 
-def test_saved_model_pb_has_exactly_the_four_signatures_with_their_dtypes_and_shapes(exported):
+def test_saved_model_pb_has_exactly_the_five_signatures_with_their_dtypes_and_shapes(exported):
     found = signatures(exported.path)
-    assert list(found) == ["serving_default", "confidence", "predict", "threshold"]
+    assert list(found) == ["serving_default", "batch_threshold", "confidence", "predict", "threshold"]
     for name, (inputs, outputs) in EXPECTED_SIGNATURES.items():
         assert found[name].inputs == _as_info(inputs), name
         assert found[name].outputs == _as_info(outputs), name
@@ -399,7 +401,10 @@ def test_labels_and_feature_names_assets(exported):
     assert (assets / "labels.txt").read_text().splitlines() == exported.run.class_names
     assert (assets / "feature_names.txt").read_text().splitlines() == list(exported.corpus.feature_names)
     assert (assets / "feature_set.txt").read_text() == "synthetic\n"
-    assert sorted(os.listdir(assets)) == ["feature_names.txt", "feature_set.txt", "labels.txt", "model_card.md"]
+    assert sorted(os.listdir(assets)) == ["feature_names.txt", "feature_set.txt", "labels.txt", "model_card.md",
+                                          "score.json"]
+    score = json.loads((assets / "score.json").read_text())
+    assert (score["score"], score["served"], score["rejection_mode"]) == ("emoconfidnet", "emoconfidnet", "global")
 
 
 def test_model_card_says_synthetic_and_lists_the_run(exported):
@@ -417,9 +422,13 @@ def test_model_card_says_synthetic_and_lists_the_run(exported):
     assert f"rejection 0.2 -> threshold {threshold_20:.6f}" in card
 
 
-def test_model_card_has_a_row_per_results_row(exported):
+def test_model_card_has_a_row_per_results_row_of_the_paper_scores(exported):
     card = (exported.path / "assets" / "model_card.md").read_text()
-    for row in exported.run.results.itertuples(index=False):
+    results = exported.run.results
+    if "threshold_source" in results:
+        results = results[results["threshold_source"] == "validation"]
+    assert "| msp | " not in card  # the served score (here EmoConfidNet) and the baseline only
+    for row in results[results["method"].isin(["emoconfidnet", "top2_margin"])].itertuples(index=False):
         per_class = getattr(row, "rejection_mode", "global") == "per_class"  # results.csv's per-class rows
         shown = "per class" if per_class else f"{row.threshold:.6f}"
         assert f"| {row.method} | {row.rejection:.2f} | {shown} | " in card
@@ -462,12 +471,15 @@ def _warmup_inputs(log) -> tuple[str, dict]:
     return request.model_spec.signature_name, {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
 
 
-def test_warmup_file_holds_one_predict_request_for_serving_default_and_one_for_predict(exported):
+def test_warmup_file_holds_one_predict_request_for_every_signature(exported):
     logs = _warmup_logs(exported.path)
-    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log"]
-    (default_name, default_inputs), (predict_name, predict_inputs) = map(_warmup_inputs, logs)
-    assert (default_name, list(default_inputs)) == ("serving_default", ["examples"])
-    assert (predict_name, list(predict_inputs)) == ("predict", ["features"])
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log"] * 5
+    requests = dict(map(_warmup_inputs, logs))
+    assert {name: sorted(inputs) for name, inputs in requests.items()} == {
+        "serving_default": ["examples"], "predict": ["features"], "confidence": ["features"],
+        "threshold": ["features", "rejection"], "batch_threshold": ["features", "rejection"]}
+    assert requests["threshold"]["rejection"] == np.float32(0.2)  # the export's default rate
+    default_inputs, predict_inputs = requests["serving_default"], requests["predict"]
     # One utterance: the training mean of each feature, as float32 [1, D] and as one serialized tf.Example.
     mean = warmup_features(exported.run.emoconfidnet)
     assert predict_inputs["features"].dtype == np.float32 and predict_inputs["features"].shape == (1, D)
@@ -498,7 +510,7 @@ def test_warmup_requests_run_in_a_tf1_session_as_tf_serving_replays_them(exporte
             signature = meta_graph.signature_def[name]
             got = session.run({key: info.name for key, info in signature.outputs.items()},
                               {signature.inputs[key].name: value for key, value in inputs.items()})
-            assert got["probabilities"].shape == (1, K) and got["class_ids"].shape == (1,), name
+            assert got["confidence" if "confidence" in got else "class_ids"].shape == (1,), name
 
 
 @pytest.mark.parametrize("shape", [(1, D), (3, 300)])  # 300 features: messages longer than a one-byte varint
@@ -507,12 +519,14 @@ def test_warmup_records_equal_the_tensorflow_serving_protos(shape):
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     features = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    rows = {"features": tf.make_tensor_proto(features, dtype=tf.float32)}
+    at_rate = dict(rows, rejection=tf.make_tensor_proto(np.float32(0.2), dtype=tf.float32))
     inputs = {"serving_default": {"examples": tf.make_tensor_proto(serialize_examples(features), dtype=tf.string)},
-              "predict": {"features": tf.make_tensor_proto(features, dtype=tf.float32)}}
+              "predict": rows, "confidence": rows, "threshold": at_rate, "batch_threshold": at_rate}
     expected = [
         prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(signature_name=name), inputs=inputs[name])))
-        for name in ("serving_default", "predict")
+        for name in ("serving_default", "predict", "confidence", "threshold", "batch_threshold")
     ]
     records = warmup_records(features)
     assert [prediction_log_pb2.PredictionLog.FromString(record) for record in records] == expected

@@ -58,11 +58,13 @@ HAND_THRESHOLDS = {
 
 @pytest.fixture(scope="module")
 def per_class(tmp_path_factory):
-    """The run trained with `emoconf train --rejection-mode per_class` and its export (with the default mode)."""
+    """The run trained with `emoconf train --score emoconfidnet --rejection-mode per_class` (the paper's score, per-class
+    thresholds) and its export (with the default mode)."""
     root = tmp_path_factory.mktemp("per_class")
     run_dir = root / "run"
     assert main(["train", "--synthetic", "--size", str(SIZE), "--num-features", str(D), "--max-epochs", "2",
-                 "--batch-size", "64", "--rejection-mode", "per_class", "--out", str(run_dir)]) == 0
+                 "--batch-size", "64", "--rejection-mode", "per_class", "--score", "emoconfidnet",
+                 "--out", str(run_dir)]) == 0
     base = root / "savedmodels" / "per_class"
     assert main(["export", str(run_dir), "--out", str(base)]) == 0
     features = make_synthetic_corpus(n_utterances=SIZE, num_features=D, seed=0).features.astype(np.float32)
@@ -175,13 +177,14 @@ def test_threshold_signature_keeps_its_input_and_adds_two_outputs(per_class):
                for key, spec in signature.structured_outputs.items()}
     assert outputs == {"threshold": ("float32", ()), "class_thresholds": ("float32", (K,)),
                        "applied_threshold": ("float32", (None,)), "confidence": ("float32", (None,)),
-                       "accept": ("bool", (None,))}
+                       "accept": ("bool", (None,)), "emoconfidnet_confidence": ("float32", (None,)),
+                       "baseline_confidence": ("float32", (None,))}
 
 
 def test_verify_refuses_thresholds_of_the_other_mode(per_class):
     run = per_class["run"]
     validation = run.validation
-    with pytest.raises(EmoconfError, match=r"global thresholds or accept decisions at rejection 0\.1 differ"):
+    with pytest.raises(EmoconfError, match=r"threshold \(global\) thresholds or accept decisions at rejection 0\.1 differ"):
         _verify(per_class["path"], run.emoconfidnet, D, validation_confidence=validation["confidence"].to_numpy(),
                 validation_predicted=validation["predicted"].map(CLASSES.index).to_numpy(), rejection_mode="global")
 
@@ -197,7 +200,7 @@ def test_inspect_shows_the_mode(per_class, capsys):
     assert rejection_mode(per_class["path"]) == "per_class"
     assert main(["inspect", str(per_class["path"].parent)]) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[1] == ("rejection mode: per_class (accept = confidence >= the threshold of the "
+    assert printed.splitlines()[2] == ("rejection mode: per_class (accept = confidence >= the threshold of the "
                                        "predicted class)")
     assert "output class_thresholds: float32 [5]" in printed and "output applied_threshold: float32 [None]" in printed
 
@@ -223,7 +226,7 @@ def test_run_json_without_the_mode_exports_global(per_class, tmp_path):
     old = tmp_path / "old_run"  # a run trained before run.json had the key
     shutil.copytree(per_class["run_dir"], old)
     info = json.loads((old / "run.json").read_text())
-    del info["rejection_mode"]
+    del info["rejection_mode"], info["score"]
     (old / "run.json").write_text(json.dumps(info))
     result = export_run(old, tmp_path / "m", verify=False)
     assert result.rejection_mode == "global" and rejection_mode(result.path) == "global"

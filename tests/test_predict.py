@@ -190,7 +190,8 @@ def test_console_predict_on_wavs_in_a_fresh_process_equals_the_library(egemaps):
     assert [r["id"] for r in records] == wavs
     assert [r["class"] for r in records] == [r["class"] for r in expected]
     np.testing.assert_allclose([r["confidence"] for r in records], [r["confidence"] for r in expected], atol=1e-6)
-    assert "(egemaps_v02 features), serving_default: rejection 0.2 -> threshold" in result.stderr
+    assert "(egemaps_v02 features), confidence recommended (" in result.stderr  # the default export names its score
+    assert "serving_default: rejection 0.2 -> " in result.stderr
 
 
 def test_feature_set_must_match_the_table_dimension(egemaps, tmp_path, capsys):
@@ -236,8 +237,8 @@ def test_cli_json_parses_and_equals_the_library(synthetic, egemaps, capsys):
     assert main(["predict", "--model", str(synthetic.base), "--json", str(synthetic.table)]) == 0
     records = json.loads(capsys.readouterr().out)
     assert records == predict(synthetic.base, [synthetic.table]).to_records()
-    assert set(records[0]) == {"id", "source", "class", "confidence", "accept", "rejection", "threshold",
-                               "rejection_mode", "probabilities"}
+    assert set(records[0]) == {"id", "source", "class", "confidence", "score", "accept", "rejection", "threshold",
+                               "threshold_source", "rejection_mode", "probabilities"}
     assert {record["rejection_mode"] for record in records} == {"global"}
     assert isinstance(records[0]["accept"], bool) and sum(records[0]["probabilities"].values()) == pytest.approx(1.0)
 

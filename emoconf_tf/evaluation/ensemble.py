@@ -47,6 +47,7 @@ def ensemble_probabilities(
     seed: int,
     members: int = DEFAULT_MEMBERS,
     parts: tuple[str, ...] = ("validation", "test"),
+    trained: list | None = None,
 ) -> dict[str, np.ndarray]:
     """The ensemble's mean softmax on each of `parts`.
 
@@ -60,6 +61,8 @@ def ensemble_probabilities(
         seed: the unit's seed; the members' are `member_seeds(seed, members)`.
         members: classifiers in the ensemble; 1 = the classifier alone (its probabilities returned as they are).
         parts: the parts to return.
+        trained: optional list the extra members (Keras classifiers, in seed order) are appended to, for a caller
+            that keeps them (`emoconf train` saves them for the export).
 
     Returns:
         part -> float32 `[n, K]`, the mean of the `members` softmax outputs.
@@ -76,4 +79,6 @@ def ensemble_probabilities(
         )
         for part in parts:
             totals[part] += embed(member, features, rows=rows[part])
+        if trained is not None:
+            trained.append(member)
     return {part: (total / members).astype(np.float32) for part, total in totals.items()}

@@ -57,29 +57,33 @@ against the Keras model to 1e-5 before publishing), and faster at batch 1 (docs/
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from emoconf_tf.confidence import emoconfidnet_confidence, predicted_class, top2_margin
+from emoconf_tf.confidence_methods import check_servable
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.serving.model_card import FEATURE_SET_ASSET, model_card, recorded_feature_set
+from emoconf_tf.serving.served_score import SCORE_ASSET, ServedScore, reference_confidence, served_score_for_run
 from emoconf_tf.serving.versions import model_versions
 from emoconf_tf.thresholds import (
     PAPER_REJECTIONS, accept, check_rejection_mode, class_thresholds, rejection_threshold,
 )
 
 DEFAULT_REJECTION = 0.2
-SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold")
+SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold", "batch_threshold")
 # TF Serving replays this file when it loads a version, before it reports the version AVAILABLE.
 WARMUP_REQUESTS = Path("assets.extra") / "tf_serving_warmup_requests"
-WARMUP_SIGNATURES = ("serving_default", "predict")
+WARMUP_SIGNATURES = SIGNATURE_NAMES
 EXAMPLE_FEATURE_KEY = "features"
-ASSET_FILES = ("labels.txt", "feature_names.txt", FEATURE_SET_ASSET, "model_card.md")
+ASSET_FILES = ("labels.txt", "feature_names.txt", FEATURE_SET_ASSET, SCORE_ASSET, "model_card.md")
 # A float32 rejection rate carries about 7 significant digits; it is read as the nearest 7-decimal
 # number (float32(0.35) = 0.34999999 -> 0.35) before the threshold formula, as a client means it.
 REJECTION_DECIMALS = 7
@@ -97,6 +101,7 @@ class ExportResult:
         rejection_mode: `"global"` or `"per_class"`: how `accept` thresholds are set.
         default_class_thresholds: K floats, the threshold of each predicted class at `default_rejection`
             in `rejection_mode` (`default_threshold` K times in global mode).
+        score: what `confidence` serves (`ServedScore.description`, e.g. `recommended (macro_gain_ensemble)`).
     """
 
     path: Path
@@ -105,6 +110,7 @@ class ExportResult:
     default_threshold: float
     rejection_mode: str = "global"
     default_class_thresholds: tuple[float, ...] = ()
+    score: str = "emoconfidnet"
 
 
 def export_run(
@@ -115,6 +121,7 @@ def export_run(
     verify: bool = True,
     fold: bool = True,
     rejection_mode: str | None = None,
+    score: str | None = None,
 ) -> ExportResult:
     """Exports a run directory (from `emoconf train`) as the next version of a TF Serving model.
 
@@ -127,7 +134,11 @@ def export_run(
             publishing it (default True).
         fold: serve the folded network (`emoconf_tf.serving.folded_network`; default True) or the Keras graph (False).
         rejection_mode: `"global"` (one threshold) or `"per_class"` (one per predicted class); default
-            None, the mode the run was trained with (`run.json`'s `rejection_mode`; global when absent).
+            None, the mode the run was trained with (`run.json`'s `rejection_mode`; global when absent), or for
+            another `score` than the run's, the mode validation chose (`recommended`) or global.
+        score: the confidence score served as `confidence` (`confidence_methods.servable_methods()`); default
+            None, the run's (`run.json`'s `score`: `recommended` unless trained with `--score`; EmoConfidNet for
+            runs trained before scores could be served). `emoconfidnet` exports the paper's model alone.
 
     Returns:
         `ExportResult` with the version directory and number.
@@ -140,13 +151,14 @@ def export_run(
     default_rejection = check_rejection(default_rejection, "--default-rejection")
     if rejection_mode is not None:
         rejection_mode = check_rejection_mode(rejection_mode, "--rejection-mode")
+    if score is not None:
+        check_servable(score)
     out_dir = Path(out_dir)
     _check_base_path(out_dir)
     run = load_run(run_dir)
-    if rejection_mode is None:
-        rejection_mode = check_rejection_mode(run.rejection_mode, f"{run.path / 'run.json'}: rejection_mode")
-    validation_confidence = run.validation_confidence()
-    validation_predicted = run.validation_predicted()
+    served, validation_confidence, validation_predicted = served_score_for_run(run, score, rejection_mode)
+    rejection_mode = served.rejection_mode
+    members = _members(run) if served.uses_ensemble else []
     default_threshold = rejection_threshold(validation_confidence, default_rejection)
     default_class_thresholds = class_thresholds(validation_confidence, validation_predicted, default_rejection,
                                                 len(run.class_names), rejection_mode)
@@ -161,9 +173,11 @@ def export_run(
         (staging / "labels.txt").write_text("\n".join(run.class_names) + "\n", encoding="utf-8")
         (staging / "feature_names.txt").write_text("\n".join(run.feature_names) + "\n", encoding="utf-8")
         (staging / FEATURE_SET_ASSET).write_text(recorded_feature_set(run.info) + "\n", encoding="utf-8")
+        (staging / SCORE_ASSET).write_text(json.dumps(served.to_json(), indent=2) + "\n", encoding="utf-8")
         (staging / "model_card.md").write_text(
             model_card(run, default_rejection=default_rejection, default_threshold=default_threshold,
-                       rejection_mode=rejection_mode, default_class_thresholds=default_class_thresholds),
+                       rejection_mode=rejection_mode, default_class_thresholds=default_class_thresholds,
+                       served=served, validation_confidence=validation_confidence),
             encoding="utf-8",
         )
         model_dir = work / "saved_model"
@@ -171,14 +185,15 @@ def export_run(
             run.emoconfidnet, run.class_names, validation_confidence,
             default_rejection=default_rejection, default_threshold=default_threshold,
             asset_paths={name: staging / name for name in ASSET_FILES}, fold=fold,
-            validation_predicted=validation_predicted, rejection_mode=rejection_mode,
+            validation_predicted=validation_predicted, rejection_mode=rejection_mode, served=served,
+            members=members,
         )
         module.save(model_dir)
-        write_warmup_requests(model_dir, warmup_features(run.emoconfidnet))
+        write_warmup_requests(model_dir, warmup_features(run.emoconfidnet), rejection=default_rejection)
         if verify:
             _verify(model_dir, run.emoconfidnet, num_features, validation_confidence=validation_confidence,
                     validation_predicted=validation_predicted, rejection_mode=rejection_mode,
-                    default_rejection=default_rejection)
+                    default_rejection=default_rejection, served=served, members=members)
         version = _publish(model_dir, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -186,7 +201,18 @@ def export_run(
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
     return ExportResult(out_dir / str(version), version, default_rejection, default_threshold, rejection_mode,
-                        tuple(float(value) for value in default_class_thresholds))
+                        tuple(float(value) for value in default_class_thresholds), served.description)
+
+
+def _members(run) -> list:
+    """The run's ensemble members (Keras classifiers), as `load_run` loaded them."""
+    members = list(getattr(run, "members", None) or [])
+    if not members and run.info.get("ensemble_members"):
+        import keras
+
+        members = [keras.saving.load_model(run.path / name, compile=False, safe_mode=True)
+                   for name in run.info["ensemble_members"]]
+    return members
 
 
 def serialize_examples(features: np.ndarray) -> list[bytes]:
@@ -219,8 +245,8 @@ def warmup_features(emoconfidnet) -> np.ndarray:
     return mean.reshape(1, -1)
 
 
-def warmup_records(features: np.ndarray) -> list[bytes]:
-    """TF Serving's warm-up requests for `serving_default` and `predict`: serialized `PredictionLog`s.
+def warmup_records(features: np.ndarray, rejection: float = DEFAULT_REJECTION) -> list[bytes]:
+    """TF Serving's warm-up requests, one for every signature (`WARMUP_SIGNATURES`): serialized `PredictionLog`s.
 
     TF Serving runs the requests of `assets.extra/tf_serving_warmup_requests` (a TFRecord file of
     `tensorflow.serving.PredictionLog`) when it loads a version, before the version is AVAILABLE, so that
@@ -235,33 +261,37 @@ def warmup_records(features: np.ndarray) -> list[bytes]:
     Args:
         features: float `[N, D]` raw features in the order of `feature_names.txt`; each request carries
             these N rows.
+        rejection: the rejection rate the `threshold` and `batch_threshold` requests send (default 0.2).
 
     Returns:
-        Two serialized `PredictionLog`s with a `predict_log.request` each: for `serving_default`, input
-        `examples` string `[N]` (`serialize_examples(features)`), and for `predict`, input `features`
-        float32 `[N, D]`.
+        One serialized `PredictionLog` per signature, with a `predict_log.request` each: for `serving_default`,
+        input `examples` string `[N]` (`serialize_examples(features)`); for `predict` and `confidence`, input
+        `features` float32 `[N, D]`; for `threshold` and `batch_threshold`, `features` and `rejection` float32 `[]`.
     """
     import tensorflow as tf
 
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or features.shape[0] < 1:
         raise EmoconfError(f"warm-up features: expected a [N, D] array with N >= 1, got shape {features.shape}")
+    rows = {EXAMPLE_FEATURE_KEY: tf.make_tensor_proto(features, dtype=tf.float32)}
+    at_rate = dict(rows, rejection=tf.make_tensor_proto(np.float32(rejection), dtype=tf.float32))
     inputs = {
         "serving_default": {"examples": tf.make_tensor_proto(serialize_examples(features), dtype=tf.string)},
-        "predict": {EXAMPLE_FEATURE_KEY: tf.make_tensor_proto(features, dtype=tf.float32)},
+        "predict": rows, "confidence": rows, "threshold": at_rate, "batch_threshold": at_rate,
     }
     return [_prediction_log(name, inputs[name]) for name in WARMUP_SIGNATURES]
 
 
-def write_warmup_requests(model_dir: str | os.PathLike, features: np.ndarray) -> Path:
-    """Writes `warmup_records(features)` as `model_dir/assets.extra/tf_serving_warmup_requests` (a TFRecord
-    file) and returns its path."""
+def write_warmup_requests(model_dir: str | os.PathLike, features: np.ndarray,
+                          rejection: float = DEFAULT_REJECTION) -> Path:
+    """Writes `warmup_records(features, rejection)` as `model_dir/assets.extra/tf_serving_warmup_requests` (a
+    TFRecord file) and returns its path."""
     import tensorflow as tf
 
     path = Path(model_dir) / WARMUP_REQUESTS
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in warmup_records(features):
+        for record in warmup_records(features, rejection):
             writer.write(record)
     return path
 
@@ -320,10 +350,11 @@ class EmoconfServingModule:
 
     def __init__(self, emoconfidnet, class_names, validation_confidence, *, default_rejection: float,
                  default_threshold: float, asset_paths: dict[str, Path] | None = None, fold: bool = True,
-                 validation_predicted: np.ndarray | None = None, rejection_mode: str = "global"):
+                 validation_predicted: np.ndarray | None = None, rejection_mode: str = "global",
+                 served: ServedScore | None = None, members: Sequence = ()):
         import tensorflow as tf
 
-        from emoconf_tf.serving.folded_network import FoldedInference, fold_emoconfidnet
+        from emoconf_tf.serving.served_score import score_graph
 
         self.module = module = tf.Module(name="emoconf")
         num_features = int(emoconfidnet.input_shape[-1])
@@ -332,6 +363,11 @@ class EmoconfServingModule:
             raise EmoconfError(f"{len(class_names)} class names for a model with {num_classes} outputs")
         self.num_features, self.num_classes = num_features, num_classes
         rejection_mode = check_rejection_mode(rejection_mode)
+        if served is None:
+            served = ServedScore("emoconfidnet", (("emoconfidnet", 1.0),), rejection_mode)
+        elif served.rejection_mode != rejection_mode:
+            raise EmoconfError(f"served score's rejection mode {served.rejection_mode} differs from {rejection_mode}")
+        self.served = served
         per_class = rejection_mode == "per_class"
         confidence64 = np.asarray(validation_confidence, dtype=np.float64).ravel()
         predicted = _checked_predicted(validation_predicted, confidence64.size, num_classes, rejection_mode)
@@ -345,6 +381,7 @@ class EmoconfServingModule:
         module.validation_confidence = tf.Variable(scores, trainable=False, name="validation_confidence_desc")
         module.validation_predicted = tf.Variable(predicted[order], trainable=False, name="validation_predicted_desc")
         module.rejection_mode = tf.Variable(rejection_mode, dtype=tf.string, trainable=False, name="rejection_mode")
+        module.score = tf.Variable(served.description, dtype=tf.string, trainable=False, name="score")
         module.default_rejection = tf.Variable(float(default_rejection), dtype=tf.float64, trainable=False,
                                                name="default_rejection")
         module.default_threshold = tf.Variable(float(default_threshold), dtype=tf.float64, trainable=False,
@@ -364,19 +401,11 @@ class EmoconfServingModule:
             with tf.control_dependencies([check]):
                 return tf.identity(features)
 
-        if fold:
-            module.inference = inference = FoldedInference(fold_emoconfidnet(emoconfidnet))
-        else:
-            def inference(features):
-                outputs = emoconfidnet(features, training=False)
-                return outputs["probabilities"], outputs["p_hat"]
+        # The classifier, EmoConfidNet's head, the ensemble members (when the score needs them) and the score.
+        module.scores = score_module = score_graph(served, emoconfidnet, members, fold=fold)
 
         def forward(features, check=True):
-            probabilities, p_hat = inference(checked(features) if check else features)
-            probabilities, p_hat = tf.cast(probabilities, tf.float32), tf.cast(p_hat, tf.float32)
-            class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-            confidence = tf.gather(p_hat, class_ids, axis=1, batch_dims=1)
-            return probabilities, class_ids, confidence
+            return score_module(checked(features) if check else features)
 
         def accept_at(confidence, threshold):
             # In float32, as thresholds.accept does for float32 confidences (NumPy casts the Python-float
@@ -392,77 +421,99 @@ class EmoconfServingModule:
             position = tf.math.floordiv(billionths + 999_999_999, 1_000_000_000)
             return tf.maximum(tf.cast(position, tf.int32), 1)
 
-        def thresholds_for(rejection):
-            """The global t_r float64 [] and the mode's thresholds float64 [K] (class_thresholds)."""
+        def checked_rate(rejection):
             check = tf.debugging.Assert(
                 tf.logical_and(rejection >= 0.0, rejection < 1.0),
                 ["rejection rate outside [0, 1) (a fraction: 0.2 rejects 20%):", rejection],
             )
             with tf.control_dependencies([check]):
                 scale = 10.0 ** REJECTION_DECIMALS
-                rate = tf.round(tf.cast(rejection, tf.float64) * scale) / scale
-            scores = module.validation_confidence
+                return tf.round(tf.cast(rejection, tf.float64) * scale) / scale
+
+        def thresholds_for(rate, scores, predicted_desc):
+            """The global t_r float64 [] and the mode's thresholds float64 [K] (class_thresholds) of confidences
+            `scores` float64 [n] in descending order with their predicted classes `predicted_desc` int64 [n]."""
+            # A 0 after the last score: the position is <= n for n >= 1, so it is read only for an empty batch.
+            padded = tf.concat([scores, tf.zeros([1], tf.float64)], axis=0)
             index = paper_position(tf.cast(tf.size(scores), tf.float64), rate) - 1
-            overall = tf.where(tf.equal(rate, 0.0), tf.constant(0.0, tf.float64), tf.gather(scores, index))
+            overall = tf.where(tf.equal(rate, 0.0), tf.constant(0.0, tf.float64), tf.gather(padded, index))
             if not per_class:
                 return overall, tf.fill([num_classes], overall)
             # Class c's confidences in descending order are the scores of class c in the (descending) stored
             # order, so rank[i, c] counts the scores of class c down to row i: its 1-based position among them.
-            member = tf.one_hot(module.validation_predicted, num_classes, dtype=tf.int32)  # [n, K]
+            member = tf.one_hot(predicted_desc, num_classes, dtype=tf.int32)  # [n, K]
             rank = tf.cumsum(member, axis=0)
             count = tf.reduce_sum(member, axis=0)  # [K]
             position = paper_position(tf.cast(count, tf.float64), rate)  # [K], <= count where count > 0
             hit = tf.logical_and(tf.equal(member, 1), tf.equal(rank, position[tf.newaxis, :]))  # one row per class
-            mine = tf.gather(scores, tf.argmax(tf.cast(hit, tf.int32), axis=0, output_type=tf.int32))
-            # A class never predicted on validation takes the global threshold; t_0 = 0 for every class.
+            mine = tf.gather(padded, tf.argmax(tf.cast(hit, tf.int32), axis=0, output_type=tf.int32))
+            # A class absent from the scores takes the global threshold; t_0 = 0 for every class.
             return overall, tf.where(tf.logical_and(count > 0, rate > 0.0), mine, overall)
 
+        def thresholded(out, overall, by_class):
+            applied = overall if not per_class else tf.gather(by_class, out["class_ids"])
+            confidence_ = out["confidence"]
+            return {"threshold": tf.cast(overall, tf.float32), "class_thresholds": tf.cast(by_class, tf.float32),
+                    "applied_threshold": tf.cast(tf.broadcast_to(applied, tf.shape(confidence_)), tf.float32),
+                    "confidence": confidence_, "accept": accept_at(confidence_, applied),
+                    "emoconfidnet_confidence": out["emoconfidnet_confidence"],
+                    "baseline_confidence": out["baseline_confidence"]}
+
         features_spec = tf.TensorSpec([None, num_features], tf.float32, name="features")
+        rejection_spec = tf.TensorSpec([], tf.float32, name="rejection")
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def serving_default(examples):
             parsed = tf.io.parse_example(
                 examples, {EXAMPLE_FEATURE_KEY: tf.io.FixedLenFeature([num_features], tf.float32)})
             # parse_example already refuses a float_list of another length, naming the key.
-            probabilities, class_ids, confidence = forward(parsed[EXAMPLE_FEATURE_KEY], check=False)
+            out = forward(parsed[EXAMPLE_FEATURE_KEY], check=False)
+            class_ids, confidence_ = out["class_ids"], out["confidence"]
             if per_class:
-                accepted = accept_at(confidence, tf.gather(module.default_class_thresholds, class_ids))
+                accepted = accept_at(confidence_, tf.gather(module.default_class_thresholds, class_ids))
             else:
-                accepted = accept_at(confidence, module.default_threshold)
+                accepted = accept_at(confidence_, module.default_threshold)
             return {
                 "class_ids": class_ids,
                 "classes": tf.gather(class_table, class_ids),
-                "probabilities": probabilities,
-                "confidence": confidence,
+                "probabilities": out["probabilities"],
+                "confidence": confidence_,
                 "accept": accepted,
             }
 
         @tf.function(input_signature=[features_spec])
         def predict(features):
-            probabilities, class_ids, _ = forward(features)
-            return {"class_ids": class_ids, "classes": tf.gather(class_table, class_ids),
-                    "probabilities": probabilities}
+            out = forward(features)
+            return {"class_ids": out["class_ids"], "classes": tf.gather(class_table, out["class_ids"]),
+                    "probabilities": out["probabilities"]}
 
         @tf.function(input_signature=[features_spec])
         def confidence(features):
-            probabilities, class_ids, confidence_ = forward(features)
-            top2 = tf.math.top_k(probabilities, k=2).values
-            return {"class_ids": class_ids, "confidence": confidence_,
-                    "baseline_confidence": top2[:, 0] - top2[:, 1]}
+            out = forward(features)
+            return {"class_ids": out["class_ids"], "confidence": out["confidence"],
+                    "emoconfidnet_confidence": out["emoconfidnet_confidence"],
+                    "baseline_confidence": out["baseline_confidence"]}
 
-        @tf.function(input_signature=[features_spec, tf.TensorSpec([], tf.float32, name="rejection")])
+        @tf.function(input_signature=[features_spec, rejection_spec])
         def threshold(features, rejection):
-            overall, by_class = thresholds_for(rejection)
-            _, class_ids, confidence_ = forward(features)
-            applied = overall if not per_class else tf.gather(by_class, class_ids)
-            return {"threshold": tf.cast(overall, tf.float32), "class_thresholds": tf.cast(by_class, tf.float32),
-                    "applied_threshold": tf.cast(tf.broadcast_to(applied, tf.shape(confidence_)), tf.float32),
-                    "confidence": confidence_, "accept": accept_at(confidence_, applied)}
+            overall, by_class = thresholds_for(checked_rate(rejection), module.validation_confidence,
+                                               module.validation_predicted)
+            return thresholded(forward(features), overall, by_class)
+
+        @tf.function(input_signature=[features_spec, rejection_spec])
+        def batch_threshold(features, rejection):
+            rate = checked_rate(rejection)
+            out = forward(features)
+            batch_scores = tf.cast(out["confidence"], tf.float64)
+            order = tf.argsort(batch_scores, direction="DESCENDING", stable=True)
+            overall, by_class = thresholds_for(rate, tf.gather(batch_scores, order),
+                                               tf.gather(out["class_ids"], order))
+            return thresholded(out, overall, by_class)
 
         module.serving_default, module.predict = serving_default, predict
-        module.confidence, module.threshold = confidence, threshold
-        self.signatures = {"serving_default": serving_default, "predict": predict,
-                           "confidence": confidence, "threshold": threshold}
+        module.confidence, module.threshold, module.batch_threshold = confidence, threshold, batch_threshold
+        self.signatures = {"serving_default": serving_default, "predict": predict, "confidence": confidence,
+                           "threshold": threshold, "batch_threshold": batch_threshold}
         # Track the tf.Variables the signatures read, as keras.export.ExportArchive does on the TensorFlow
         # backend; the Keras model itself stays out of the object graph. Not the Keras wrappers
         # (`emoconfidnet.variables`): each is saved as a copy that the graph never reads, so a TF1-style
@@ -529,54 +580,68 @@ def _check_features(run) -> int:
 
 def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_confidence: np.ndarray | None = None,
             validation_predicted: np.ndarray | None = None, rejection_mode: str = "global",
-            default_rejection: float = DEFAULT_REJECTION) -> None:
-    """Reloads the SavedModel and compares it with the Keras model and NumPy on random inputs.
+            default_rejection: float = DEFAULT_REJECTION, served: ServedScore | None = None,
+            members: Sequence = ()) -> None:
+    """Reloads the SavedModel and compares it with the Keras models and NumPy on random inputs.
 
-    `confidence`'s classes, confidences and margins must equal the Keras model's (to 1e-5). Given the
-    validation confidences float `[n]` and predicted classes int `[n]`, the `threshold` signature's
-    `class_thresholds` at each paper rate and at `default_rejection` must equal
-    `thresholds.class_thresholds(..., rejection_mode)` in float32, and its `accept` and `serving_default`'s
-    must equal `thresholds.accept(confidence, those thresholds, predicted class)`.
+    `confidence`'s classes and its three scores must equal the library's on the Keras models' outputs
+    (`served_score.reference_confidence`, EmoConfidNet's and the top-two margin; to 1e-5). Given the validation
+    confidences float `[n]` and predicted classes int `[n]`, the `threshold` signature's `class_thresholds` at each
+    paper rate and at `default_rejection` must equal `thresholds.class_thresholds(..., rejection_mode)` in float32,
+    `batch_threshold`'s the same on the batch's own confidences, and every `accept` (theirs and
+    `serving_default`'s) must equal `thresholds.accept(confidence, those thresholds, predicted class)`.
     """
     import tensorflow as tf
 
     from emoconf_tf.models import find_layer
 
+    served = served or ServedScore("emoconfidnet", (("emoconfidnet", 1.0),), rejection_mode)
     normalization = find_layer(emoconfidnet, "standardize")
     mean = np.asarray(normalization.mean, dtype=np.float32).reshape(-1)
     std = np.sqrt(np.asarray(normalization.variance, dtype=np.float32).reshape(-1))
     features = (mean + std * np.random.default_rng(0).standard_normal((8, num_features))).astype(np.float32)
     expected = emoconfidnet(features, training=False)
     probabilities, p_hat = np.asarray(expected["probabilities"]), np.asarray(expected["p_hat"])
+    ensemble = None
+    if served.uses_ensemble:
+        total = probabilities.astype(np.float64)
+        for member in members:
+            total += np.asarray(member(features, training=False), dtype=np.float64)
+        ensemble = (total / (len(members) + 1)).astype(np.float32)
     loaded = tf.saved_model.load(str(model_dir))
     got = loaded.signatures["confidence"](features=tf.constant(features))
     if not (np.array_equal(got["class_ids"].numpy(), predicted_class(probabilities))
-            and np.allclose(got["confidence"].numpy(), emoconfidnet_confidence(probabilities, p_hat), atol=1e-5)
-            and np.allclose(got["baseline_confidence"].numpy(), top2_margin(probabilities), atol=1e-5)):
+            and np.allclose(got["confidence"].numpy(), reference_confidence(served, probabilities, p_hat, ensemble),
+                            atol=1e-5, rtol=0)
+            and np.allclose(got["emoconfidnet_confidence"].numpy(), emoconfidnet_confidence(probabilities, p_hat),
+                            atol=1e-5, rtol=0)
+            and np.allclose(got["baseline_confidence"].numpy(), top2_margin(probabilities), atol=1e-5, rtol=0)):
         raise EmoconfError(f"{model_dir}: the SavedModel's outputs differ from the Keras model's by more than 1e-5; "
                            "not published (try --no-fold)")
     if validation_confidence is None:
         return
     class_ids, num_classes = got["class_ids"].numpy(), probabilities.shape[-1]
+    confidence = got["confidence"].numpy()
 
-    def expected_thresholds(rejection):
+    def expected_thresholds(rejection, scores=validation_confidence, predicted=validation_predicted):
         # In float32, as the graph compares (a threshold read from validation.csv's decimals lands a hair
         # off the float32 score it came from; in float32 the two are equal again).
-        return class_thresholds(validation_confidence, validation_predicted, rejection, num_classes,
-                                rejection_mode).astype(np.float32)
+        return class_thresholds(scores, predicted, rejection, num_classes, rejection_mode).astype(np.float32)
 
     for rejection in sorted({*PAPER_REJECTIONS, default_rejection}):
-        at_rate = loaded.signatures["threshold"](features=tf.constant(features),
-                                                 rejection=tf.constant(rejection, tf.float32))
-        expected = expected_thresholds(rejection)
-        if not (np.array_equal(at_rate["class_thresholds"].numpy(), expected)
-                and np.array_equal(at_rate["accept"].numpy(), accept(at_rate["confidence"].numpy(), expected,
-                                                                        class_ids))):
-            raise EmoconfError(f"{model_dir}: the SavedModel's {rejection_mode} thresholds or accept decisions at "
-                               f"rejection {rejection:g} differ from emoconf_tf.thresholds; not published")
-    served = loaded.signatures["serving_default"](examples=tf.constant(serialize_examples(features)))
-    if not np.array_equal(served["accept"].numpy(), accept(served["confidence"].numpy(),
-                                                           expected_thresholds(default_rejection), class_ids)):
+        for signature, thresholds in (("threshold", expected_thresholds(rejection)),
+                                      ("batch_threshold", expected_thresholds(rejection, confidence, class_ids))):
+            at_rate = loaded.signatures[signature](features=tf.constant(features),
+                                                   rejection=tf.constant(rejection, tf.float32))
+            if not (np.array_equal(at_rate["class_thresholds"].numpy(), thresholds)
+                    and np.array_equal(at_rate["accept"].numpy(), accept(at_rate["confidence"].numpy(), thresholds,
+                                                                            class_ids))):
+                raise EmoconfError(f"{model_dir}: the SavedModel's {signature} ({rejection_mode}) thresholds or "
+                                   f"accept decisions at rejection {rejection:g} differ from emoconf_tf.thresholds; "
+                                   "not published")
+    served_default = loaded.signatures["serving_default"](examples=tf.constant(serialize_examples(features)))
+    if not np.array_equal(served_default["accept"].numpy(), accept(served_default["confidence"].numpy(),
+                                                                   expected_thresholds(default_rejection), class_ids)):
         raise EmoconfError(f"{model_dir}: serving_default's accept at rejection {default_rejection:g} differs from "
                            f"emoconf_tf.thresholds.accept in {rejection_mode} mode; not published")
 

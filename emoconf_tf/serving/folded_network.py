@@ -82,18 +82,50 @@ def fold_emoconfidnet(emoconfidnet: keras.Model) -> FoldedEmoConfidNet:
     classifier_layers = _classifier_layers(emoconfidnet, head)
     if not classifier_layers or not isinstance(classifier_layers[0], keras.layers.Normalization):
         raise EmoconfError("cannot fold the model: its first layer is not the standardisation (Normalization)")
-    normalization = classifier_layers[0]
-    mean = np.asarray(normalization.mean, dtype=np.float64).reshape(-1)
-    # As Keras computes it; `build_classifier` stores variance 1 for a feature constant in training, so such a
-    # feature is folded with scale 1 too (a model saved before that fix divides by epsilon, in both).
-    std = np.maximum(np.sqrt(np.asarray(normalization.variance, dtype=np.float64).reshape(-1)),
-                     keras.backend.epsilon())
+    mean, std = _standardisation(classifier_layers[0])
     classifier = _fold_chain(classifier_layers[1:], input_scale=1.0 / std)
     names = [layer.name for layer in classifier_layers]
     if PENULTIMATE not in names or names.index(PENULTIMATE) > names.index(classifier[-1].name):
         raise EmoconfError(f"cannot fold the model: no '{PENULTIMATE}' layer before its output layer")
     head_layers = [layer for layer in head.layers if not isinstance(layer, keras.layers.InputLayer)]
     return FoldedEmoConfidNet(mean.astype(np.float32), classifier, _fold_chain(head_layers))
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldedClassifier:
+    """A classifier from `build_classifier` with its element-wise inference layers folded away (an ensemble
+    member of `macro_gain_ensemble`).
+
+    Attributes:
+        input_mean: float32 `[D]`, subtracted from the raw features first.
+        layers: the folded layers; the last one's softmax is the classifier's output.
+    """
+
+    input_mean: np.ndarray
+    layers: tuple[FoldedDense, ...]
+
+
+def fold_classifier(classifier: keras.Model) -> FoldedClassifier:
+    """Folds a model from `build_classifier` (standardisation, batch norms, dropout) into dense layers.
+
+    Raises:
+        EmoconfError: the model is not the chain `build_classifier` makes.
+    """
+    layers = [layer for layer in classifier.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not layers or not isinstance(layers[0], keras.layers.Normalization):
+        raise EmoconfError("cannot fold the classifier: its first layer is not the standardisation (Normalization)")
+    mean, std = _standardisation(layers[0])
+    return FoldedClassifier(mean.astype(np.float32), _fold_chain(layers[1:], input_scale=1.0 / std))
+
+
+def _standardisation(normalization) -> tuple[np.ndarray, np.ndarray]:
+    """float64 `[D]` mean and scale of a `Normalization` layer, as Keras computes them."""
+    mean = np.asarray(normalization.mean, dtype=np.float64).reshape(-1)
+    # `build_classifier` stores variance 1 for a feature constant in training, so such a feature is folded
+    # with scale 1 too (a model saved before that fix divides by epsilon, in both).
+    std = np.maximum(np.sqrt(np.asarray(normalization.variance, dtype=np.float64).reshape(-1)),
+                     keras.backend.epsilon())
+    return mean, std
 
 
 def _classifier_layers(emoconfidnet: keras.Model, head) -> list:
@@ -131,6 +163,20 @@ class FoldedInference(tf.Module):
         penultimate = _dense_chain(self.classifier[:-1], self._activations["classifier"][:-1], x)
         probabilities = _dense_chain(self.classifier[-1:], self._activations["classifier"][-1:], penultimate)
         return probabilities, _dense_chain(self.head, self._activations["head"], penultimate)
+
+
+class FoldedClassifierInference(tf.Module):
+    """A `FoldedClassifier` as TensorFlow variables: called on raw features float32 `[N, D]`, returns the
+    classifier's softmax float32 `[N, K]` (the Keras model's in inference mode, up to float32 rounding)."""
+
+    def __init__(self, folded: FoldedClassifier, name: str = "folded_classifier"):
+        super().__init__(name=name)
+        self.input_mean = tf.Variable(folded.input_mean, trainable=False, name="input_mean")
+        self.layers = [_variables(layer) for layer in folded.layers]
+        self._activations = [layer.activation for layer in folded.layers]
+
+    def __call__(self, features):
+        return _dense_chain(self.layers, self._activations, features - self.input_mean)
 
 
 def _variables(layer: FoldedDense) -> tuple:

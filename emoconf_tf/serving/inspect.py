@@ -2,18 +2,22 @@
 
 Reads `saved_model.pb` directly (as `saved_model_cli show` does): no variables are restored, so it
 is quick and shows exactly the `SignatureDef`s a model server exposes. The rejection mode is one
-string read from the variables' checkpoint.
+string read from the variables' checkpoint. `describe` checks the version first (`model_dir.check_model_dir`),
+so a damaged part is named in one line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from pathlib import Path
 
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.serving.model_dir import check_model_dir, serve_meta_graph
+from emoconf_tf.serving.served_score import SCORE_ASSET
 from emoconf_tf.serving.versions import version_dir
 
-SERVE_TAG = "serve"
 # The checkpoint key of `EmoconfServingModule`'s `rejection_mode` variable (an attribute of the saved tf.Module).
 REJECTION_MODE_KEY = "rejection_mode/.ATTRIBUTES/VARIABLE_VALUE"
 _MODE_LINES = {
@@ -47,18 +51,10 @@ class SignatureInfo:
 
 def signatures(path: str | os.PathLike) -> dict[str, SignatureInfo]:
     """The signatures of the `serve` graph of a SavedModel (a version dir or a model base path), by name."""
-    from tensorflow.core.protobuf import saved_model_pb2
     from tensorflow import dtypes
 
     directory = version_dir(path)
-    saved_model = saved_model_pb2.SavedModel()
-    try:
-        saved_model.ParseFromString((directory / "saved_model.pb").read_bytes())
-    except Exception as error:  # protobuf's DecodeError has no stable import path
-        raise EmoconfError(f"{directory / 'saved_model.pb'}: not a SavedModel ({error})") from None
-    graphs = [g for g in saved_model.meta_graphs if SERVE_TAG in g.meta_info_def.tags]
-    if not graphs:
-        raise EmoconfError(f"{directory}: no meta graph tagged '{SERVE_TAG}', so TF Serving cannot load it")
+    graphs = [serve_meta_graph(directory)]  # EmoconfError naming saved_model.pb when it is missing or damaged
 
     def spec(info) -> TensorSpecInfo:
         dtype = dtypes.as_dtype(info.dtype).name
@@ -99,13 +95,34 @@ def rejection_mode(path: str | os.PathLike) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def score_line(directory: Path) -> str:
+    """What the export's `confidence` is and what validation chose it on, from `assets/score.json` (EmoConfidNet's
+    `p_hat[c]` for an export written before scores could be chosen)."""
+    path = directory / "assets" / SCORE_ASSET
+    if not path.is_file():
+        return "emoconfidnet (EmoConfidNet's p_hat[c]; exported before the served score could be chosen)"
+    try:
+        score = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise EmoconfError(f"{path}: not valid JSON ({error}); re-export the run with `emoconf export`") from None
+    chosen = score.get("chosen_on") or {}
+    how = (f"chosen on validation by {chosen.get('criterion')} = {float(chosen.get('validation_value')):.4f}"
+           + (f", switch rate {100 * chosen['switch_rate']:.0f} %" if chosen.get("switch_rate") is not None else "")
+           if chosen else "asked for by --score")
+    return f"{score.get('served', score.get('score'))} ({score.get('display_name', '')}; {how})"
+
+
 def describe(path: str | os.PathLike) -> str:
     """Text for `emoconf inspect`: the version directory, its rejection mode, every signature's inputs and
-    outputs, the model card."""
-    directory = version_dir(path)
+    outputs, the model card.
+
+    Raises:
+        EmoconfError: no such version, or a damaged part of it, named (`model_dir.check_model_dir`).
+    """
+    directory = check_model_dir(version_dir(path))
     mode = rejection_mode(directory)
-    lines = [f"SavedModel {directory}", f"rejection mode: {_MODE_LINES.get(mode, mode)}", "",
-             "signatures (tag 'serve'):"]
+    lines = [f"SavedModel {directory}", f"confidence: {score_line(directory)}",
+             f"rejection mode: {_MODE_LINES.get(mode, mode)}", "", "signatures (tag 'serve'):"]
     for info in signatures(directory).values():
         lines.append(f"  {info.name}:")
         lines += [f"    input  {key}: {spec}" for key, spec in info.inputs.items()]

@@ -32,7 +32,8 @@ def recorded_feature_set(info: dict) -> str:
 
 
 def model_card(run, *, default_rejection: float, default_threshold: float, date: str | None = None,
-               rejection_mode: str = "global", default_class_thresholds: np.ndarray | None = None) -> str:
+               rejection_mode: str = "global", default_class_thresholds: np.ndarray | None = None,
+               served=None, validation_confidence: np.ndarray | None = None) -> str:
     """The Markdown model card of an export (`assets/model_card.md`).
 
     Args:
@@ -43,8 +44,16 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         rejection_mode: `"global"` (default) or `"per_class"`.
         default_class_thresholds: float `[K]`, the per-class thresholds at `default_rejection`; default
             None, computed from the run's validation.csv (used in per-class mode only).
+        served: the `served_score.ServedScore` exported; default None, EmoConfidNet's `p_hat[c]`.
+        validation_confidence: float `[n]`, its validation scores; default None, validation.csv's `confidence`.
     """
+    from emoconf_tf.confidence_methods import METHODS
+    from emoconf_tf.serving.served_score import ServedScore
+
     rejection_mode = check_rejection_mode(rejection_mode)
+    served = served or ServedScore("emoconfidnet", (("emoconfidnet", 1.0),), rejection_mode)
+    if validation_confidence is None:
+        validation_confidence = run.validation_confidence()
     info = run.info
     synthetic = bool(info.get("synthetic"))
     num_features = len(run.feature_names)
@@ -63,7 +72,7 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
     per_class = rejection_mode == "per_class"
     if per_class:
         if default_class_thresholds is None:
-            default_class_thresholds = class_thresholds(run.validation_confidence(), run.validation_predicted(),
+            default_class_thresholds = class_thresholds(validation_confidence, run.validation_predicted(),
                                                         default_rejection, len(run.class_names), rejection_mode)
         absent = _absent_classes(run)
         operating_point = "per-class thresholds " + ", ".join(
@@ -90,8 +99,9 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         lines += ["# EmoConfidNet model card"]
     lines += [
         "",
-        "Confidence-aware speech emotion recognition: an emotion classifier and its EmoConfidNet "
-        "confidence head, exported by `emoconf export`.",
+        "Confidence-aware speech emotion recognition: an emotion classifier, its EmoConfidNet confidence head"
+        f"{' and ' + str(served.members - 1) + ' more classifiers (a deep ensemble)' if served.uses_ensemble else ''}"
+        ", exported by `emoconf export`.",
         "",
         "| | |",
         "|---|---|",
@@ -107,6 +117,9 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         f"{info.get('fold', '?')}, seed {info.get('seed', '?')} |",
         f"| epochs | classifier {run_info.get('classifier_epochs', '?')}, EmoConfidNet "
         f"{run_info.get('confidence_epochs', '?')} |",
+        f"| confidence | **{served.description}**: {METHODS[served.name].display_name}; "
+        f"{_served_how(served)} |",
+        f"| chosen on | {_chosen_on(served)} |",
         f"| rejection mode | {rejection_mode}: {_MODE_DESCRIPTIONS[rejection_mode]}"
         f"{'; a class never predicted on validation takes the global threshold' if per_class else ''} |",
         f"| default operating point | rejection {default_rejection:g} -> {operating_point} "
@@ -118,21 +131,26 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         "- `serving_default`: `examples` (serialized `tf.Example`, float_list `features`) -> `class_ids`, "
         "`classes`, `probabilities`, `confidence`, `accept`",
         "- `predict`: `features` -> `class_ids`, `classes`, `probabilities`",
-        "- `confidence`: `features` -> `class_ids`, `confidence` (EmoConfidNet), `baseline_confidence` "
-        "(top-two softmax margin)",
+        f"- `confidence`: `features` -> `class_ids`, `confidence` ({served.description}), "
+        "`emoconfidnet_confidence` (the paper's EmoConfidNet), `baseline_confidence` (the paper's top-two softmax "
+        "margin)",
         "- `threshold`: `features`, `rejection` -> `threshold` (global t_r), `class_thresholds` (one per class, "
-        f"{rejection_mode} mode), `applied_threshold` (that of each row's predicted class), `confidence`, `accept`",
+        f"{rejection_mode} mode), `applied_threshold` (that of each row's predicted class), `confidence`, `accept`, "
+        "`emoconfidnet_confidence`, `baseline_confidence`; thresholds from the validation confidences",
+        "- `batch_threshold`: the same outputs, with thresholds from the request's own confidences: it rejects the "
+        "fraction `rejection` of the batch (globally or within each predicted class), so an operating point holds "
+        "on a new session without labels; send a whole session or day of calls in one request",
         "",
     ]
     if per_class:
         lines += ["## Per-class thresholds", ""]
-        lines += _class_threshold_rows(run, default_rejection)
+        lines += _class_threshold_rows(run, default_rejection, validation_confidence)
         lines += [""]
     lines += [
         "## Figures at each rejection rate",
         "",
     ]
-    lines += _figures(run)
+    lines += _figures(run, served)
     lines += [
         "",
         "Thresholds are set on the validation split (its confidences sorted in descending order, "
@@ -148,9 +166,26 @@ def _absent_classes(run) -> set[int]:
     return set(range(len(run.class_names))) - set(run.validation_predicted().tolist())
 
 
-def _class_threshold_rows(run, default_rejection: float) -> list[str]:
+def _served_how(served) -> str:
+    from emoconf_tf.confidence_methods import METHODS
+
+    return "; ".join(f"{m}: {METHODS[m].serving}" for m in served.methods)
+
+
+def _chosen_on(served) -> str:
+    chosen = served.chosen_on
+    if not chosen:
+        return "asked for by name (`--score`)"
+    switch = chosen.get("switch_rate")
+    return (f"validation, by `{chosen.get('criterion')}` = {float(chosen.get('validation_value')):.4f} (the "
+            "recommended rule of `emoconf reproduce`: the default, macro_gain_ensemble per class, unless another "
+            "candidate beats it in >= 90 % of 100 validation bootstraps"
+            + (f"; the best other candidate won {100 * switch:.0f} %" if switch is not None else "") + ")")
+
+
+def _class_threshold_rows(run, default_rejection: float, confidence: np.ndarray) -> list[str]:
     """Markdown rows: per rejection rate, each predicted class's threshold and the validation coverage."""
-    confidence, predicted = run.validation_confidence(), run.validation_predicted()
+    predicted = run.validation_predicted()
     num_classes = len(run.class_names)
     absent = _absent_classes(run)
     rows = [
@@ -169,7 +204,7 @@ def _class_threshold_rows(run, default_rejection: float) -> list[str]:
     return rows
 
 
-def _figures(run) -> list[str]:
+def _figures(run, served) -> list[str]:
     from emoconf_tf.metrics import selective_scores
 
     if run.results is None or run.results.empty:
@@ -179,18 +214,25 @@ def _figures(run) -> list[str]:
     y_true = validation["label"].map(index)
     y_pred = validation["predicted"].map(index)
     known = bool(y_true.notna().all() and y_pred.notna().all())
-    columns = {"emoconfidnet": "confidence", "top2_margin": "baseline_confidence"}
+    shown = (served.name, *(m for m in ("emoconfidnet", "top2_margin") if m != served.name))
+    columns = {m: run.score_column(m) for m in shown}
+    if served.name == run.score["name"]:
+        columns[served.name] = "confidence"
     num_classes = len(run.class_names)
+    results = run.results
+    if "threshold_source" in results:
+        results = results[results["threshold_source"] == "validation"]
+    results = results[results["method"].isin(shown)]
     rows = [
         "| method | rejection | threshold | validation coverage | validation F1 | validation UAR "
         "| test coverage | test F1 | test UAR |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in run.results.itertuples(index=False):
+    for row in results.itertuples(index=False):
         column = columns.get(row.method)
         # results.csv rows of per-class thresholds (its rejection_mode column) have one threshold per class.
         per_class = row.rejection_mode == "per_class"
-        if known and column in validation:
+        if known and column is not None and column in validation:
             confidence = validation[column].to_numpy()
             threshold = (class_thresholds(confidence, y_pred.to_numpy(int), row.rejection, num_classes, "per_class")
                          if per_class else row.threshold)

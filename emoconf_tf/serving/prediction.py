@@ -31,6 +31,7 @@ for row in result.predictions:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -43,9 +44,14 @@ from emoconf_tf.errors import EmoconfError
 from emoconf_tf.feature_sets import FEATURE_SET_NAMES
 from emoconf_tf.serving.export import check_rejection, serialize_examples
 from emoconf_tf.serving.model_card import FEATURE_SET_ASSET, UNKNOWN_FEATURE_SET
+from emoconf_tf.serving.served_score import SCORE_ASSET
+from emoconf_tf.serving.model_dir import check_model_dir, reexport
 from emoconf_tf.serving.versions import version_dir
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+# What an export written before score.json existed serves: EmoConfidNet's p_hat[c].
+LEGACY_SCORE = {"score": "emoconfidnet", "served": "emoconfidnet", "components": [["emoconfidnet", 1.0]],
+                "chosen_on": {}, "legacy": True}
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 # Rows per signature call: bounds memory for large tables (1,024 x 6,373 float32 = 26 MB).
 BATCH_SIZE = 1024
@@ -59,7 +65,8 @@ class Prediction:
         id: the table's `id` (or `<table>:<row>`), or the audio file's path as given.
         source: the input (table or audio file) the row came from.
         class_name: the predicted class (argmax of `probabilities`).
-        confidence: EmoConfidNet's confidence in it, `p_hat[class]`; higher = more confident.
+        confidence: the export's served confidence in it (`PredictionResult.score`; EmoConfidNet's `p_hat[class]`
+            for `--score emoconfidnet` and older exports); higher = more confident.
         accept: `confidence >= threshold`: keep the prediction (True) or hand the utterance to a person.
         probabilities: class name -> softmax probability, in class-id order.
         threshold: the validation threshold applied to this prediction: the global one, or in per-class
@@ -90,6 +97,7 @@ class PredictionResult:
         rejection_mode: the export's `"global"` or `"per_class"`.
         class_thresholds: class name -> the threshold for predictions of that class at `rejection`, in class-id
             order (`threshold` for every class in global mode).
+        score: what `confidence` is (the export's served score, e.g. `recommended (macro_gain_ensemble)`).
     """
 
     predictions: list[Prediction]
@@ -100,13 +108,15 @@ class PredictionResult:
     signature: str
     rejection_mode: str
     class_thresholds: dict[str, float]
+    score: str = "emoconfidnet"
 
     def to_records(self) -> list[dict]:
         """The predictions as JSON-ready dicts: id, source, class, confidence, accept, rejection,
         threshold (the one applied to that prediction), rejection_mode, probabilities."""
         return [
             {"id": p.id, "source": p.source, "class": p.class_name, "confidence": p.confidence,
-             "accept": p.accept, "rejection": self.rejection, "threshold": p.threshold,
+             "score": self.score, "accept": p.accept, "rejection": self.rejection, "threshold": p.threshold,
+             "threshold_source": "batch" if self.signature == "batch_threshold" else "validation",
              "rejection_mode": self.rejection_mode, "probabilities": p.probabilities}
             for p in self.predictions
         ]
@@ -121,12 +131,20 @@ class ModelAssets:
         class_names: `labels.txt`, in class-id order.
         feature_names: `feature_names.txt`, the D inputs in order.
         feature_set: `feature_set.txt`; `"unknown"` for an export that has none.
+        score: `score.json` (the served score: `score`, `served`, `components`, `rejection_mode`, `chosen_on`,
+            ...); for an export written before scores could be chosen, EmoConfidNet's (`legacy` True).
     """
 
     path: Path
     class_names: list[str]
     feature_names: list[str]
     feature_set: str
+    score: dict = dataclasses.field(default_factory=lambda: dict(LEGACY_SCORE))
+
+    @property
+    def score_description(self) -> str:
+        """What `confidence` is, e.g. `recommended (macro_gain_ensemble)`."""
+        return str(self.score.get("served") or self.score.get("score") or "emoconfidnet")
 
     @property
     def feature_set_description(self) -> str:
@@ -151,7 +169,16 @@ def read_model_assets(directory: str | os.PathLike) -> ModelAssets:
     # Exports written before feature_set.txt existed record no feature set.
     feature_set = (feature_set_path.read_text(encoding="utf-8").strip() if feature_set_path.is_file()
                    else UNKNOWN_FEATURE_SET)
-    return ModelAssets(directory, lines("labels.txt"), lines("feature_names.txt"), feature_set or UNKNOWN_FEATURE_SET)
+    score_path = assets / SCORE_ASSET
+    score = dict(LEGACY_SCORE)
+    if score_path.is_file():
+        try:
+            score = json.loads(score_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise EmoconfError(f"{score_path}: not valid JSON ({error}); re-export the run with `emoconf export`"
+                               ) from None
+    return ModelAssets(directory, lines("labels.txt"), lines("feature_names.txt"), feature_set or UNKNOWN_FEATURE_SET,
+                       score)
 
 
 def input_kind(path: str | os.PathLike) -> str:
@@ -291,20 +318,32 @@ class ExportedModel:
     def __init__(self, model: str | os.PathLike, version: int | None = None):
         import tensorflow as tf
 
-        self.assets = read_model_assets(version_dir(model, version))
+        self.assets = read_model_assets(check_model_dir(version_dir(model, version)))
         self.path = self.assets.path
-        self._loaded = tf.saved_model.load(str(self.path))
-        self.default_rejection = float(self._loaded.default_rejection.numpy())
-        self.default_threshold = float(self._loaded.default_threshold.numpy())
-        self.rejection_mode = self._loaded.rejection_mode.numpy().decode()
-        self.default_class_thresholds = np.asarray(self._loaded.default_class_thresholds.numpy(), dtype=np.float64)
+        try:
+            self._loaded = tf.saved_model.load(str(self.path))
+            self.default_rejection = float(self._loaded.default_rejection.numpy())
+            self.default_threshold = float(self._loaded.default_threshold.numpy())
+            self.rejection_mode = self._loaded.rejection_mode.numpy().decode()
+            self.default_class_thresholds = np.asarray(self._loaded.default_class_thresholds.numpy(),
+                                                       dtype=np.float64)
+        # What a damage check_model_dir cannot see would raise: OSError, OpError, IndexError (variables), ValueError
+        # (no meta graph), AttributeError (a SavedModel without the export's operating point).
+        except (tf.errors.OpError, OSError, ValueError, IndexError, AttributeError) as error:
+            message = " ".join(str(error).split())[:200]
+            raise EmoconfError(f"{self.path}: TensorFlow cannot load it as an `emoconf export` model "
+                               f"({type(error).__name__}: {message}); {reexport(self.path)}") from error
 
-    def predict(self, features: np.ndarray, rejection: float | None = None) -> dict[str, np.ndarray]:
+    def predict(self, features: np.ndarray, rejection: float | None = None, *,
+                per_batch: bool = False) -> dict[str, np.ndarray]:
         """Runs `serving_default` (rejection None) or `predict` + `threshold` on raw features.
 
         Args:
             features: float32 `[N, D]` raw features in the order of `feature_names.txt`.
             rejection: a fraction in [0, 1), or None (default) for the export's default rate.
+            per_batch: with `rejection`, set the thresholds on these N rows' own confidences (the rule of the
+                `batch_threshold` signature, `thresholds.class_thresholds` on the batch, over all N rows however
+                many signature calls they take) instead of the validation confidences.
 
         Returns:
             `class_ids` int64 `[N]`, `probabilities` float32 `[N, K]`, `confidence` float32 `[N]`,
@@ -320,7 +359,11 @@ class ExportedModel:
             raise EmoconfError(f"features: expected shape [N, {num_features}], got {features.shape}")
         if rejection is not None:
             rejection = check_rejection(rejection, "--rejection")
+        elif per_batch:
+            raise EmoconfError("per-batch thresholds need a rejection rate, e.g. 0.2")
         signatures = self._loaded.signatures
+        if per_batch:
+            return self._predict_per_batch(features, rejection)
         parts = {"class_ids": [], "probabilities": [], "confidence": [], "accept": [], "applied_threshold": []}
         threshold, class_thresholds = self.default_threshold, self.default_class_thresholds
         for start in range(0, len(features), BATCH_SIZE):
@@ -342,6 +385,29 @@ class ExportedModel:
             "threshold": threshold, "class_thresholds": np.asarray(class_thresholds, dtype=np.float64)}
 
 
+    def _predict_per_batch(self, features: np.ndarray, rejection: float) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        from emoconf_tf.thresholds import accept, class_thresholds
+
+        parts = {"class_ids": [], "probabilities": [], "confidence": []}
+        for start in range(0, len(features), BATCH_SIZE):
+            batch = tf.constant(features[start:start + BATCH_SIZE])
+            out = self._loaded.signatures["predict"](features=batch)
+            parts["class_ids"].append(out["class_ids"].numpy())
+            parts["probabilities"].append(out["probabilities"].numpy())
+            parts["confidence"].append(self._loaded.signatures["confidence"](features=batch)["confidence"].numpy())
+        out = {key: np.concatenate(values) for key, values in parts.items()}
+        num_classes = len(self.assets.class_names)
+        overall = class_thresholds(out["confidence"], out["class_ids"], rejection, num_classes, "global")
+        by_class = class_thresholds(out["confidence"], out["class_ids"], rejection, num_classes, self.rejection_mode)
+        # In float32, as the signature compares.
+        by_class = by_class.astype(np.float32).astype(np.float64)
+        out["accept"] = accept(out["confidence"], by_class, out["class_ids"])
+        out["applied_threshold"] = by_class[out["class_ids"]]
+        return out | {"threshold": float(np.float32(overall[0])), "class_thresholds": by_class}
+
+
 def predict(
     model: str | os.PathLike | ExportedModel,
     inputs: Sequence[str | os.PathLike],
@@ -350,6 +416,7 @@ def predict(
     rejection: float | None = None,
     num_workers: int | None = 1,
     progress: bool = False,
+    per_batch: bool = False,
 ) -> PredictionResult:
     """Class, confidence and accept/reject of every row of features tables and every audio file.
 
@@ -361,21 +428,28 @@ def predict(
             default None, the export's default operating point (`serving_default`).
         num_workers: audio files extracted at once (default 1; None = every CPU).
         progress: show openSMILE's progress bar (default False).
+        per_batch: with `rejection`, reject that fraction of these inputs by their own confidences (globally or
+            per predicted class, as the export's mode), not by validation's: the `batch_threshold` rule, for an
+            operating point that holds on a new session. All inputs form one batch.
 
     Returns:
         `PredictionResult`, predictions in input order (a table's rows in table order).
 
     Raises:
         EmoconfError: a rejection rate outside [0, 1), an input that is missing or of an unknown kind,
-            missing feature columns, or audio for a model whose features are not openSMILE's.
+            missing feature columns, audio for a model whose features are not openSMILE's, or a damaged
+            model version (its part named; `model_dir.check_model_dir`).
     """
     if rejection is not None:
         rejection = check_rejection(rejection, "--rejection")
+    elif per_batch:
+        raise EmoconfError("--per-batch needs --rejection: the fraction of these inputs to reject, e.g. 0.2")
     if not inputs:
         raise EmoconfError("no inputs: give audio files or features tables")
     # Checked before TensorFlow loads the model (and before any extraction): a wrong call fails at once.
     kinds = [input_kind(path) for path in inputs]
-    assets = model.assets if isinstance(model, ExportedModel) else read_model_assets(version_dir(model, version))
+    assets = (model.assets if isinstance(model, ExportedModel)
+              else read_model_assets(check_model_dir(version_dir(model, version))))
     audio = [path for path, kind in zip(inputs, kinds) if kind == "audio"]
 
     blocks: dict[int, tuple[list[str], np.ndarray]] = {}
@@ -393,7 +467,7 @@ def predict(
     features = np.concatenate([blocks[position][1] for position in range(len(inputs))])
 
     exported = model if isinstance(model, ExportedModel) else ExportedModel(assets.path)
-    out = exported.predict(features, rejection)
+    out = exported.predict(features, rejection, per_batch=per_batch)
     names = exported.assets.class_names
     predictions = [
         Prediction(
@@ -408,8 +482,10 @@ def predict(
     return PredictionResult(
         predictions=predictions, model_dir=exported.path, feature_set=exported.assets.feature_set,
         rejection=exported.default_rejection if rejection is None else rejection, threshold=out["threshold"],
-        signature="serving_default" if rejection is None else "threshold", rejection_mode=exported.rejection_mode,
+        signature="serving_default" if rejection is None else "batch_threshold" if per_batch else "threshold",
+        rejection_mode=exported.rejection_mode,
         class_thresholds={name: float(value) for name, value in zip(names, out["class_thresholds"])},
+        score=exported.assets.score_description,
     )
 
 

@@ -4,7 +4,10 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
 
     classifier.keras       the emotion classifier (standardisation inside)
     emoconfidnet.keras     classifier + EmoConfidNet head, outputs `probabilities` and `p_hat`
-    validation.csv         id, label, predicted, confidence, baseline_confidence (validation split)
+    ensemble_member_J.keras
+                           the extra classifiers of `macro_gain_ensemble` (J = 1, 2, ...; when the score needs them)
+    validation.csv         id, label, predicted, confidence (the served score), baseline_confidence (top-two
+                           margin), then one column per score computed (emoconfidnet, top2_margin, msp, ...)
     test.csv               the same for the test split
     results.csv            the protocol's rows for this run (thresholds from validation, applied to test)
     feature_names.txt      one feature column name per line, in input order
@@ -12,7 +15,10 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
                            (`merged_labels`, e.g. {"excited": "happy"} for IEMOCAP's default configs),
                            AVD scale, filter, seed, settings, epochs, package version,
                            feature_set (the openSMILE set of the features, "synthetic", or null when not given),
-                           rejection_mode ("global" or "per_class": the export's default; absent = global)
+                           rejection_mode ("global" or "per_class": the export's default; absent = global),
+                           score (the served score: name, components, rejection mode, macro-gain statistics,
+                           ensemble size, and what validation chose it on; absent = emoconfidnet, older runs),
+                           ensemble_members (the member files)
     manifest.json          file list with sizes and SHA-256, written last
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -28,6 +35,8 @@ import pandas as pd
 
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
+from emoconf_tf.confidence import macro_gain_statistics
+from emoconf_tf.confidence_methods import DEFAULT_SERVED_SCORE, check_servable, servable_methods
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.folds import make_folds
@@ -35,6 +44,11 @@ from emoconf_tf.evaluation.protocol import RESULT_COLUMNS, ProtocolConfig, run_u
 
 RUN_FORMAT = 1
 MANIFEST = "manifest.json"
+# What a user can do about a damaged or missing part: a finished run directory is never rewritten in place.
+_REDO = "restore it from a backup of the run, or train the run again (`emoconf train ... --out NEW_DIR`)"
+# The columns `load_run`'s callers read (export, model card); later columns are optional.
+VALIDATION_COLUMNS = ("id", "label", "predicted", "confidence")
+RESULTS_REQUIRED_COLUMNS = ("method", "rejection_mode", "rejection", "threshold", "coverage", "f1", "uar")
 
 
 @dataclasses.dataclass
@@ -48,6 +62,7 @@ class Run:
     validation: pd.DataFrame
     results: pd.DataFrame | None
     feature_names: list[str]
+    members: list = dataclasses.field(default_factory=list)
 
     @property
     def class_names(self) -> list[str]:
@@ -58,17 +73,36 @@ class Run:
         """run.json's `rejection_mode` (`"global"` or `"per_class"`); `"global"` for a run trained before it existed."""
         return self.info.get("rejection_mode", "global")
 
-    def validation_confidence(self) -> np.ndarray:
-        """validation.csv's `confidence` column, float64 `[n]`, checked (present, non-empty, finite)."""
+    @property
+    def score(self) -> dict:
+        """run.json's `score` (the served score's record) with run.json's `rejection_mode`; for a run trained before
+        scores could be served, EmoConfidNet's."""
+        record = self.info.get("score") or {"name": "emoconfidnet", "components": [["emoconfidnet", 1.0]],
+                                            "ensemble_members": 1, "macro_gain_statistics": None, "chosen_on": {}}
+        return {**record, "rejection_mode": self.rejection_mode}
+
+    def score_column(self, method: str) -> str | None:
+        """validation.csv's column holding `method`'s scores, or None when the run did not compute it (older runs
+        have EmoConfidNet's in `confidence` and the top-two margin's in `baseline_confidence` only)."""
+        if method in self.validation:
+            return method
+        legacy = {"emoconfidnet": "confidence", "top2_margin": "baseline_confidence"}
+        if "score" not in self.info and method in legacy and legacy[method] in self.validation:
+            return legacy[method]
+        return None
+
+    def validation_confidence(self, column: str = "confidence") -> np.ndarray:
+        """validation.csv's `confidence` column (the served score), or another `column`, float64 `[n]`, checked
+        (present, non-empty, finite)."""
         path = self.path / "validation.csv"
-        if "confidence" not in self.validation:
-            raise EmoconfError(f"{path}: no 'confidence' column; rerun `emoconf train`")
-        scores = self.validation["confidence"].to_numpy(dtype=np.float64)
+        if column not in self.validation:
+            raise EmoconfError(f"{path}: no '{column}' column; rerun `emoconf train`")
+        scores = self.validation[column].to_numpy(dtype=np.float64)
         if scores.size == 0:
             raise EmoconfError(f"{path}: no rows, so no rejection thresholds; the validation split is empty")
         if not np.isfinite(scores).all():
             bad = int(np.flatnonzero(~np.isfinite(scores))[0])
-            raise EmoconfError(f"{path}: 'confidence' is not a finite number in row {bad + 2} "
+            raise EmoconfError(f"{path}: '{column}' is not a finite number in row {bad + 2} "
                                f"(id {self.validation['id'].iloc[bad]})")
         return scores
 
@@ -99,9 +133,11 @@ def train_run(
     training: str = "filtered",
     fold_index: int = 0,
     feature_set: str | None = None,
-    rejection_mode: str = "global",
+    rejection_mode: str | None = None,
+    score: str = DEFAULT_SERVED_SCORE,
 ) -> Path:
-    """Trains one classifier + EmoConfidNet on one fold and writes the run directory.
+    """Trains one classifier + EmoConfidNet on one fold, and what the served `score` needs, and writes the run
+    directory.
 
     Args:
         corpus: the corpus.
@@ -115,15 +151,27 @@ def train_run(
             `"synthetic"` (the synthetic corpus), or None (default: unknown, e.g. a custom table).
             A synthetic corpus is recorded as `"synthetic"` whatever is given.
         rejection_mode: how an export of the run sets its rejection thresholds by default (`emoconf export`
-            can override it): `"global"` (default, the paper's: one threshold from all validation
-            confidences) or `"per_class"` (one per predicted class; `emoconf_tf.thresholds.class_thresholds`).
+            can override it): `"global"` (the paper's: one threshold from all validation confidences) or
+            `"per_class"` (one per predicted class; `emoconf_tf.thresholds.class_thresholds`). Default None:
+            for `recommended`, the mode validation chooses among `config.rejection_modes`; else global.
+            Given with `recommended`, validation chooses the score within that mode.
+        score: the confidence score an export serves (`confidence_methods.servable_methods()`; default
+            `recommended`). The run computes it and every cheap servable score on validation and test
+            (columns of validation.csv / test.csv; `confidence` = `score`), trains the ensemble members when
+            `score` is `macro_gain_ensemble` or `recommended`, and for `recommended` makes the choice on
+            validation by the same rule as `emoconf reproduce` (`evaluation/recommended.py`).
 
     Returns:
         The run directory path.
     """
     from emoconf_tf.thresholds import check_rejection_mode
 
-    rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
+    score = check_servable(score)
+    if rejection_mode is not None:
+        rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
+    config = dataclasses.replace(
+        config, methods=run_methods(score),
+        rejection_modes=(rejection_mode,) if rejection_mode is not None else config.rejection_modes)
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).exists():
         raise EmoconfError(f"{out_dir}: already holds a finished run; choose another --out or delete it")
@@ -137,11 +185,22 @@ def train_run(
     unit = run_unit(corpus, fold, seed, training, config)
     val_out, val_scores = unit.scores["validation"]
     test_out, test_scores, _ = unit.scores["test"]
+    recommendation = unit.models.get("recommendation")
+    if score == "recommended":
+        rejection_mode = recommendation.rejection_mode
+    elif rejection_mode is None:
+        rejection_mode = "global"
+    members = list(unit.models.get("ensemble_members", []))
+    member_files = [f"ensemble_member_{j}.keras" for j in range(1, len(members) + 1)]
+    statistics = macro_gain_statistics(corpus.labels[fold.validation],
+                                       val_out["probabilities"].argmax(axis=1), corpus.num_classes)
 
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         unit.models["classifier"].save(tmp / "classifier.keras")
         unit.models["emoconfidnet"].save(tmp / "emoconfidnet.keras")
+        for member, name in zip(members, member_files):
+            member.save(tmp / name)
         names = np.asarray(corpus.class_names, dtype=object)
         for part, rows, out, scores in (
             ("validation", fold.validation, val_out, val_scores),
@@ -151,8 +210,9 @@ def train_run(
                 "id": corpus.ids[rows],
                 "label": names[corpus.labels[rows]],
                 "predicted": names[out["probabilities"].argmax(axis=1)],
-                "confidence": scores["emoconfidnet"],
+                "confidence": scores[score],
                 "baseline_confidence": scores["top2_margin"],
+                **{method: scores[method] for method in config.methods if method in scores},
             })
             frame.to_csv(tmp / f"{part}.csv", index=False, float_format="%.9g")  # float32 round-trips exactly
         pd.DataFrame(unit.results, columns=list(RESULT_COLUMNS)).to_csv(
@@ -169,6 +229,8 @@ def train_run(
             "num_features": corpus.num_features,
             "feature_set": feature_set,
             "rejection_mode": rejection_mode,
+            "score": _score_record(score, recommendation, statistics, len(members) + 1),
+            "ensemble_members": member_files,
             "training": training,
             "filter": training == "filtered",
             "filter_counts": unit.filter_counts,
@@ -183,10 +245,81 @@ def train_run(
     return out_dir
 
 
-def load_run(path: str | Path, *, compile: bool = False) -> Run:
-    """Loads a run directory written by `train_run`, refusing unfinished or incompatible ones."""
-    import keras
+def run_summary(path: str | Path) -> str:
+    """Two lines on a finished run: the served score, its rejection mode and what validation chose it on, and its
+    test F1 / UAR at 20 % rejection beside the paper's baseline's (thresholds from validation)."""
+    path = Path(path)
+    info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    record = info.get("score") or {"name": "emoconfidnet", "components": [["emoconfidnet", 1.0]], "chosen_on": {}}
+    mode = info.get("rejection_mode", "global")
+    chosen = record.get("chosen_on") or {}
+    served = record["name"] if record["name"] != "recommended" else f"recommended ({chosen.get('choice', '?')})"
+    how = (f"chosen on validation by {chosen['criterion']} = {chosen['validation_value']:.4f}" if chosen
+           else "asked for by --score")
+    lines = [f"served confidence: {served}, {mode} thresholds; {how}"]
+    results = pd.read_csv(path / "results.csv")
+    if "threshold_source" in results:
+        results = results[results["threshold_source"] == "validation"]
+    at20 = results[np.isclose(results["rejection"], 0.2)]
 
+    def figures(method, rejection_mode):
+        row = at20[(at20["method"] == method) & (at20["rejection_mode"] == rejection_mode)]
+        return (f"{method} ({rejection_mode}) F1 {row['f1'].iloc[0]:.3f} UAR {row['uar'].iloc[0]:.3f}"
+                if len(row) else None)
+
+    shown = [f for f in (figures(record["name"], mode), figures("top2_margin", "global")) if f]
+    if shown:
+        lines.append(f"test at 20 % rejection ({info.get('fold_name', 'fold')} {info.get('fold', '?')}): "
+                     + "; ".join(shown))
+    return "\n".join(lines)
+
+
+def run_methods(score: str) -> tuple[str, ...]:
+    """The methods a run for served `score` computes: the cheap servable scores always (so an export can serve any
+    of them), the ensemble when `score` needs it, and `recommended` (which chooses among all of them) when asked."""
+    cheap = tuple(m for m in servable_methods() if m not in ("macro_gain_ensemble", "recommended"))
+    if score == "recommended":
+        return (*cheap, "macro_gain_ensemble", "recommended")
+    return (*cheap, "macro_gain_ensemble") if score == "macro_gain_ensemble" else cheap
+
+
+def _score_record(score: str, recommendation, statistics, members: int) -> dict:
+    """run.json's `score`: what an export serves by default and what validation chose it on (its rejection mode is
+    run.json's `rejection_mode`)."""
+    record = {"name": score, "components": [[score, 1.0]],
+              "macro_gain_statistics": statistics.to_dict(), "ensemble_members": members, "chosen_on": {}}
+    if score == "recommended":
+        record["components"] = [[m, float(w)] for m, w in recommendation.components]
+        record["chosen_on"] = {
+            "choice": recommendation.name, "rejection_mode": recommendation.rejection_mode,
+            "criterion": recommendation.criterion, "validation_value": float(recommendation.validation_value),
+            "switch_rate": (None if np.isnan(recommendation.switch_rate) else float(recommendation.switch_rate)),
+        }
+    return record
+
+
+def load_run(path: str | Path, *, compile: bool = False) -> Run:
+    """Loads a run directory written by `train_run`, refusing unfinished, incompatible or damaged ones.
+
+    Every part is checked before it is used, the text parts first (quick), then the Keras archives:
+    `classifier.keras`, `emoconfidnet.keras` and the `ensemble_members` run.json lists (absent in older
+    runs; loaded into `Run.members`, in that order). A Keras archive must have the size and SHA-256 that
+    `manifest.json` records. The text parts (run.json, validation.csv, results.csv, feature_names.txt) may
+    differ from the manifest, since they can be edited by hand, as long as they parse, have their columns
+    and do not look truncated (a CSV or .txt part that differs from the manifest and does not end in a
+    line break).
+
+    Args:
+        path: the run directory.
+        compile: compile the Keras models (default False: inference and export need no optimizer).
+
+    Returns:
+        The `Run`.
+
+    Raises:
+        EmoconfError: one line naming the file, what is wrong with it (missing, truncated, not a Keras
+            archive, not valid JSON, missing column X, ...) and what to do.
+    """
     import emoconf_tf.losses  # noqa: F401  registers PairwiseConfidenceLoss for deserialisation
     import emoconf_tf.models  # noqa: F401  registers InferenceOnly (the frozen classifier inside emoconfidnet)
 
@@ -197,24 +330,207 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
         raise EmoconfError(
             f"{path}: no {MANIFEST}, so the run is unfinished or not a run directory; rerun `emoconf train`"
         )
-    info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    recorded = _read_manifest(path / MANIFEST)
+    info = _read_run_json(path / "run.json", recorded=recorded.get("run.json"))
     if info.get("format") != RUN_FORMAT:
         raise EmoconfError(
             f"{path}: run format {info.get('format')!r} written by emoconf-tf {info.get('version', '?')}; this is "
             f"emoconf-tf {__version__} (format {RUN_FORMAT}); retrain the run with this version"
         )
-    classifier = keras.saving.load_model(path / "classifier.keras", compile=compile, safe_mode=True)
-    emoconfidnet = keras.saving.load_model(path / "emoconfidnet.keras", compile=compile, safe_mode=True)
+    _check_class_names(path / "run.json", info)
+    member_files = _ensemble_member_files(path / "run.json", info)
+    validation = _read_run_csv(path / "validation.csv", VALIDATION_COLUMNS, recorded=recorded.get("validation.csv"),
+                               what="the validation split's predictions and confidences")
     results_path = path / "results.csv"
+    # Listed in the manifest = written by train_run, so a missing one was deleted; runs without one have no figures.
+    results = (_read_run_csv(results_path, RESULTS_REQUIRED_COLUMNS, recorded=recorded.get("results.csv"),
+                             what="the protocol's results of the run")
+               if results_path.exists() or "results.csv" in recorded else None)
+    feature_names = _read_feature_names(path / "feature_names.txt", info, recorded=recorded.get("feature_names.txt"))
+    classifier = _load_keras_file(path / "classifier.keras", "the classifier",
+                                  recorded=recorded.get("classifier.keras"), compile=compile)
+    emoconfidnet = _load_keras_file(path / "emoconfidnet.keras", "the classifier with its EmoConfidNet head",
+                                    recorded=recorded.get("emoconfidnet.keras"), compile=compile)
+    members = [_load_keras_file(path / name, f"ensemble member {j} of run.json's ensemble_members",
+                                recorded=recorded.get(name), compile=compile)
+               for j, name in enumerate(member_files, start=1)]
     return Run(
         path=path,
         info=info,
         classifier=classifier,
         emoconfidnet=emoconfidnet,
-        validation=pd.read_csv(path / "validation.csv"),
-        results=pd.read_csv(results_path) if results_path.exists() else None,
-        feature_names=(path / "feature_names.txt").read_text(encoding="utf-8").splitlines(),
+        validation=validation,
+        results=results,
+        feature_names=feature_names,
+        members=members,
     )
+
+
+# === Checked reading of a run directory's parts ===
+# Each raises EmoconfError in one line naming the file, what is wrong and what to do (`_REDO`). `recorded` is the
+# file's manifest.json entry ({"bytes": ..., "sha256": ...}) or None when the manifest does not list it.
+
+
+def _read_manifest(path: Path) -> dict[str, dict]:
+    """manifest.json's `files`: run-relative file name -> {"bytes": int, "sha256": str}."""
+    data = _read_part(path, "the run's file list")
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EmoconfError(f"{path}: not valid JSON ({_one_line(error)}); {_REDO}") from error
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("bytes"), int) and isinstance(entry.get("sha256"), str)
+            for entry in files.values()):
+        raise EmoconfError(f"{path}: not a run manifest (expected 'files': name -> bytes and sha256); {_REDO}")
+    return files
+
+
+def _read_run_json(path: Path, *, recorded: dict | None = None) -> dict:
+    """run.json as a dict (not checked against `recorded` unless it fails to parse: it may be edited by hand)."""
+    data = _read_part(path, "the run's settings")
+    note = _manifest_note(data, recorded)
+    try:
+        info = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise EmoconfError(f"{path}: not UTF-8 text ({_one_line(error)}{note}); {_REDO}") from error
+    except json.JSONDecodeError as error:
+        raise EmoconfError(f"{path}: not valid JSON ({error.msg}: line {error.lineno} column {error.colno}"
+                           f"{note}); {_REDO}") from error
+    if not isinstance(info, dict):
+        raise EmoconfError(f"{path}: not a JSON object of run settings (a {type(info).__name__}{note}); {_REDO}")
+    return info
+
+
+def _check_class_names(path: Path, info: dict) -> None:
+    names = info.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
+        raise EmoconfError(f"{path}: 'class_names' is missing or not a list of class names; {_REDO}")
+
+
+def _ensemble_member_files(path: Path, info: dict) -> list[str]:
+    """run.json's `ensemble_members`: file names in the run directory (none when absent: older runs)."""
+    names = info.get("ensemble_members")
+    if names is None:
+        return []
+    if not isinstance(names, list) or not all(
+            isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name for name in names):
+        raise EmoconfError(f"{path}: 'ensemble_members' must list file names in the run directory, got {names!r}; "
+                           f"{_REDO}")
+    return names
+
+
+def _read_run_csv(path: Path, required_columns, *, recorded: dict | None = None,
+                  what: str = "a table of the run") -> pd.DataFrame:
+    """A CSV part of the run with at least `required_columns` (`what` it holds names it in messages)."""
+    data = _read_part(path, what)
+    note = _manifest_note(data, recorded)
+    if not data:
+        raise EmoconfError(f"{path}: empty (0 bytes{note}); {_REDO}")
+    _refuse_truncated_text(path, data, note)
+    try:
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        raise EmoconfError(f"{path}: not a readable CSV table ({_one_line(error)}{note}); {_REDO}") from error
+    missing = [column for column in required_columns if column not in frame.columns]
+    if missing:
+        raise EmoconfError(f"{path}: missing column(s) {', '.join(missing)} (a run's {path.name} has "
+                           f"{', '.join(required_columns)}, ...{note}); {_REDO}")
+    return frame
+
+
+def _read_feature_names(path: Path, info: dict, *, recorded: dict | None = None) -> list[str]:
+    """feature_names.txt's lines, as many as run.json's `num_features` (when it records it)."""
+    data = _read_part(path, "the model's input names")
+    note = _manifest_note(data, recorded)
+    try:
+        names = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise EmoconfError(f"{path}: not UTF-8 text ({_one_line(error)}{note}); {_REDO}") from error
+    _refuse_truncated_text(path, data, note)
+    expected = info.get("num_features")
+    if not names or (isinstance(expected, int) and len(names) != expected):
+        raise EmoconfError(f"{path}: {len(names)} feature name(s), but run.json records num_features {expected} "
+                           f"(one name per input{note}); {_REDO}")
+    return names
+
+
+def _load_keras_file(path: Path, what: str, *, recorded: dict | None = None, compile: bool = False):
+    """A Keras model from a `.keras` archive of the run, checked first: present, as `recorded` (its manifest.json
+    entry, when listed: same size and SHA-256), a zip archive; then loaded.
+
+    Args:
+        path: the `.keras` file.
+        what: what it holds, for messages (e.g. `"the classifier"`).
+        recorded: its manifest.json entry, or None (not listed: the manifest check is skipped).
+        compile: passed to `keras.saving.load_model`.
+    """
+    import warnings
+    import zipfile
+    import zlib
+
+    import keras
+
+    data = _read_part(path, what)
+    note = _manifest_note(data, recorded)
+    is_zip = zipfile.is_zipfile(io.BytesIO(data))
+    if note:
+        # A zip keeps its directory at the end: a cut archive is no zip; a shorter zip is another file.
+        state = "truncated" if len(data) < recorded["bytes"] and not is_zip else "damaged"
+        raise EmoconfError(f"{path}: {state} ({what}{note}); {_REDO}")
+    # keras reports a file that is not a zip as "File not found": say what it is.
+    if not is_zip:
+        raise EmoconfError(f"{path}: not a Keras archive (not a zip file; {what}); {_REDO}")
+    try:
+        # Keras warns as it goes ("Skipping nested container ..."): noise when the load then fails, so kept until
+        # it succeeds.
+        with warnings.catch_warnings(record=True) as caught:
+            model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return model
+    # What keras raises for a damaged archive: KeyError (no config.json), JSONDecodeError (a ValueError; a bad
+    # config.json), TypeError (a config it cannot deserialise), OSError (h5py: a bad model.weights.h5), ValueError
+    # (no weights file, weights of another model), BadZipFile (CRC mismatch).
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise EmoconfError(f"{path}: not a loadable Keras archive ({what}; {type(error).__name__}: "
+                           f"{_one_line(error)}); {_REDO}") from error
+
+
+def _read_part(path: Path, what: str) -> bytes:
+    """The bytes of one file of the run; EmoconfError when it is missing, not a file or unreadable."""
+    if not path.exists():
+        raise EmoconfError(f"{path}: missing ({what}); {_REDO}")
+    if not path.is_file():
+        raise EmoconfError(f"{path}: not a file ({what}); {_REDO}")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise EmoconfError(f"{path}: cannot be read ({error.strerror or error}); check its permissions") from error
+
+
+def _manifest_note(data: bytes, recorded: dict | None) -> str:
+    """`"; N of the M bytes manifest.json records"` (or how else `data` differs from `recorded`); "" when equal."""
+    if recorded is None:
+        return ""
+    if len(data) < recorded["bytes"]:
+        return f"; {len(data)} of the {recorded['bytes']} bytes manifest.json records"
+    if len(data) != recorded["bytes"]:
+        return f"; {len(data)} bytes where manifest.json records {recorded['bytes']}"
+    if hashlib.sha256(data).hexdigest() != recorded["sha256"]:
+        return "; its SHA-256 differs from manifest.json's"
+    return ""
+
+
+def _refuse_truncated_text(path: Path, data: bytes, note: str) -> None:
+    # train_run ends every CSV and .txt with a line break; an edit by hand keeps it, a cut file loses it.
+    if note and not data.endswith(b"\n"):
+        raise EmoconfError(f"{path}: truncated (its last line is incomplete{note}); {_REDO}")
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _check_feature_set(feature_set: str | None, corpus: Corpus) -> str | None:
