@@ -269,7 +269,7 @@ def run_summary(path: str | Path) -> str:
 
     shown = [f for f in (figures(record["name"], mode), figures("top2_margin", "global")) if f]
     if shown:
-        lines.append(f"test at 20 % rejection ({info.get('fold_name', 'fold')} {info.get('fold', '?')}): "
+        lines.append(f"test at 20 % rejection (fold {info.get('fold', '?')}: {info.get('fold_name', '?')}): "
                      + "; ".join(shown))
     return "\n".join(lines)
 
