@@ -3,16 +3,17 @@ import pytest
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.corpus import Corpus
-from emoconf_tf.folds import make_folds
+from emoconf_tf.folds import fold_assignment, fold_groups, make_folds
 
 
-def corpus(groups=("s1", "s2", "s3", "s4", "s5"), split=None):
+def corpus(groups=("s1", "s2", "s3", "s4", "s5"), split=None, speakers=None):
     n = len(groups) * 2
     group = np.repeat(np.asarray(groups, dtype=object), 2)
+    speaker = np.full(n, "", object) if speakers is None else np.repeat(np.asarray(speakers, dtype=object), 2)
     return Corpus(
         ids=np.array([f"u{i}" for i in range(n)], dtype=object),
         features=np.zeros((n, 2), np.float32), labels=np.zeros(n, np.int64), avd=np.full((n, 3), 4, np.float32),
-        class_names=("a", "b"), scale=(1.0, 7.0), speaker=np.full(n, "", object), group=group,
+        class_names=("a", "b"), scale=(1.0, 7.0), speaker=speaker, group=group,
         split=np.asarray(split if split is not None else [""] * n, dtype=object), feature_names=("f1", "f2"),
         name="toy",
     )
@@ -57,3 +58,58 @@ def test_split_fold_uses_the_split_column():
 def test_table_without_split_column_says_what_to_do():
     with pytest.raises(EmoconfError, match="no 'split' column.*--cv group"):
         make_folds(corpus(), "split")
+
+
+# === Leave-speakers-out: speakers when there are no groups, and --folds K ===
+
+def test_group_folds_fall_back_to_speakers_when_the_table_has_no_groups():
+    speakers = ("spk1", "spk2", "spk3", "spk4")
+    folds = make_folds(corpus(groups=("",) * 4, speakers=speakers), "group")
+    assert [fold.name for fold in folds] == ["test=spk1 validation=spk2", "test=spk2 validation=spk3",
+                                             "test=spk3 validation=spk4", "test=spk4 validation=spk1"]
+    assert list(folds[0].test) == [0, 1] and list(folds[0].validation) == [2, 3] and list(folds[0].train) == [4, 5, 6, 7]
+
+
+def test_neither_groups_nor_speakers_is_refused_naming_both_columns():
+    with pytest.raises(EmoconfError, match="non-empty 'group' column .* or, for leave-speakers-out folds, a 'speaker'"):
+        make_folds(corpus(groups=("",) * 4), "group")
+
+
+def test_fold_groups_puts_the_largest_group_first_into_the_emptiest_fold():
+    # counts a 4, b 3, c 2, d 2, e 1 -> a:0 (4 0 0), b:1 (4 3 0), c:2 (4 3 2), d:2 (4 3 4), e:1 (4 4 4)
+    rows = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] * 2 + ["e"])
+    assert fold_groups(rows, 3) == {"a": 0, "b": 1, "c": 2, "d": 2, "e": 1}
+    assert fold_groups(rows[::-1], 3) == fold_groups(rows, 3)  # the counts decide, not the row order
+
+
+def test_ten_speakers_in_five_folds_of_two_each_tested_once():
+    speakers = [f"spk{i:02d}" for i in range(10)]
+    c = corpus(groups=("",) * 10, speakers=speakers)
+    folds = make_folds(c, "group", folds=5)
+    assert len(folds) == 5
+    assert sorted(np.concatenate([f.test for f in folds]).tolist()) == list(range(20))
+    for fold in folds:
+        assert len({c.speaker[i] for i in fold.test}) == 2  # two speakers a fold, never split
+        assert not {c.speaker[i] for i in fold.train} & {c.speaker[i] for i in fold.test}
+    # equal counts: spk00 -> 0, spk01 -> 1, ..., spk04 -> 4, spk05 -> 0, ...; validation = the next fold
+    assert folds[0].name == "test=spk00+spk05 validation=spk01+spk06"
+
+
+def test_fold_assignment_lists_every_utterance_in_every_fold():
+    c = corpus()
+    folds = make_folds(c, "group")
+    table = fold_assignment(c, folds)
+    assert len(table) == 5 * len(c) and set(table["part"]) == {"train", "validation", "test"}
+    first = table[table["fold"] == 0].set_index("id")["part"]
+    assert first["u0"] == "test" and first["u2"] == "validation" and first["u9"] == "train"
+
+
+@pytest.mark.parametrize(("folds", "message"), [(2, "at least 3"), (11, "only 10 groups/speakers")])
+def test_bad_fold_counts_are_refused(folds, message):
+    with pytest.raises(EmoconfError, match=message):
+        make_folds(corpus(groups=("",) * 10, speakers=[f"s{i}" for i in range(10)]), "group", folds=folds)
+
+
+def test_folds_with_the_split_column_is_refused():
+    with pytest.raises(EmoconfError, match="--folds 5: .*use it with --cv group"):
+        make_folds(corpus(split=["train"] * 6 + ["validation"] * 2 + ["test"] * 2), "split", folds=5)

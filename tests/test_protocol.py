@@ -137,6 +137,19 @@ def test_rerun_skips_finished_units_and_gives_the_same_tables(corpus, finished_r
     pd.testing.assert_frame_equal(first.predictions, second.predictions, check_dtype=False, atol=1e-6)
 
 
+def test_the_output_lists_which_utterance_is_in_which_part_of_each_fold(corpus, finished_run):
+    _, _, out_dir = finished_run
+    folds = pd.read_csv(out_dir / "folds.csv")
+    assert list(folds.columns) == ["id", "fold", "fold_name", "part"] and len(folds) == len(corpus)
+    (fold,) = make_folds(corpus, "split")
+    assert (folds["part"] == "test").sum() == len(fold.test) and set(folds["fold_name"]) == {"split"}
+
+
+def test_the_fingerprint_lists_folds_only_when_set():
+    assert "folds" not in ProtocolConfig(cv="group").fingerprint()  # an --out from before the option resumes
+    assert ProtocolConfig(cv="group", folds=5).fingerprint()["folds"] == 5
+
+
 def test_same_seed_gives_identical_results(end_to_end, raw_only):
     # Every method, MC dropout included. Seeded per unit: the raw unit run alone gives the raw rows of the run
     # with both training sets.

@@ -34,7 +34,7 @@ from emoconf_tf.evaluation.tables import (  # the tables' columns, under the nam
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.filtering import PAPER_RULES, TRAININGS, ConflictRule, filter_counts, rule_masks
-from emoconf_tf.folds import Fold, make_folds
+from emoconf_tf.folds import Fold, fold_assignment, make_folds
 from emoconf_tf.metrics import coverage_error, selective_scores
 from emoconf_tf.targets import class_centroids, manhattan_distances, softmax_of_negative
 from emoconf_tf.row_batches import CHUNK_ROWS, row_chunks
@@ -53,7 +53,10 @@ class ProtocolConfig:
     """What the protocol runs.
 
     Args:
-        cv: `"split"` (the table's split column) or `"group"` (leave-one-group-out folds).
+        cv: `"split"` (the table's split column) or `"group"` (leave-one-group-out folds; by speaker when the table
+            has no groups).
+        folds: with `cv="group"`, the groups (or speakers) gathered into this many folds (`folds.fold_groups`);
+            None (default): one fold per group.
         seeds: the seeds; every fold runs once per seed.
         trainings: subset of `("raw", "filtered")`.
         rejections: rejection rates (fractions), default 0, 0.1, ..., 0.5.
@@ -78,6 +81,7 @@ class ProtocolConfig:
     """
 
     cv: str = "split"
+    folds: int | None = None
     seeds: tuple[int, ...] = (0,)
     trainings: tuple[str, ...] = TRAININGS
     rejections: tuple[float, ...] = PAPER_REJECTIONS
@@ -99,6 +103,8 @@ class ProtocolConfig:
             raise EmoconfError(f"methods {unknown_methods}: choose from {', '.join(METHODS)}")
         if self.mc_dropout_passes < 1:
             raise EmoconfError("mc_dropout_passes must be at least 1")
+        if self.folds is not None and (self.cv != "group" or self.folds < 3):
+            raise EmoconfError(f"folds {self.folds}: needs cv='group' and at least 3 folds")
         if self.ensemble_members < 1:
             raise EmoconfError(f"ensemble_members {self.ensemble_members}: an ensemble needs at least 1 classifier")
         if any(not (t > 0) for t in self.taus):
@@ -122,6 +128,8 @@ class ProtocolConfig:
         data["training"].pop("verbose", None)
         if not self.filter_inclusive:  # listed only when set: an --out written before the option still resumes
             data.pop("filter_inclusive")
+        if self.folds is None:  # listed only when set: an --out written before the option still resumes
+            data.pop("folds")
         if "macro_gain_ensemble" not in self.methods:  # no ensemble is trained: the setting changes nothing
             data.pop("ensemble_members")
         data["seeds"] = list(self.seeds)
@@ -370,7 +378,7 @@ def run_protocol(
     """
     from tqdm.auto import tqdm
 
-    folds = make_folds(corpus, config.cv)
+    folds = make_folds(corpus, config.cv, config.folds)
     for fold in folds:  # fail before any training (and before writing anything), not after hours of it
         for training in config.trainings:
             check_training_rows(corpus, fold, training, config)
@@ -380,6 +388,8 @@ def run_protocol(
         parts_dir = out_dir / "parts"
         _check_same_settings(out_dir, corpus, config)
         _remove_stale_temporaries(out_dir, parts_dir)
+        with atomic_path(out_dir / "folds.csv") as tmp:  # which utterance is in which part of each fold
+            fold_assignment(corpus, folds).to_csv(tmp, index=False)
     units = [(fold, seed, training) for fold in folds for seed in config.seeds for training in config.trainings]
     done: list[UnitResult] = []
     skipped = 0

@@ -177,7 +177,7 @@ def train_run(
         raise EmoconfError(f"{out_dir}: already holds a finished run; choose another --out or delete it")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise EmoconfError(f"{out_dir}: exists and is not a finished run directory; choose another --out")
-    folds = make_folds(corpus, config.cv)
+    folds = make_folds(corpus, config.cv, config.folds)
     if not 0 <= fold_index < len(folds):
         raise EmoconfError(f"--fold {fold_index}: the corpus has {len(folds)} fold(s) with --cv {config.cv}")
     fold = folds[fold_index]
