@@ -22,6 +22,9 @@ from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 from emoconf_tf.filtering import TRAININGS
 
 SERVABLE = servable_methods()
+FOLDS_HELP = ("with --cv group: gather the groups (or speakers) into K folds of near-equal size, deterministically "
+        "(leave-speakers-out on a corpus without sessions); the assignment is written to folds.csv (default: one fold "
+        "per group)")
 EPILOG = "Docs: README.md in the repository. Every command writes its outputs atomically (temporary name, then rename)."
 # --data-dir of build, export-table and reproduce --tfds; resolved by `_tfds_data_dir`, with TFDS's own rule.
 DATA_DIR_DEFAULT = "default: TFDS's default data directory, $TFDS_DATA_DIR if set, else ~/tensorflow_datasets"
@@ -58,8 +61,9 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
             "counted (default: every label in the table)")
         parser.add_argument(
             "--cv", choices=("split", "group"), default="split",
-            help="folds from the 'split' column, or leave-one-group-out by 'group': test = group k, validation = the "
-            "next group, training = the rest (default: split)")
+            help="folds from the 'split' column, or leave-one-group-out by 'group' (by 'speaker' when the table has "
+            "no groups): test = group k, validation = the next group, training = the rest (default: split)")
+        parser.add_argument("--folds", type=int, default=None, metavar="K", help=FOLDS_HELP)
     parser.add_argument("--seeds", type=int, default=1, help="repeat every fold with seeds 0..N-1 (default: 1)")
     parser.add_argument(
         "--trainings", default="raw,filtered",
@@ -178,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--classes", default=None, help="comma-separated category names to keep (default: all)")
     train.add_argument(
         "--cv", choices=("split", "group"), default="split",
-        help="where the validation/test rows come from (default: split)")
+        help="where the validation/test rows come from: the split column, or leave-one-group-out by 'group' (by "
+        "'speaker' when the table has no groups) (default: split)")
+    train.add_argument("--folds", type=int, default=None, metavar="K", help=FOLDS_HELP)
     train.add_argument("--fold", type=int, default=0, help="which fold with --cv group (default: 0)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     train.add_argument(
@@ -218,17 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(train)
 
     build = commands.add_parser(
-        "build", help="build a TFDS dataset (openSMILE features + AVD labels) from your licensed corpus copy",
-        description="Builds the msp_podcast, iemocap or ser_features TFDS dataset from a manual directory, extracting "
-        "openSMILE functionals in parallel (resumable: extracted files are cached), and optionally writes it as a "
-        "features table for `emoconf reproduce`. Nothing is downloaded.",
+        "build", help="build a TFDS dataset (openSMILE features + labels) from your corpus copy or audio folder",
+        description="Builds the msp_podcast, iemocap, ser_features or audio_folder TFDS dataset from a manual "
+        "directory, extracting openSMILE functionals in parallel (resumable: extracted files are cached), and "
+        "optionally writes it as a features table for `emoconf reproduce`. audio_folder reads any folder of audio "
+        "files: a metadata.csv (file_name,label[,speaker,split,group,arousal,valence,dominance,scale]) or one "
+        "folder per class (<label>/*.wav or <split>/<label>/*.wav). Nothing is downloaded.",
         epilog="See tfds_builders/README.md for what goes in each manual directory.",
     )
-    build.add_argument("name", choices=("msp_podcast", "iemocap", "ser_features"), help="dataset to build")
+    build.add_argument(
+        "name", choices=("msp_podcast", "iemocap", "ser_features", "audio_folder"), help="dataset to build")
     build.add_argument(
         "--manual-dir", required=True,
-        help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, or a features table for "
-        "ser_features)")
+        help="your copy of the corpus (MSP-Podcast release dir, IEMOCAP_full_release's parent, a features table for "
+        "ser_features, or for audio_folder the folder holding metadata.csv or the class folders)")
     build.add_argument(
         "--data-dir", default=None,
         help=f"TFDS data directory, where the dataset and the openSMILE cache are written ({DATA_DIR_DEFAULT})")
@@ -261,9 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_table = commands.add_parser(
         "export-table", help="write a dataset built with `emoconf build` as a features table",
-        description="Writes a prepared msp_podcast, iemocap or ser_features dataset as a features table (id, label, "
-        "arousal, valence, dominance, speaker, group, split when the dataset has train/validation/test splits, then "
-        "one column per openSMILE feature) that `emoconf reproduce --table` reads. Written atomically.",
+        description="Writes a prepared msp_podcast, iemocap, ser_features or audio_folder dataset as a features table "
+        "(id, label, arousal, valence, dominance unless the dataset has no AVD ratings, speaker, group, split when "
+        "the dataset has train/validation/test splits, then one column per openSMILE feature) that `emoconf "
+        "reproduce --table` reads. Written atomically.",
         epilog="See tfds_builders/README.md.",
     )
     export_table.add_argument("name", help="dataset, optionally with its config: iemocap or iemocap/egemaps_v02")
@@ -451,6 +461,11 @@ def _check_arguments(args) -> None:
     for name in ("mc_passes", "ensemble_members", "num_features", "size"):
         if getattr(args, name, None) is not None and getattr(args, name) < 1:
             raise EmoconfError(f"--{name.replace('_', '-')} must be at least 1")
+    if getattr(args, "folds", None) is not None:
+        if args.folds < 3:
+            raise EmoconfError(f"--folds {args.folds}: need at least 3 (a test, a validation and a training fold)")
+        if args.cv != "group":
+            raise EmoconfError(f"--folds {args.folds}: folds are made from groups or speakers; add --cv group")
     for name in ("corpus_seed", "seed", "fold"):
         if getattr(args, name, None) is not None and getattr(args, name) < 0:
             raise EmoconfError(f"--{name.replace('_', '-')} must be 0 or more")
@@ -506,6 +521,7 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
         # `emoconf train` has no --threshold-source: its run directory's results.csv keeps validation rows only
         threshold_sources=_threshold_sources(getattr(args, "threshold_source", "validation")),
         recommend_by=getattr(args, "recommend_by", "f1_uar_area"),
+        folds=getattr(args, "folds", None),
     )
 
 
@@ -629,7 +645,7 @@ def _run_and_report(corpus, config, out: Path) -> int:
         "version": __version__, "corpus": corpus.name, "synthetic": corpus.synthetic,
         "scale": list(corpus.scale), "merged_labels": dict(corpus.merged_labels),
         "files": ["results.csv", "per_class.csv", "runs.csv", "selective.csv", "choices.csv", "predictions.csv",
-                  "report.md", "curves.png"] + (["risk_coverage.png"] if (out / "risk_coverage.png").exists() else []),
+                  "folds.csv", "report.md", "curves.png"] + (["risk_coverage.png"] if (out / "risk_coverage.png").exists() else []),
         "seconds": round(elapsed, 1),
     })
     print()
@@ -716,6 +732,9 @@ def _build(args) -> int:
     skipped = metadata.get("skipped_classes")
     if skipped:
         print("skipped categories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    if metadata.get("has_avd") is False:
+        print("no arousal/valence/dominance ratings: the dataset has NaN AVD (has_avd false in metadata.json) and a "
+              "features table has no AVD columns")
     skipped_other = {k: v for k, v in (metadata.get("skipped_other") or {}).items() if k != "failed extraction"}
     if skipped_other:
         print("skipped utterances: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped_other.items())))

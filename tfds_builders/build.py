@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 
 from emoconf_tf.atomic import atomic_path
-from emoconf_tf.corpus import Corpus, normalize_split, parse_scale, table_columns
+from emoconf_tf.corpus import AVD_COLUMNS, Corpus, normalize_split, parse_scale, table_columns
 from emoconf_tf.errors import EmoconfError
 
 logger = logging.getLogger(__name__)
 
-DATASET_NAMES = ("msp_podcast", "iemocap", "ser_features")
+DATASET_NAMES = ("msp_podcast", "iemocap", "ser_features", "audio_folder")
 _EXPORT_BATCH = 1024
 
 
@@ -51,9 +51,10 @@ def build_dataset(
     """Prepares dataset `name` from the licensed copy in `manual_dir`, without network access.
 
     Args:
-        name: `"msp_podcast"`, `"iemocap"` or `"ser_features"`.
+        name: `"msp_podcast"`, `"iemocap"`, `"ser_features"` or `"audio_folder"`.
         manual_dir: the licensed copy (see each builder's `MANUAL_DOWNLOAD_INSTRUCTIONS`); for
-            `ser_features`, the folder holding the table or the table file itself.
+            `ser_features`, the folder holding the table or the table file itself; for `audio_folder`, your
+            folder of audio files (`metadata.csv`, or one folder per class).
         data_dir: the TFDS data dir where the dataset is written (and the openSMILE cache, under
             `downloads/opensmile/`); default None, TFDS's default data dir (`$TFDS_DATA_DIR` if set, else
             `~/tensorflow_datasets`).
@@ -82,7 +83,7 @@ def build_dataset(
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import constants
 
-    import tfds_builders  # noqa: F401  registers the builders
+    _register_builders()
     from tfds_builders.speech_features import SpeechFeaturesBuilder
 
     if name not in DATASET_NAMES:
@@ -171,9 +172,11 @@ def export_features_table(
 ) -> Path:
     """Writes a prepared dataset as a features table (`.csv`, `.csv.gz` or `.parquet`), atomically.
 
-    Columns: `id`, `label` (class name), `arousal`, `valence`, `dominance`, `speaker`, `group`, then
-    `split` (the TFDS split name: `train`, `validation`, `test1`, ...) unless the splits are not
-    train/validation/test splits (IEMOCAP's `session1`..`session5`: the session is then in `group`), then the
+    Columns: `id`, `label` (class name), `arousal`, `valence`, `dominance` (not for a dataset without AVD
+    ratings, `info.metadata["has_avd"]` False), `speaker`, `group`, then `split` (the TFDS split name: `train`,
+    `validation`, `test1`, ...) unless the splits are not train/validation/test splits (IEMOCAP's
+    `session1`..`session5`: the session is then in `group`) or the dataset has none (an `audio_folder` without
+    splits, `info.metadata["has_splits"]` False), then the
     table-level columns of `emoconf_tf.corpus.table_columns`: `scale` (the dataset's recorded AVD scale, e.g.
     `1,5`, so that `emoconf reproduce --table` needs no `--scale`), `synthetic` and `merged_labels`
     (`excited=happy` for IEMOCAP's default configs) when they apply, then one column per feature, named as
@@ -192,12 +195,15 @@ def export_features_table(
     builder = prepared_builder(builder_or_name, data_dir, config)
     out_path = Path(out_path).expanduser()
     with_split = _has_protocol_splits(builder)
+    with_avd = _has_avd(builder)
     metadata = builder.info.metadata or {}
     facts = table_columns(scale=metadata.get("scale"), synthetic=bool(metadata.get("synthetic", False)),
                           merged_labels=merged_labels(builder))
 
     def batches():
         for split, frame, features, columns in _iter_batches(builder):
+            if not with_avd:
+                frame = frame.drop(columns=list(AVD_COLUMNS))
             if with_split:
                 frame["split"] = split
             for column, value in facts.items():
@@ -241,10 +247,16 @@ def load_corpus(
         `dropped` counts the examples of each label not in `classes`.
 
     Raises:
-        EmoconfError: an unknown or unprepared dataset, unknown class names, or no scale to use.
+        EmoconfError: an unknown or unprepared dataset, a dataset without AVD ratings, unknown class names, or no
+            scale to use.
     """
     builder = prepared_builder(builder_or_name, data_dir, config)
     metadata = builder.info.metadata or {}
+    if not _has_avd(builder):
+        raise EmoconfError(
+            f"{builder.data_dir}: {builder.info.full_name} has no arousal/valence/dominance ratings (has_avd false in "
+            f"its metadata.json); the protocol's conflict filter and confidence targets need them"
+        )
     if scale is None:
         if "scale" not in metadata:
             raise EmoconfError(
@@ -311,15 +323,32 @@ def merged_labels(builder) -> tuple[tuple[str, str], ...]:
 
 def prepared_builder(builder_or_name, data_dir: str | os.PathLike | None, config: str | None):
     """The builder given, or the one named, with this package's builder classes registered; it must be prepared."""
-    import tfds_builders  # noqa: F401  registers the builders
     from emoconf_tf import datasets
+
+    _register_builders()
 
     return datasets.prepared_builder(builder_or_name, data_dir, config)
 
 
+def _register_builders() -> None:
+    """Imports the builder classes, which registers their names with TFDS."""
+    import tfds_builders  # noqa: F401  msp_podcast, iemocap, ser_features
+    import tfds_builders.audio_folder.audio_folder_dataset_builder  # noqa: F401
+
+
 def _has_protocol_splits(builder) -> bool:
-    """Whether the splits are train/validation/test(N) (MSP-Podcast), not sessions (IEMOCAP)."""
+    """Whether the splits are train/validation/test(N) (MSP-Podcast), not sessions (IEMOCAP), nor the one `train`
+    split of a folder that gave none (`audio_folder`: `info.metadata["has_splits"]` False)."""
+    metadata = builder.info.metadata or {}
+    if not metadata.get("has_splits", True):
+        return False
     return all(_is_protocol_split(split) for split in builder.info.splits.keys())
+
+
+def _has_avd(builder) -> bool:
+    """False for a dataset without AVD ratings (`audio_folder` of a corpus with categories only: NaN AVD and
+    `info.metadata["has_avd"]` False)."""
+    return bool((builder.info.metadata or {}).get("has_avd", True))
 
 
 def _iter_batches(builder):

@@ -92,6 +92,16 @@ def feature_set_configs(config_class=SpeechFeaturesConfig, suffix: str = "", des
     return configs
 
 
+def info_with_labels_from_data(builder) -> "tfds.core.DatasetInfo":
+    """The `DatasetInfo` of a builder whose class names come from its data (a table, a folder), set in
+    `_split_generators` and saved in label.labels.txt: features of the builder config's dimension, empty metadata."""
+    return builder.dataset_info_from_configs(
+        features=example_features(None, builder.builder_config.num_features),
+        supervised_keys=("features", "label"),
+        metadata=tfds.core.MetadataDict(),
+    )
+
+
 def example_features(class_names: Sequence[str] | None, num_features: int | None) -> tfds.features.FeaturesDict:
     """The example spec; `class_names=None` leaves the ClassLabel names to be set when the data is read."""
     label = tfds.features.ClassLabel(names=list(class_names)) if class_names is not None else tfds.features.ClassLabel()

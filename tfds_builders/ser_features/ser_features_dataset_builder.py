@@ -47,12 +47,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        # The class names come from the table: set in `_split_generators`, saved in label.labels.txt.
-        return self.dataset_info_from_configs(
-            features=speech_features.example_features(None, self.builder_config.num_features),
-            supervised_keys=("features", "label"),
-            metadata=tfds.core.MetadataDict(),
-        )
+        return speech_features.info_with_labels_from_data(self)
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         table_path = find_table(Path(dl_manager.manual_dir))

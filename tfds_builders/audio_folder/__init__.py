@@ -1,0 +1,1 @@
+"""The `audio_folder` TFDS builder: your own folder of labelled audio files."""
