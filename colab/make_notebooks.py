@@ -32,7 +32,7 @@ RUN_NOTE_PREFIX = "_Outputs:"
 # TensorFlow's C++ start-up lines (oneDNN, "no CUDA drivers") go to the kernel's own stderr, as in Colab,
 # instead of into the notebook's outputs.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
-RUN_MINUTES = {"01_quickstart": 2, "02_your_corpus": 3, "03_deploy": 2}
+RUN_MINUTES = {"01_quickstart": 2, "02_your_corpus": 3, "03_deploy": 3}
 
 
 def md(text: str) -> nbformat.NotebookNode:
@@ -598,9 +598,11 @@ def deploy() -> list[nbformat.NotebookNode]:
             "03_deploy",
             "Deploying EmoConfidNet: SavedModel, operating point, TF Serving",
             f"""
-            Train one classifier + EmoConfidNet, pick the rejection rate (the operating point) from
-            its validation curve, export it as a SavedModel for TF Serving, call its signatures
-            from Python, and write the REST requests that do the same against a model server.
+            Train the classifier, EmoConfidNet and a small ensemble, see which confidence score
+            validation chose to serve, pick the rejection rate (the operating point) from its
+            validation curve, export it as a SavedModel for TF Serving, call its signatures from
+            Python (validation thresholds, thresholds from the batch itself, and an adaptive rate for
+            a stream), and write the REST requests that do the same against a model server.
 
             > **SYNTHETIC DATA.** The model is trained on the built-in synthetic corpus (generated
             > utterances, not real speech); its model card says so. Use `emoconf train --table` on
@@ -636,19 +638,25 @@ def deploy() -> list[nbformat.NotebookNode]:
             import tensorflow as tf
 
             from emoconf_tf import make_synthetic_corpus
+            from emoconf_tf.adaptive import AdaptiveRejection
+            from emoconf_tf.corpus import write_features_table
             from emoconf_tf.serving.export import serialize_examples
             from emoconf_tf.serving.versions import model_versions
             from emoconf_tf.metrics import selective_scores
-            from emoconf_tf.thresholds import rejection_threshold
+            from emoconf_tf.thresholds import class_thresholds, rejection_threshold
             """
         ),
         md(
             """
             ## Train a run
 
-            `emoconf train` trains on the filtered training set and writes a *run directory*: both
-            models as `.keras` files and the validation confidences that set the thresholds. A
-            finished run is reused when the notebook runs again.
+            `emoconf train` trains on the filtered training set and writes a *run directory*: the
+            models as `.keras` files and the validation scores that set the thresholds. By default
+            (`--score recommended`) it also trains two more classifiers (a deep ensemble) and chooses
+            on validation the confidence score and rejection mode to serve, by the rule of
+            `emoconf reproduce`: `macro_gain_ensemble` with per-class thresholds unless another
+            candidate is clearly better. `--score emoconfidnet` would train the paper's model alone.
+            A finished run is reused when the notebook runs again.
             """
         ),
         code(
@@ -659,21 +667,27 @@ def deploy() -> list[nbformat.NotebookNode]:
                 !emoconf train {ARGS} --out {RUN_DIR}
             info = json.loads((Path(RUN_DIR) / "run.json").read_text())
             class_names = info["class_names"]
+            MODE = info["rejection_mode"]  # the served score's rejection mode (validation's choice for recommended)
+            SERVED = f"{info['score']['name']} ({' + '.join(m for m, _ in info['score']['components'])})"
             print(f"{RUN_DIR}: corpus {info['corpus']} (synthetic: {info['synthetic']}), "
                   f"{info['num_features']} features, classes {', '.join(class_names)}, {info['training']} training, "
                   f"seed {info['seed']}")
+            print(f"served confidence: {SERVED}, {MODE} thresholds")
             """
         ),
         md(
             """
             ## Pick the operating point on the validation set
 
-            For each rejection rate, the threshold is the validation confidence that rejects that
-            fraction; the curve shows F1 of the kept validation predictions against the coverage
-            (the fraction kept). A useful confidence makes F1 rise as the coverage falls; where the
+            For each rejection rate, the thresholds are set on the validation scores (one for all
+            predictions in `global` mode, one per predicted class in `per_class` mode); the curve
+            shows F1 of the kept validation predictions against the coverage (the fraction kept),
+            for the served score and for the paper's two (EmoConfidNet and the top-two margin,
+            global thresholds). A useful confidence makes F1 rise as the coverage falls; where the
             curve stops rising, rejecting more only loses predictions (and with few predictions
-            left, the curve gets noisy). The test set stays out of this choice: its figures are in
-            the run's `results.csv` and the model card.
+            left, the curve gets noisy). The served score was chosen on these validation
+            predictions, so its curve here flatters it a little; the test set stays out of every
+            choice, and its figures are in the run's `results.csv` and the model card.
             """
         ),
         code(
@@ -681,24 +695,31 @@ def deploy() -> list[nbformat.NotebookNode]:
             validation = pd.read_csv(Path(RUN_DIR) / "validation.csv")
             y_true = validation["label"].map(class_names.index).to_numpy()
             y_pred = validation["predicted"].map(class_names.index).to_numpy()
+            METHODS = (  # (name, validation.csv column, rejection mode)
+                (f"served: {SERVED}, {MODE}", "confidence", MODE),
+                ("EmoConfidNet (the paper's)", "emoconfidnet", "global"),
+                ("top-2 margin (the paper's baseline)", "baseline_confidence", "global"),
+            )
             rows = []
-            for method, column in (("EmoConfidNet", "confidence"), ("top-2 margin", "baseline_confidence")):
+            for method, column, mode in METHODS:
                 confidence = validation[column].to_numpy()
                 for rejection in np.round(np.arange(0.0, 0.91, 0.05), 2):
-                    threshold = rejection_threshold(confidence, rejection)
-                    scores = selective_scores(y_true, y_pred, confidence, threshold, len(class_names))
-                    rows.append({"method": method, "rejection": rejection, "threshold": threshold,
-                                 "coverage": scores.coverage, "f1": scores.f1, "uar": scores.uar})
+                    thresholds = class_thresholds(confidence, y_pred, rejection, len(class_names), mode)
+                    scores = selective_scores(y_true, y_pred, confidence, thresholds, len(class_names))
+                    rows.append({"method": method, "rejection": rejection, "coverage": scores.coverage,
+                                 "f1": scores.f1, "uar": scores.uar})
             curve = pd.DataFrame(rows)
+            served_curve = curve[curve["method"] == METHODS[0][0]].drop(columns="method").set_index("rejection")
 
 
             def plot_operating_point(rejection=REJECTION):
                 fig, ax = plt.subplots(figsize=(6.5, 4))
-                for (method, group), color in zip(curve.groupby("method", sort=False), ("tab:red", "tab:green")):
+                colors = ("tab:blue", "tab:red", "tab:green")
+                for (method, group), color in zip(curve.groupby("method", sort=False), colors):
                     ax.plot(group["coverage"], group["f1"], marker=".", color=color, label=method)
-                point = curve[(curve["method"] == "EmoConfidNet") & np.isclose(curve["rejection"], rejection)].iloc[0]
+                point = served_curve.loc[served_curve.index[np.isclose(served_curve.index, rejection)][0]]
                 ax.scatter([point["coverage"]], [point["f1"]], s=120, facecolors="none", edgecolors="black", zorder=3,
-                           label=f"rejection {rejection:.0%}: threshold {point['threshold']:.3f}")
+                           label=f"served, rejection {rejection:.0%}")
                 ax.set_xlabel("coverage (fraction of validation predictions kept)")
                 ax.set_ylabel("F1 of the kept predictions")
                 ax.set_title(f"Validation curve, {info['corpus']} (SYNTHETIC data)" if info["synthetic"] else
@@ -710,7 +731,7 @@ def deploy() -> list[nbformat.NotebookNode]:
 
 
             plot_operating_point(REJECTION)
-            curve[curve["method"] == "EmoConfidNet"].drop(columns="method").set_index("rejection").round(3).iloc[::2]
+            served_curve.round(3).iloc[::2]
             """
         ),
         md("With `ipywidgets` (as in Colab), a slider moves the operating point:"),
@@ -731,25 +752,44 @@ def deploy() -> list[nbformat.NotebookNode]:
             ## Export the SavedModel
 
             `emoconf export` writes the next version of the model under `MODEL_DIR` (the layout TF
-            Serving polls), with `REJECTION` as the operating point of its default signature. The
-            model takes raw features: the standardisation is inside it. The sorted validation
-            confidences are stored too, so the `threshold` signature works for any rejection rate.
+            Serving polls), serving the run's score as `confidence` (the ensemble members folded into
+            the one graph), with `REJECTION` as the operating point of its default signature. The
+            model takes raw features: the standardisation is inside it. The sorted validation scores
+            are stored too, so the `threshold` signature works for any rejection rate.
+            `emoconf inspect` names the served score on its `confidence:` line.
             """
         ),
         code("!emoconf export {RUN_DIR} --out {MODEL_DIR} --default-rejection {REJECTION}"),
         code("!emoconf inspect {MODEL_DIR}"),
         md(
             """
-            ## Call the signatures from Python
-
-            A few test utterances of the same synthetic corpus (`emoconf train --synthetic` uses
-            corpus seed 0). `threshold` takes features and a rejection rate and returns the
-            threshold, each prediction's confidence and whether it is accepted.
+            `assets/score.json` in the version folder records the served score for clients and tools
+            (`emoconf inspect` and `emoconf predict` read it): what it resolved to, the rejection
+            mode, the number of classifiers in the graph and how validation chose it.
             """
         ),
         code(
             """
             version_dir = Path(MODEL_DIR) / str(model_versions(MODEL_DIR)[-1])
+            score = json.loads((version_dir / "assets" / "score.json").read_text())
+            print(f"served: {score['served']}; rejection mode {score['rejection_mode']}; "
+                  f"{score['ensemble_members']} classifier(s) in the graph")
+            print("chosen on validation:", json.dumps(score["chosen_on"]))
+            """
+        ),
+        md(
+            """
+            ## Call the signatures from Python
+
+            A few test utterances of the same synthetic corpus (`emoconf train --synthetic` uses
+            corpus seed 0). `threshold` takes features and a rejection rate and returns the
+            thresholds (the global one, and one per predicted class in `per_class` mode), each
+            prediction's served confidence, the threshold applied to it and whether it is accepted,
+            with the paper's two scores beside it.
+            """
+        ),
+        code(
+            """
             loaded = tf.saved_model.load(str(version_dir))
             print(f"{version_dir}: signatures {', '.join(loaded.signatures)}")
 
@@ -757,13 +797,21 @@ def deploy() -> list[nbformat.NotebookNode]:
             test = corpus.subset(corpus.split == "test")
             features = test.features[:6]
             out = loaded.signatures["threshold"](features=tf.constant(features), rejection=tf.constant(REJECTION))
-            print(f"threshold at {REJECTION:.0%} rejection: {float(out['threshold']):.4f} "
-                  f"(from the validation curve above: {rejection_threshold(validation['confidence'], REJECTION):.4f})")
+            expected = class_thresholds(validation["confidence"], y_pred, REJECTION, len(class_names), MODE)
+            print(f"global threshold at {REJECTION:.0%} rejection: {float(out['threshold']):.6f} "
+                  f"(from validation.csv: {rejection_threshold(validation['confidence'], REJECTION):.6f})")
+            by_class = {c: round(float(t), 6) for c, t in zip(class_names, out["class_thresholds"])}
+            print(f"per predicted class ({MODE}):", by_class)
+            print("    from validation.csv:", {c: round(float(t), 6) for c, t in zip(class_names, expected)})
             pd.DataFrame({
                 "id": test.ids[:6],
                 "label": np.asarray(corpus.class_names)[test.labels[:6]],
-                "confidence": out["confidence"].numpy().round(4),
+                "predicted": np.asarray(class_names)[loaded.signatures["predict"](features=tf.constant(features))[
+                    "class_ids"].numpy()],
+                "confidence": out["confidence"].numpy().round(6),
+                "applied_threshold": out["applied_threshold"].numpy().round(6),
                 "accept": out["accept"].numpy(),
+                "emoconfidnet_confidence": out["emoconfidnet_confidence"].numpy().round(4),
             })
             """
         ),
@@ -782,9 +830,72 @@ def deploy() -> list[nbformat.NotebookNode]:
                 "id": test.ids[:6],
                 "label": np.asarray(corpus.class_names)[test.labels[:6]],
                 "predicted": [c.decode() for c in out["classes"].numpy()],
-                "confidence": out["confidence"].numpy().round(4),
+                "confidence": out["confidence"].numpy().round(6),
                 "accept": out["accept"].numpy(),
             })
+            """
+        ),
+        md(
+            """
+            ## An operating point that holds on new data
+
+            Validation thresholds reject `REJECTION` of the *validation* predictions; on new
+            speakers or a new session the confidences shift and the same thresholds reject more or
+            less. `batch_threshold` takes the same inputs as `threshold` but sets the thresholds on
+            the request's own confidences, so it rejects the fraction `rejection` of the batch
+            (within each predicted class in `per_class` mode), without labels. Send a whole session,
+            or a day of calls, in one request: here every test utterance at once. (A class with
+            fewer than `1 / rejection` rows in the batch loses none of them, and a batch of one row
+            is always accepted.)
+            """
+        ),
+        code(
+            """
+            session = tf.constant(test.features)
+            rate = tf.constant(REJECTION)
+            from_validation = loaded.signatures["threshold"](features=session, rejection=rate)
+            from_batch = loaded.signatures["batch_threshold"](features=session, rejection=rate)
+            print(f"{len(test)} test utterances in one request, rejection {REJECTION:.0%}: rejected "
+                  f"{1 - from_validation['accept'].numpy().mean():.1%} with the validation thresholds (threshold), "
+                  f"{1 - from_batch['accept'].numpy().mean():.1%} with their own (batch_threshold)")
+            pd.DataFrame({"validation thresholds": from_validation["class_thresholds"].numpy(),
+                          "this batch's": from_batch["class_thresholds"].numpy()}, index=class_names).round(6)
+            """
+        ),
+        md(
+            """
+            `emoconf predict --per-batch` applies the same rule to all the rows of a table (or all the
+            audio files) given at once; the last line, on stderr, says where the thresholds came from:
+            """
+        ),
+        code(
+            """
+            write_features_table(test, "session.parquet")
+            !emoconf predict --model {MODEL_DIR} --rejection {REJECTION} --per-batch session.parquet | tail -n 3
+            """
+        ),
+        md(
+            """
+            Utterances that arrive one at a time cannot be thresholded on their own batch.
+            `AdaptiveRejection` (adaptive conformal inference, Gibbs & Candès 2021) keeps one float
+            on the client, the rate `r_t` sent to `threshold`, and moves it after each request so that
+            the long-run rejection rate of the stream tends to `REJECTION`: here the test utterances,
+            one request each, in order.
+            """
+        ),
+        code(
+            """
+            aci = AdaptiveRejection(REJECTION)  # the client's state: r_t, one float, kept between requests
+            kept = []
+            for row in test.features:
+                out = loaded.signatures["threshold"](features=tf.constant(row[np.newaxis]),
+                                                     rejection=tf.constant(aci.rejection, tf.float32))
+                keep = bool(out["accept"].numpy()[0]) and not aci.rejects_all
+                aci.update(not keep)
+                kept.append(keep)
+            print(f"{len(kept)} requests of one utterance: rejected {1 - np.mean(kept):.1%} with AdaptiveRejection "
+                  f"(r_t ended at {aci.state:.4f}; the validation thresholds alone rejected "
+                  f"{1 - from_validation['accept'].numpy().mean():.1%})")
             """
         ),
         md(
@@ -800,8 +911,9 @@ def deploy() -> list[nbformat.NotebookNode]:
             ```
 
             The `threshold` signature has a scalar input, so its request uses the columnar
-            `inputs` format; `serving_default` takes one serialized example per instance, sent as
-            base64 (`{"b64": ...}`). Both bodies are written to files for `curl -d @FILE`:
+            `inputs` format (`batch_threshold` takes the same body with its own `signature_name`);
+            `serving_default` takes one serialized example per instance, sent as base64
+            (`{"b64": ...}`). Both bodies are written to files for `curl -d @FILE`:
             """
         ),
         code(
@@ -858,9 +970,14 @@ def deploy() -> list[nbformat.NotebookNode]:
             ## Next steps
 
             - `assets/model_card.md` inside the version folder records the corpus (SYNTHETIC here),
-              the features, the classes and the test figures at each rejection rate.
+              the features, the classes, the served score and the test figures at each rejection rate.
+            - `emoconf export runs/synthetic --out savedmodels/emoconf_paper --score emoconfidnet`
+              exports exactly the paper's model (EmoConfidNet's confidence, global thresholds) from
+              the same run.
             - A new `emoconf export` writes version 2, 3, ...: TF Serving switches to the newest.
             - For a real model: `emoconf train --table your_table.parquet` (see `02_your_corpus`).
+            - `savedmodels/README.md`: the signatures, REST and gRPC clients, and a stream client
+              that keeps `AdaptiveRejection` between requests.
             """
         ),
     ]

@@ -22,6 +22,7 @@ from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 from emoconf_tf.filtering import TRAININGS
 
 SERVABLE = servable_methods()
+WARMUP_DEFAULT = ("serving_default", "predict", "confidence", "threshold", "batch_threshold")  # export's SIGNATURE_NAMES
 FOLDS_HELP = ("with --cv group: gather the groups (or speakers) into K folds of near-equal size, deterministically "
         "(leave-speakers-out on a corpus without sessions); the assignment is written to folds.csv (default: one fold "
         "per group)")
@@ -308,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rejection-mode", default=None, metavar="{global,per_class}",
         help="accept = confidence >= one global threshold (global, the paper's) or >= the threshold of the "
         "predicted class (per_class) (default: the mode the run was trained with or validation chose, run.json)")
+    export.add_argument(
+        "--warmup", default=",".join(WARMUP_DEFAULT), metavar="SIGNATURES",
+        help="signatures the TF Serving warm-up file sends a request to; a server started with --enable_batching "
+        "refuses the scalar rejection of threshold and batch_threshold and then does not load the version, so for "
+        "one give serving_default,predict,confidence (default: all five)")
     export.add_argument(
         "--no-fold", action="store_true",
         help="serve the Keras graph as it is instead of the folded network (standardisation and batch norms merged "
@@ -764,7 +770,7 @@ def _export_table(args) -> int:
 
 def _export(args) -> int:
     from emoconf_tf.confidence_methods import check_servable
-    from emoconf_tf.serving.export import SIGNATURE_NAMES, check_rejection, export_run
+    from emoconf_tf.serving.export import SIGNATURE_NAMES, check_rejection, check_warmup_signatures, export_run
     from emoconf_tf.thresholds import check_rejection_mode
 
     check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads
@@ -772,11 +778,12 @@ def _export(args) -> int:
         check_servable(args.score)
     if args.rejection_mode is not None:
         check_rejection_mode(args.rejection_mode, "--rejection-mode")
+    warmup = check_warmup_signatures(args.warmup)
     _quiet_tensorflow(args.debug)
     out = Path(args.out or f"savedmodels/{Path(args.run_dir).resolve().name}")
     start = time.perf_counter()
     result = export_run(args.run_dir, out, default_rejection=args.default_rejection, fold=not args.no_fold,
-                        rejection_mode=args.rejection_mode, score=args.score)
+                        rejection_mode=args.rejection_mode, score=args.score, warmup_signatures=warmup)
     print(f"exported {args.run_dir} as {result.path} (version {result.version}) in {time.perf_counter() - start:.0f} s")
     if result.rejection_mode == "per_class":
         class_names = (result.path / "assets" / "labels.txt").read_text(encoding="utf-8").splitlines()

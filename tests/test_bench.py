@@ -12,6 +12,13 @@ ISSUE_KEYS = (
     "keras_predict_p50_ms", "extract_rtf_1", "extract_speedup_2", "protocol_s", "protocol_utterances",
     "peak_rss_gb", "features_gb", "scaling_exponent",
 )
+# issue 20 item 4: the default export (recommended) beside the paper export (--score emoconfidnet), same run
+DEFAULT_EXPORT_KEYS = (
+    "serving_default_export_p50_ms", "serving_default_export_p99_ms", "serving_default_export_batch256_samples_per_s",
+    "serving_default_export_vs_paper_p50", "serving_default_export_vs_paper_p99",
+    "serving_default_export_vs_paper_batch256", "serving_default_export_1thread_p50_ms",
+    "serving_default_export_classifiers", "serving_default_export_flops_vs_paper",
+)
 
 
 def test_flops_per_sample_of_a_small_classifier():
@@ -28,20 +35,45 @@ def test_table_marks_each_target_met_missed_or_not_applicable():
     table = bench_table(results)
     lines = {line.split("  ")[0].strip(): line for line in table.splitlines()}
     assert lines["training: fit / roofline"].endswith("yes")
-    assert lines["serving_default batch 1, p50"].endswith("NO")
+    assert lines["serving_default batch 1, p50, paper export"].endswith("NO")
     assert lines["protocol peak RSS"].endswith("yes")  # 2.9 <= 1.5 * 2.0
     assert lines["protocol wall time (PAPER_METHODS)"].endswith("n/a")  # a full-size target on a smaller run
     assert table.splitlines()[-1] == "targets met: 2 of 3"
+
+
+def test_table_shows_the_default_export_beside_the_paper_export_with_one_target_mark():
+    results = {"bench_full_size": 0, "serving_p50_ms": 0.6, "serving_default_export_p50_ms": 1.2,
+               "serving_default_export_vs_paper_p50": 2.0, "serving_default_export_score": "recommended (msp)"}
+    table = bench_table(results).splitlines()
+    paper = [line for line in table if line.split("  ")[0].strip() == "serving_default batch 1, p50, paper export"]
+    baseline = [line for line in table if line.strip().startswith("baseline: paper export (--score emoconfidnet)")]
+    assert paper[0].endswith("<= 0.5 ms              NO")
+    assert baseline[0].endswith("0.600 ms")  # the same figure again, without its target
+    assert any(line.startswith("default export serves") and line.endswith("recommended (msp)") for line in table)
+    assert any(line.strip().startswith("default / paper, p50") and line.endswith("2.00x") for line in table)
+    assert table[-1] == "targets met: 0 of 1"
 
 
 def test_bench_tiny_writes_every_figure_as_a_number(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["bench", "--tiny", "--json", str(path)]) == 0
     results = json.loads(path.read_text())
-    missing = [key for key in ISSUE_KEYS if key not in results]
+    missing = [key for key in ISSUE_KEYS + DEFAULT_EXPORT_KEYS if key not in results]
     assert not missing
+    # what the default export serves is text (ExportResult.score); every other figure is a number
+    assert results.pop("serving_default_export_score").startswith("recommended")
     assert all(isinstance(value, (int, float)) and math.isfinite(value) for value in results.values())
     assert results["protocol_utterances"] == 510  # the tiny corpus: 340 / 70 / 100
+    # the ratios are of the figures beside them
+    assert math.isclose(results["serving_default_export_vs_paper_p50"],
+                        results["serving_default_export_p50_ms"] / results["serving_p50_ms"])
+    assert math.isclose(results["serving_default_export_vs_paper_batch256"],
+                        results["serving_default_export_batch256_samples_per_s"]
+                        / results["serving_batch256_samples_per_s"])
+    # forward FLOPs, D = 6,373: a classifier 2 * (6373*256 + 256*256 + 256*5) = 3,396,608, EmoConfidNet's head
+    # 2 * (256*256 + 256*256 + 256*5) = 264,704; the paper export 3,661,312, each ensemble member adds a classifier
+    members = results["serving_default_export_classifiers"] - 1
+    assert math.isclose(results["serving_default_export_flops_vs_paper"], 1 + members * 3396608 / 3661312)
     out = capsys.readouterr().out
     for target in TARGETS:
         assert target.text in out

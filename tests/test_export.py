@@ -115,7 +115,7 @@ def _saved_model_cli() -> list[str]:
     return [found] if found else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
-def test_saved_model_cli_shows_the_four_signatures_and_runs_predict(exported, tmp_path):
+def test_saved_model_cli_shows_the_five_signatures_and_runs_predict(exported, tmp_path):
     # `run --input_exprs 'features=np.zeros(...)'` is refused by TF 2.21 (literals only), so the input is an .npy.
     zeros = tmp_path / "zeros.npy"
     np.save(zeros, np.zeros((2, D), np.float32))
@@ -533,6 +533,25 @@ def test_warmup_records_equal_the_tensorflow_serving_protos(shape):
     assert records == [log.SerializeToString(deterministic=True) for log in expected]
 
 
+def test_a_batching_server_gets_warmup_requests_for_the_batchable_signatures_only(exported, tmp_path):
+    from emoconf_tf.cli import WARMUP_DEFAULT
+    from emoconf_tf.serving.export import BATCHABLE_SIGNATURES, SIGNATURE_NAMES
+
+    assert WARMUP_DEFAULT == SIGNATURE_NAMES  # the CLI's default, kept without importing the exporter
+    assert main(["export", str(exported.run_dir), "--out", str(tmp_path / "m"), "--warmup",
+                 ",".join(BATCHABLE_SIGNATURES)]) == 0
+    logs = _warmup_logs(tmp_path / "m" / "1")
+    assert [_warmup_inputs(log)[0] for log in logs] == ["serving_default", "predict", "confidence"]
+    for log in logs:  # every input has a batch dimension, as TF Serving's batching session requires
+        assert all(value.ndim >= 1 for value in _warmup_inputs(log)[1].values())
+
+
+@pytest.mark.parametrize("value", ["threshold,threshold", "predict,scores", ""])
+def test_bad_warmup_signatures_are_refused_before_tensorflow(value, capsys):
+    assert main(["export", "no_run", "--warmup", value]) == 2
+    assert "--warmup" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("shape", [(0, D), (D,)])
 def test_warmup_records_refuse_anything_but_rows(shape):
     with pytest.raises(EmoconfError, match="warm-up features: expected a"):
@@ -618,10 +637,10 @@ def test_readme_has_rest_examples_for_every_signature_in_both_formats():
     pairs = _readme_pairs()
     assert {request.get("signature_name", "serving_default") for request, _ in pairs} == set(EXPECTED_SIGNATURES)
     assert {"instances", "inputs"} <= {key for request, _ in pairs for key in request}
-    assert len(pairs) == 5
+    assert len(pairs) == 6  # predict (row, columnar), confidence, threshold, batch_threshold, serving_default
 
 
-@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("index", range(6))
 def test_readme_rest_body_runs_through_the_signature_and_response_has_its_shape(exported, index):
     request, response = _readme_pairs()[index]
     name = request.get("signature_name", "serving_default")

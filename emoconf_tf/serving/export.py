@@ -1,22 +1,36 @@
-"""SavedModel export of a run directory for TF Serving: prediction, confidence and threshold signatures.
+"""SavedModel export of a run directory for TF Serving: the served confidence score, five signatures.
 
 `export_run("runs/msp", "savedmodels/emoconf")` writes `savedmodels/emoconf/<version>/`::
 
-    saved_model.pb, variables/     the classifier + EmoConfidNet head (standardisation inside: send raw features)
+    saved_model.pb, variables/     the classifier + EmoConfidNet head, and the other ensemble classifiers when the
+                                   served score uses them (standardisation inside: send raw features)
     assets/labels.txt              class names, one a line, in class-id order
     assets/feature_names.txt       the D feature names, in input order
     assets/feature_set.txt         where the features come from: compare_2016 or egemaps_v02 (openSMILE,
                                    so `emoconf predict` can extract them from audio), synthetic, or unknown
-    assets/model_card.md           corpus (SYNTHETIC when it is), features, classes, AVD scale, filter,
-                                   the run's validation/test figures at each rejection rate, date, version
+    assets/score.json              the served score (`ServedScore.to_json`: name, what it resolved to, components,
+                                   rejection mode, ensemble members, macro-gain statistics, how validation chose it)
+    assets/model_card.md           corpus (SYNTHETIC when it is), features, classes, AVD scale, filter, served
+                                   score, the run's validation/test figures at each rejection rate, date, version
     assets.extra/tf_serving_warmup_requests
-                                   TF Serving's warm-up requests: a TFRecord file of two `PredictionLog`s, one
-                                   request for `serving_default` and one for `predict` (`warmup_records`)
+                                   TF Serving's warm-up requests: a TFRecord file of five `PredictionLog`s, one
+                                   request per signature (`warmup_records`)
 
 Versions are integers (the layout TF Serving polls); an export takes the number after the highest
 one present and never replaces a version. The SavedModel is written under a dot-prefixed temporary
 folder inside the model base path (TF Serving ignores names that are not integers) and renamed in
 one step, so a serving process never sees a half-written model.
+
+Served score (`score`, `emoconf train/export --score`; `emoconf_tf.serving.served_score`): `confidence` is the
+run's score by default, `recommended`: the score (or blend) and rejection mode `emoconf train` chose on
+validation by the rule of `emoconf reproduce` (`macro_gain_ensemble` with per-class thresholds unless another
+candidate is clearly better), the ensemble members folded into the graph and the validation statistics and blend
+references stored as constants. Any servable score the run computed can be asked for
+(`confidence_methods.servable_methods()`); `score="emoconfidnet"` exports exactly the paper's model (EmoConfidNet's
+`p_hat[c]` of the predicted class `c`, paper Section 3). Runs and exports from before scores could be chosen read
+as EmoConfidNet. Whatever the score, `class_ids`, `classes` and `probabilities` are the classifier's, and the
+paper's two scores are returned beside `confidence` as `emoconfidnet_confidence` and `baseline_confidence` (the
+top-two margin).
 
 Signatures (D = feature dimension, K = classes, N = batch):
 
@@ -24,15 +38,23 @@ Signatures (D = feature dimension, K = classes, N = batch):
                      -> class_ids int64 [N], classes string [N], probabilities float32 [N, K],
                         confidence float32 [N], accept bool [N] (at the default rejection rate)
     predict          features float32 [N, D] -> class_ids, classes, probabilities
-    confidence       features float32 [N, D] -> class_ids, confidence, baseline_confidence (top-two margin)
+    confidence       features float32 [N, D] -> class_ids, confidence (the served score),
+                        emoconfidnet_confidence, baseline_confidence float32 [N]
     threshold        features float32 [N, D], rejection float32 [] in [0, 1)
                      -> threshold float32 [] (the global t_r), class_thresholds float32 [K],
-                        applied_threshold float32 [N], confidence float32 [N], accept bool [N]
+                        applied_threshold float32 [N], confidence float32 [N], accept bool [N],
+                        emoconfidnet_confidence, baseline_confidence float32 [N]
+    batch_threshold  the inputs and outputs of `threshold`, the thresholds set on the request's own confidences
 
-`confidence` is EmoConfidNet's `p_hat[c]` of the predicted class `c` (paper, Section 3); thresholds
-are those of `emoconf_tf.thresholds.class_thresholds` on the run's validation confidences and predicted
-classes, which the model stores (sorted by confidence), so any rejection rate works without the
-validation data (paper, Section 5.1).
+`threshold`'s thresholds are those of `emoconf_tf.thresholds.class_thresholds` on the run's validation values of
+the served score and their predicted classes, which the model stores (sorted by confidence), so any rejection rate
+works without the validation data (paper, Section 5.1). `batch_threshold` applies the same rule to the N
+confidences of the request and their predicted classes, as if the batch were the validation set: it rejects the
+fraction `rejection` of the batch (`floor(N r)` rows in global mode, ties kept; `floor(n_c r)` of the `n_c` rows of
+each predicted class in per-class mode, a class absent from the batch taking the batch's global threshold), an
+operating point that holds on a new session without labels when the whole session is sent at once. A batch of
+one row is always accepted (its threshold is its own confidence); a stream of single requests carries
+`emoconf_tf.adaptive.AdaptiveRejection` from one `threshold` request to the next instead.
 
 Rejection mode (`emoconf train/export --rejection-mode`, `thresholds.REJECTION_MODES`), stored in the
 variable `rejection_mode` and stated in the model card:
@@ -42,16 +64,15 @@ variable `rejection_mode` and stated in the model card:
   predictions of class `c` (a class never predicted on validation takes `t_r`);
   `accept = confidence >= class_thresholds[predicted class]`.
 
-The `threshold` signature has the same outputs in both modes, so a client need not know the mode:
-`threshold` stays the scalar global `t_r` (as before the mode existed; a scalar output also keeps the
-request format columnar), `class_thresholds` holds the K thresholds of the mode (`t_r` K times in global
-mode), and `applied_threshold` the one that decided each row's `accept` (`class_thresholds[class_ids]`).
-In global mode `accept`, `threshold` and `confidence` are exactly what they were before the mode existed.
+The `threshold` and `batch_threshold` signatures have the same outputs in both modes, so a client need not know
+the mode: `threshold` stays the scalar global `t_r` (a scalar output also keeps the request format columnar),
+`class_thresholds` holds the K thresholds of the mode (`t_r` K times in global mode), and `applied_threshold` the
+one that decided each row's `accept` (`class_thresholds[class_ids]`).
 
-By default the signatures run the folded network of `emoconf_tf.serving.folded_network` (standardisation and batch
-norms merged into the dense kernels, dropout removed): the same outputs up to float32 rounding (checked
-against the Keras model to 1e-5 before publishing), and faster at batch 1 (docs/performance.md);
-`fold=False` (`emoconf export --no-fold`) serves the Keras graph itself.
+By default the signatures run the folded networks of `emoconf_tf.serving.folded_network` (standardisation and
+batch norms merged into the dense kernels, dropout removed): the same outputs up to float32 rounding (checked
+against the Keras models and the library's scores to 1e-5 before publishing), and faster at batch 1
+(docs/performance.md); `fold=False` (`emoconf export --no-fold`) serves the Keras graphs themselves.
 """
 
 from __future__ import annotations
@@ -82,6 +103,8 @@ SIGNATURE_NAMES = ("serving_default", "predict", "confidence", "threshold", "bat
 # TF Serving replays this file when it loads a version, before it reports the version AVAILABLE.
 WARMUP_REQUESTS = Path("assets.extra") / "tf_serving_warmup_requests"
 WARMUP_SIGNATURES = SIGNATURE_NAMES
+# The signatures whose every input has a batch dimension: what a TF Serving server with --enable_batching can run.
+BATCHABLE_SIGNATURES = ("serving_default", "predict", "confidence")
 EXAMPLE_FEATURE_KEY = "features"
 ASSET_FILES = ("labels.txt", "feature_names.txt", FEATURE_SET_ASSET, SCORE_ASSET, "model_card.md")
 # A float32 rejection rate carries about 7 significant digits; it is read as the nearest 7-decimal
@@ -122,6 +145,7 @@ def export_run(
     fold: bool = True,
     rejection_mode: str | None = None,
     score: str | None = None,
+    warmup_signatures: Sequence[str] = WARMUP_SIGNATURES,
 ) -> ExportResult:
     """Exports a run directory (from `emoconf train`) as the next version of a TF Serving model.
 
@@ -139,6 +163,9 @@ def export_run(
         score: the confidence score served as `confidence` (`confidence_methods.servable_methods()`); default
             None, the run's (`run.json`'s `score`: `recommended` unless trained with `--score`; EmoConfidNet for
             runs trained before scores could be served). `emoconfidnet` exports the paper's model alone.
+        warmup_signatures: the signatures the TF Serving warm-up file has a request for (default all five). A
+            server with `--enable_batching` refuses the scalar `rejection` of `threshold` and `batch_threshold`,
+            and does not load a version whose warm-up fails: give `BATCHABLE_SIGNATURES` for such a server.
 
     Returns:
         `ExportResult` with the version directory and number.
@@ -153,6 +180,7 @@ def export_run(
         rejection_mode = check_rejection_mode(rejection_mode, "--rejection-mode")
     if score is not None:
         check_servable(score)
+    warmup_signatures = check_warmup_signatures(warmup_signatures)
     out_dir = Path(out_dir)
     _check_base_path(out_dir)
     run = load_run(run_dir)
@@ -189,7 +217,8 @@ def export_run(
             members=members,
         )
         module.save(model_dir)
-        write_warmup_requests(model_dir, warmup_features(run.emoconfidnet), rejection=default_rejection)
+        write_warmup_requests(model_dir, warmup_features(run.emoconfidnet), rejection=default_rejection,
+                              signatures=warmup_signatures)
         if verify:
             _verify(model_dir, run.emoconfidnet, num_features, validation_confidence=validation_confidence,
                     validation_predicted=validation_predicted, rejection_mode=rejection_mode,
@@ -245,8 +274,20 @@ def warmup_features(emoconfidnet) -> np.ndarray:
     return mean.reshape(1, -1)
 
 
-def warmup_records(features: np.ndarray, rejection: float = DEFAULT_REJECTION) -> list[bytes]:
-    """TF Serving's warm-up requests, one for every signature (`WARMUP_SIGNATURES`): serialized `PredictionLog`s.
+def check_warmup_signatures(signatures: Sequence[str] | str, option: str = "--warmup") -> tuple[str, ...]:
+    """The signature names (a sequence or a comma list), checked: known, not repeated, at least one."""
+    names = tuple(n.strip() for n in signatures.split(",")) if isinstance(signatures, str) else tuple(signatures)
+    unknown = [n for n in names if n not in SIGNATURE_NAMES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise EmoconfError(f"{option} {','.join(names)!r}: give distinct signatures among {', '.join(SIGNATURE_NAMES)} "
+                           f"(with --enable_batching: {','.join(BATCHABLE_SIGNATURES)})")
+    return names
+
+
+def warmup_records(features: np.ndarray, rejection: float = DEFAULT_REJECTION,
+                   signatures: Sequence[str] = WARMUP_SIGNATURES) -> list[bytes]:
+    """TF Serving's warm-up requests, one for each of `signatures` (default every signature, `WARMUP_SIGNATURES`):
+    serialized `PredictionLog`s.
 
     TF Serving runs the requests of `assets.extra/tf_serving_warmup_requests` (a TFRecord file of
     `tensorflow.serving.PredictionLog`) when it loads a version, before the version is AVAILABLE, so that
@@ -262,6 +303,7 @@ def warmup_records(features: np.ndarray, rejection: float = DEFAULT_REJECTION) -
         features: float `[N, D]` raw features in the order of `feature_names.txt`; each request carries
             these N rows.
         rejection: the rejection rate the `threshold` and `batch_threshold` requests send (default 0.2).
+        signatures: the signatures to write a request for, in this order.
 
     Returns:
         One serialized `PredictionLog` per signature, with a `predict_log.request` each: for `serving_default`,
@@ -279,19 +321,19 @@ def warmup_records(features: np.ndarray, rejection: float = DEFAULT_REJECTION) -
         "serving_default": {"examples": tf.make_tensor_proto(serialize_examples(features), dtype=tf.string)},
         "predict": rows, "confidence": rows, "threshold": at_rate, "batch_threshold": at_rate,
     }
-    return [_prediction_log(name, inputs[name]) for name in WARMUP_SIGNATURES]
+    return [_prediction_log(name, inputs[name]) for name in check_warmup_signatures(signatures)]
 
 
 def write_warmup_requests(model_dir: str | os.PathLike, features: np.ndarray,
-                          rejection: float = DEFAULT_REJECTION) -> Path:
-    """Writes `warmup_records(features, rejection)` as `model_dir/assets.extra/tf_serving_warmup_requests` (a
+                          rejection: float = DEFAULT_REJECTION, signatures: Sequence[str] = WARMUP_SIGNATURES) -> Path:
+    """Writes `warmup_records(features, rejection, signatures)` as `model_dir/assets.extra/tf_serving_warmup_requests` (a
     TFRecord file) and returns its path."""
     import tensorflow as tf
 
     path = Path(model_dir) / WARMUP_REQUESTS
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in warmup_records(features, rejection):
+        for record in warmup_records(features, rejection, signatures):
             writer.write(record)
     return path
 
@@ -599,6 +641,7 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     normalization = find_layer(emoconfidnet, "standardize")
     mean = np.asarray(normalization.mean, dtype=np.float32).reshape(-1)
     std = np.sqrt(np.asarray(normalization.variance, dtype=np.float32).reshape(-1))
+    std = np.where(np.isfinite(std), std, 1.0)  # a masked feature (constant in training): any value will do
     features = (mean + std * np.random.default_rng(0).standard_normal((8, num_features))).astype(np.float32)
     expected = emoconfidnet(features, training=False)
     probabilities, p_hat = np.asarray(expected["probabilities"]), np.asarray(expected["p_hat"])
