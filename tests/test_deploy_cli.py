@@ -45,8 +45,7 @@ def test_inspect_names_the_served_score_and_how_validation_chose_it(deployed, ca
     lines = capsys.readouterr().out.splitlines()
     info = json.loads((deployed["run_dir"] / "run.json").read_text())
     choice = info["score"]["chosen_on"]["choice"]
-    assert lines[1].startswith(f"confidence: recommended ({choice}) (Recommended (mode chosen on validation); "
-                               "chosen on validation by f1_uar_area = ")
+    assert lines[1].startswith(f"confidence: recommended ({choice}): chosen on validation by f1_uar_area = ")
     assert f"rejection mode: {info['rejection_mode']}" in lines[2]
 
 

@@ -116,16 +116,16 @@ def test_feature_constant_in_training_folds_and_exports_like_keras(tmp_path):
     x = (rng.normal(size=(200, 4)) + y[:, None]).astype(np.float32)
     x[:, 2] = 50.0  # constant on every training row: variance 0
     model = _fit_with_constant_column(x, y)
-    # Test rows vary in that column, by up to 50 (a standardised 50 with scale 1; 5e8 with Keras's epsilon).
+    # Test rows vary in that column, by up to 50: the feature is masked, so every row answers as if it were 50.
     x_test = np.array(x[:6], copy=True)
     x_test[:, 2] = [50.0, 51.0, 0.0, 100.0, 49.5, 50.25]
+    x_constant = np.array(x[:6], copy=True)
     expected = model(x_test, training=False)
+    for name in ("probabilities", "p_hat"):
+        np.testing.assert_array_equal(np.asarray(expected[name]), np.asarray(model(x_constant, training=False)[name]))
     folded = fold_emoconfidnet(model)
-    # The folded first kernel row of that column is the Keras kernel row times the batch-norm scale, not 1e7 x it.
-    dense = model.get_layer("frozen_classifier").model.get_layer("block1_dense")
-    batchnorm = model.get_layer("frozen_classifier").model.get_layer("block1_batchnorm")
-    scale = np.asarray(batchnorm.gamma) / np.sqrt(np.asarray(batchnorm.moving_variance) + batchnorm.epsilon)
-    np.testing.assert_allclose(folded.classifier[0].kernel[2], np.asarray(dense.kernel)[2] * scale, rtol=1e-5)
+    # The folded first kernel row of that column is 0 (Keras's row times 1 / inf), the others unchanged.
+    assert not folded.classifier[0].kernel[2].any() and folded.classifier[0].kernel[1].any()
     for name, got in zip(("probabilities", "p_hat"), FoldedInference(folded)(tf.constant(x_test))):
         assert np.isfinite(got.numpy()).all()
         np.testing.assert_allclose(got.numpy(), np.asarray(expected[name]), atol=2e-6)

@@ -4,7 +4,8 @@ import pytest
 
 from emoconf_tf import PairwiseConfidenceLoss, build_classifier, build_emoconfidnet
 from emoconf_tf.models import (
-    FROZEN_CLASSIFIER_NAME, HEAD_NAME, PENULTIMATE, InferenceOnly, build_confidence_head, find_layer, penultimate_model,
+    FROZEN_CLASSIFIER_NAME, HEAD_NAME, PENULTIMATE, InferenceOnly, build_confidence_head, find_layer, masked_feature_count,
+    penultimate_model,
 )
 from emoconf_tf.training import TrainingConfig, feature_moments, fit_classifier, fit_emoconfidnet
 
@@ -78,31 +79,30 @@ def test_classifier_is_frozen_while_the_head_trains():
     assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer(HEAD_NAME).get_weights()))
 
 
-def test_feature_constant_in_training_is_centred_with_scale_one():
+def test_feature_constant_in_training_is_masked():
     # Training rows: column 0 is 1 and 3 (mean 2, variance 1); column 1 is 5 on both (mean 5, variance 0).
     x_train = np.array([[1.0, 5.0], [3.0, 5.0]], dtype="float32")
     classifier = build_classifier(*feature_moments(x_train), num_classes=K, units=4, seed=0)
     standardize = classifier.get_layer("standardize")
-    np.testing.assert_array_equal(np.ravel(standardize.variance), [1.0, 1.0])  # the 0 is stored as 1
-    # Test rows vary in column 1. Standardised: (4 - 2) / 1 = 2, (7 - 5) / 1 = 2; (2 - 2) / 1 = 0, (5 - 5) / 1 = 0;
-    # (0 - 2) / 1 = -2, (-3 - 5) / 1 = -8. Keras's epsilon would have given (7 - 5) / 1e-7 = 2e7.
+    np.testing.assert_array_equal(np.ravel(standardize.variance), [1.0, np.inf])  # the 0 is stored as infinity
+    assert masked_feature_count(classifier) == 1
+    # Test rows vary in column 1. Standardised: (4 - 2) / 1 = 2, (7 - 5) / inf = 0; (2 - 2) / 1 = 0, 0;
+    # (0 - 2) / 1 = -2, (-3 - 5) / inf = 0. Keras's epsilon would have given (7 - 5) / 1e-7 = 2e7, a scale of 1 gave 2.
     x_test = np.array([[4.0, 7.0], [2.0, 5.0], [0.0, -3.0]], dtype="float32")
-    np.testing.assert_array_equal(standardize(x_test), [[2.0, 2.0], [0.0, 0.0], [-2.0, -8.0]])
-    # The first dense layer sees exactly those values: its pre-activation is z @ W + b by hand.
-    kernel, bias = classifier.get_layer("block1_dense").get_weights()
-    z = np.array([[2.0, 2.0], [0.0, 0.0], [-2.0, -8.0]], dtype="float32")
-    dense = keras.Model(classifier.input, classifier.get_layer("block1_dense").output)
-    np.testing.assert_allclose(dense(x_test), z @ kernel + bias, rtol=1e-6, atol=1e-6)
-    probabilities = np.asarray(classifier(x_test, training=False))
-    assert np.isfinite(probabilities).all()
-    # Where the test value equals the training constant, the column has no effect: a twin whose kernel row for
-    # column 1 is zero gives the same output on that row, bit for bit (0 * w = 0 either way).
-    twin = build_classifier(*feature_moments(x_train), num_classes=K, units=4, seed=0)
-    twin.set_weights(classifier.get_weights())
-    twin.get_layer("block1_dense").set_weights([np.vstack([kernel[:1], np.zeros_like(kernel[1:])]), bias])
-    twin_probabilities = np.asarray(twin(x_test, training=False))
-    np.testing.assert_array_equal(twin_probabilities[1], probabilities[1])
-    assert not np.allclose(twin_probabilities[0], probabilities[0])  # off the constant it counts, with scale 1
+    np.testing.assert_array_equal(standardize(x_test), [[2.0, 0.0], [0.0, 0.0], [-2.0, 0.0]])
+    # So column 1 has no influence: the outputs equal those with the training constant there, bit for bit.
+    x_constant = np.array([[4.0, 5.0], [2.0, 5.0], [0.0, 5.0]], dtype="float32")
+    np.testing.assert_array_equal(classifier(x_test, training=False), classifier(x_constant, training=False))
+
+
+def test_a_masked_model_round_trips_through_keras_saving(tmp_path):
+    x_train = np.array([[1.0, 5.0], [3.0, 5.0]], dtype="float32")
+    classifier = build_classifier(*feature_moments(x_train), num_classes=K, units=4, seed=0)
+    classifier.save(tmp_path / "masked.keras")
+    loaded = keras.saving.load_model(tmp_path / "masked.keras", compile=False)
+    x_test = np.array([[4.0, 7.0], [0.0, -3.0]], dtype="float32")
+    np.testing.assert_array_equal(loaded(x_test, training=False), classifier(x_test, training=False))
+    assert masked_feature_count(loaded) == 1
 
 
 def test_model_fit_on_emoconfidnet_trains_the_head_as_the_protocol_does():

@@ -395,3 +395,19 @@ def test_an_out_dir_of_output_format_2_is_refused(corpus, tmp_path):
     with pytest.raises(EmoconfError, match=r"\(output format 2\); .* \(format 3\), whose finished parts are not "
                                            "compatible; use another --out"):
         run_protocol(corpus, ProtocolConfig(training=FAST), tmp_path, progress=False)
+
+
+def test_a_feature_constant_in_training_is_masked_and_counted(corpus):
+    # Column 5 is 0 on every training row and 1000 on the test rows (a session-specific functional): masked, it has
+    # no influence, so the unit's results are those of the same corpus with the column 0 everywhere.
+    (fold,) = make_folds(corpus, "split")
+    shifted_features = corpus.features.copy()
+    shifted_features[:, 5] = 0.0
+    constant = dataclasses.replace(corpus, features=shifted_features.copy())
+    shifted_features[fold.test, 5] = 1000.0
+    shifted = dataclasses.replace(corpus, features=shifted_features)
+    config = ProtocolConfig(trainings=("raw",), methods=PAPER_METHODS, training=FAST,
+                            threshold_sources=("validation",))
+    first, second = (run_protocol(c, config, progress=False) for c in (constant, shifted))
+    assert list(first.runs.n_masked_features) == [1] and list(second.runs.n_masked_features) == [1]
+    pd.testing.assert_frame_equal(first.results, second.results)

@@ -171,7 +171,9 @@ def _removed_sentence(summary: pd.DataFrame, training: str, label: str) -> str:
 
 
 def _runs_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    columns = ["n_train", "n_validation", "n_test", "n_filtered_out", "classifier_epochs", "confidence_epochs"]
+    columns = ["n_train", "n_validation", "n_test", "n_filtered_out", "n_masked_features", "classifier_epochs",
+               "confidence_epochs"]
+    columns = [c for c in columns if c in runs]  # n_masked_features: absent from runs.csv written before masking
     grouped = runs.groupby("training", sort=False)
     table = grouped[columns].mean()
     table.insert(0, "runs", grouped.size())

@@ -23,7 +23,7 @@ from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
 from emoconf_tf.confidence import predicted_class
 from emoconf_tf.confidence_methods import ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, ScoringContext
-from emoconf_tf.models import build_emoconfidnet, penultimate_model
+from emoconf_tf.models import build_emoconfidnet, masked_feature_count, penultimate_model
 from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.evaluation.recommended import CRITERIA, DEFAULT_CRITERION
 from emoconf_tf.evaluation.selective import balanced_aurc, selective_summary
@@ -197,7 +197,8 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
         **scores["test"],
     })
     run = dict(key, n_train=len(rows["train"]), n_validation=len(rows["validation"]), n_test=len(rows["test"]),
-               n_filtered_out=len(fold.train) - len(rows["train"]), **epochs)
+               n_filtered_out=len(fold.train) - len(rows["train"]),
+               n_masked_features=masked_feature_count(models["classifier"]), **epochs)
     outputs = {part: {"probabilities": context.probabilities[part], "p_hat": context.p_hat[part]}
                for part in SCORED_PARTS}
     return UnitResult(

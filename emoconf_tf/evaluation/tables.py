@@ -57,10 +57,11 @@ SELECTIVE_COLUMNS = (
     "fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced", *COVERAGE_ERROR_COLUMNS,
 )
 # Columns of output format 3 that a table may lack (format 2, or built by hand): it then holds validation rows only.
-_OPTIONAL_COLUMNS = ("threshold_source", *COVERAGE_ERROR_COLUMNS)
+# Columns a table written before they existed lacks (read as validation rows / not measured / nothing masked).
+_OPTIONAL_COLUMNS = ("threshold_source", *COVERAGE_ERROR_COLUMNS, "n_masked_features")
 CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
 RUNS_COLUMNS = (
-    "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out",
+    "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out", "n_masked_features",
     "classifier_epochs", "confidence_epochs",
 )
 _REFERENCE_NAMES = {"no_rejection": "No rejection"}

@@ -5,8 +5,9 @@ merged into the dense layers around them (exact up to float32 rounding)::
 
     Normalization   (x - mean) / max(sqrt(variance), eps)        -> mean kept as one subtraction,
                                                                     1 / std folded into the next kernel
-                    (variance 1, not 0, for a feature constant
-                    in training: `models.standardized_variance`)
+                    (variance infinity for a feature constant
+                    in training: its kernel rows become 0, the
+                    feature masked; `models.standardized_variance`)
     Dense -> BatchNorm   gamma (xW + b - mu) / sqrt(var + eps) + beta
                                                                  -> x (W s) + (b - mu) s + beta,
                                                                     s = gamma / sqrt(var + eps)
@@ -121,8 +122,8 @@ def fold_classifier(classifier: keras.Model) -> FoldedClassifier:
 def _standardisation(normalization) -> tuple[np.ndarray, np.ndarray]:
     """float64 `[D]` mean and scale of a `Normalization` layer, as Keras computes them."""
     mean = np.asarray(normalization.mean, dtype=np.float64).reshape(-1)
-    # `build_classifier` stores variance 1 for a feature constant in training, so such a feature is folded
-    # with scale 1 too (a model saved before that fix divides by epsilon, in both).
+    # `build_classifier` stores variance infinity for a feature constant in training (masked): scale 1 / inf = 0
+    # here too (a model saved before stores 1, or divides by epsilon, the same in both).
     std = np.maximum(np.sqrt(np.asarray(normalization.variance, dtype=np.float64).reshape(-1)),
                      keras.backend.epsilon())
     return mean, std

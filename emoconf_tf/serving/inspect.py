@@ -109,7 +109,7 @@ def score_line(directory: Path) -> str:
     how = (f"chosen on validation by {chosen.get('criterion')} = {float(chosen.get('validation_value')):.4f}"
            + (f", switch rate {100 * chosen['switch_rate']:.0f} %" if chosen.get("switch_rate") is not None else "")
            if chosen else "asked for by --score")
-    return f"{score.get('served', score.get('score'))} ({score.get('display_name', '')}; {how})"
+    return f"{score.get('served', score.get('score'))}: {how}"
 
 
 def describe(path: str | os.PathLike) -> str:

@@ -108,6 +108,7 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         f"| corpus | {info.get('corpus', '?')}{' (**SYNTHETIC**)' if synthetic else ''} |",
         f"| features | {num_features} per utterance, {feature_set}; raw values in the order of "
         "`feature_names.txt` (standardisation is inside the model) |",
+        f"| masked features | {_masked(run, num_features)} |",
         f"| classes | {', '.join(run.class_names)} (`labels.txt`, in class-id order){merged} |",
         f"| AVD scale | {_number(scale[0])} to {_number(scale[1])} |",
         f"| conflict filter | {'on' if info.get('filter') else 'off'} (training set: {info.get('training', '?')}"
@@ -164,6 +165,18 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
 def _absent_classes(run) -> set[int]:
     """Class ids never predicted on validation (their per-class threshold is the global one)."""
     return set(range(len(run.class_names))) - set(run.validation_predicted().tolist())
+
+
+def _masked(run, num_features: int) -> str:
+    """How many features the model masks (constant on the training rows: no influence on any answer)."""
+    from emoconf_tf.models import masked_feature_count
+
+    try:
+        masked = masked_feature_count(run.classifier)
+    except (ValueError, AttributeError):  # not a model from build_classifier
+        return "unknown"
+    return (f"{masked} of {num_features} (constant on the training rows, so weight 0: they have no influence)" if masked
+            else f"none of {num_features}")
 
 
 def _served_how(served) -> str:
