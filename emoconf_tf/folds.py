@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CV_MODES = ("split", "group")
 
@@ -124,7 +128,7 @@ def fold_groups(groups: np.ndarray, folds: int) -> dict[str, int]:
     return dict(sorted(assignment.items()))
 
 
-def fold_assignment(corpus: Corpus, folds: list[Fold]) -> "pd.DataFrame":
+def fold_assignment(corpus: Corpus, folds: list[Fold]) -> pd.DataFrame:
     """One row per utterance and fold: `id`, `fold`, `part` (train / validation / test / unused), for the output
     (`folds.csv`), so the assignment can be checked and reused."""
     import pandas as pd

@@ -18,7 +18,7 @@ from emoconf_tf.evaluation.plots import plot_curves, plot_risk_coverage
 from emoconf_tf.evaluation.tables import (
     CHOICE_COLUMNS, CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, SELECTIVE_COLUMNS,
     VALIDATION_CHOICE, _METRIC_NAMES, _REJECTION_DECIMALS, _TRAINING_ORDER, ReportTables, _check_level, _checked,
-    _methods, _ordered, _trainings, _wide, coverage_errors, filter_counts_table, method_display_name,
+    _methods, _ordered, _trainings, _wide, filter_counts_table, method_display_name,
     mode_display_name, rejection_curves, rejection_label, rejection_view, relative_gains, removed_summary, table2,
 )
 from emoconf_tf.thresholds import REJECTION_MODES, THRESHOLD_SOURCES

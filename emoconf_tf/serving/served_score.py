@@ -1,5 +1,5 @@
 """The confidence score an export serves: what it is made of (`ServedScore`, pure data) and how it is computed,
-in NumPy (`reference_confidence`, the library's scores) and in the SavedModel's graph (`ScoreGraph`).
+in NumPy (`reference_confidence`, the library's scores) and in the SavedModel's graph (`score_graph`).
 
 Every score of the registry that says it is servable (`confidence_methods.servable_methods()`) is computed from
 three network outputs on the same features:
@@ -15,7 +15,7 @@ three network outputs on the same features:
   or a blend `sum_m w_m q_m(score_m)` of validation quantiles `q_m` (`confidence.validation_quantile`), whose
   sorted validation scores are stored as constants.
 
-A `ServedScore` is what `emoconf export` records; `ScoreGraph` computes it with TensorFlow in float64 where the
+A `ServedScore` is what `emoconf export` records; `score_graph` computes it with TensorFlow in float64 where the
 library computes in float64, so the SavedModel's `confidence` equals the library's to float32 rounding of the
 networks (checked to 1e-5 before an export is published).
 """
@@ -162,14 +162,6 @@ def reference_confidence(served: ServedScore, probabilities: np.ndarray, p_hat: 
     if not served.blended:
         return scores[served.methods[0]]
     return recommended_confidence(served.components, served.quantile_references, scores).astype(np.float32)
-
-
-class ScoreGraph:
-    """The served score in TensorFlow: a `tf.Module` (built by `score_graph`) computing, from raw features,
-    `(probabilities, class_ids, confidence, emoconfidnet_confidence, baseline_confidence)`.
-
-    Use `score_graph(...)`; this class only documents the call.
-    """
 
 
 def score_graph(served: ServedScore, emoconfidnet, members: Sequence = (), *, fold: bool = True):
