@@ -104,6 +104,11 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         help="validation criterion that picks the recommended score and rejection mode: the area under the macro-F1 "
         "and UAR curves over coverage 1 to 0.5 (cross-fitted on validation), one of them, or the accuracy AURC "
         "(default: %(default)s)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="train N fold/seed/training units at once, each in its own process running TensorFlow on one thread; "
+        "-1: one per CPU core. Not a setting of the results: a run may resume with another N (default: 1, one "
+        "unit after the other in this process, TensorFlow on every core)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -475,6 +480,8 @@ def _check_arguments(args) -> None:
     for name in ("corpus_seed", "seed", "fold"):
         if getattr(args, name, None) is not None and getattr(args, name) < 0:
             raise EmoconfError(f"--{name.replace('_', '-')} must be 0 or more")
+    if getattr(args, "jobs", None) is not None and (args.jobs == 0 or args.jobs < -1):
+        raise EmoconfError(f"--jobs {args.jobs}: give 1 or more worker processes, or -1 for one per CPU core")
     _check_training_options(args)
     if args.filter_rules:
         _filter_rules(args.filter_rules)
@@ -623,7 +630,7 @@ def _synthetic_corpus(args):
     return corpus
 
 
-def _run_and_report(corpus, config, out: Path) -> int:
+def _run_and_report(corpus, config, out: Path, *, jobs: int = 1) -> int:
     from tqdm.auto import tqdm
 
     from emoconf_tf.evaluation import markdown, protocol
@@ -641,7 +648,7 @@ def _run_and_report(corpus, config, out: Path) -> int:
             f"epochs {summary['classifier_epochs']}/{summary['confidence_epochs']}  {scores}"
         )
 
-    outputs = protocol.run_protocol(corpus, config, out, on_unit=one_line)
+    outputs = protocol.run_protocol(corpus, config, out, on_unit=one_line, jobs=jobs)
     if outputs.skipped_units:
         print(f"{out}: reused {outputs.skipped_units} finished fold/seed/training unit(s) from an earlier run")
     protocol.write_tables(outputs, out)
@@ -652,7 +659,7 @@ def _run_and_report(corpus, config, out: Path) -> int:
         "scale": list(corpus.scale), "merged_labels": dict(corpus.merged_labels),
         "files": ["results.csv", "per_class.csv", "runs.csv", "selective.csv", "choices.csv", "predictions.csv",
                   "folds.csv", "report.md", "curves.png"] + (["risk_coverage.png"] if (out / "risk_coverage.png").exists() else []),
-        "seconds": round(elapsed, 1),
+        "seconds": round(elapsed, 1), "jobs": jobs,
     })
     print()
     print("\n".join(markdown.summary_lines(outputs.results)))
@@ -665,7 +672,7 @@ def _demo(args) -> int:
     _quiet_tensorflow(args.debug)
     config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_training_names(args.trainings))
     corpus = _synthetic_corpus(args)
-    return _run_and_report(corpus, config, Path(args.out))
+    return _run_and_report(corpus, config, Path(args.out), jobs=args.jobs)
 
 
 def _reproduce(args) -> int:
@@ -680,7 +687,7 @@ def _reproduce(args) -> int:
               f"train/validation/test split")
     config = _protocol_config(args, cv=cv, seeds=_seeds(args.seeds), trainings=_training_names(args.trainings))
     out = Path(args.out or f"emoconf_{corpus.name}")
-    return _run_and_report(corpus, config, out)
+    return _run_and_report(corpus, config, out, jobs=args.jobs)
 
 
 def _train(args) -> int:

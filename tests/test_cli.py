@@ -79,6 +79,8 @@ BAD_ARGUMENTS = [
     (["demo", "--filter-rules", "happy=low_arousl"], "--filter-rules: conflict rule for 'happy': unknown"),
     (["demo", "--filter-midpoint", "nan"], "--filter-midpoint nan: expected a finite number"),
     (["demo", "--size", "0"], "--size must be at least 1"),
+    (["demo", "--jobs", "0"], "--jobs 0: give 1 or more worker processes, or -1 for one per CPU core"),
+    (["reproduce", "--table", "t.csv", "--jobs", "-2"], "--jobs -2: give 1 or more worker processes, or -1 for"),
     (["train", "--synthetic", "--rejection-mode", "perclass"], "--rejection-mode 'perclass': choose global"),
     (["train", "--synthetic", "--fold", "-1"], "--fold must be 0 or more"),
     (["train", "--synthetic", "--score", "tcp"], "--score tcp: cannot be served: its head is trained for"),

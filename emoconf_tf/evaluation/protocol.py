@@ -7,12 +7,19 @@ keeps each finished unit in `out_dir/parts/` (a rerun skips it) and writes the o
 A unit reads its training, validation and test rows from the corpus's feature matrix by index
 (`emoconf_tf.row_batches`), never copying them: the protocol's peak memory is the matrix plus
 what TensorFlow needs, not several copies of it.
+
+Units are independent: `run_protocol(..., jobs=N)` trains N at a time, each in a worker process (joblib's loky
+backend) running TensorFlow on one thread, reading the matrix from one memory-mapped copy on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -366,6 +373,7 @@ def run_protocol(
     *,
     on_unit: Callable[[dict, bool], None] | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> ProtocolOutputs:
     """Runs every (fold, seed, training) unit; with `out_dir`, keeps finished units and resumes.
 
@@ -376,9 +384,20 @@ def run_protocol(
             skips finished units. None keeps everything in memory.
         on_unit: called with each unit's `run` row and whether it was resumed (for one-line summaries).
         progress: show a tqdm bar over units.
+        jobs: units trained at once. 1 (default): one after the other, in this process. N >= 2: in N worker
+            processes (joblib, loky backend), each running TensorFlow on one intra-op and one inter-op thread and
+            reading the feature matrix from one memory-mapped copy (written beside `parts/`, or to the temporary
+            directory without `out_dir`, and deleted at the end); -1: one worker per CPU core. Finished units are
+            kept as they arrive, and the tables are in the same (fold, seed, training) order whatever `jobs` is.
+            An execution setting, not part of `config`: a run may resume with another `jobs`.
+
+    Raises:
+        EmoconfError: for `jobs` 0 or below -1, a fold whose training set lacks a class, or an `out_dir` holding
+            a run with other settings.
     """
     from tqdm.auto import tqdm
 
+    workers = _worker_count(jobs)
     folds = make_folds(corpus, config.cv, config.folds)
     for fold in folds:  # fail before any training (and before writing anything), not after hours of it
         for training in config.trainings:
@@ -392,12 +411,17 @@ def run_protocol(
         with atomic_path(out_dir / "folds.csv") as tmp:  # which utterance is in which part of each fold
             fold_assignment(corpus, folds).to_csv(tmp, index=False)
     units = [(fold, seed, training) for fold in folds for seed in config.seeds for training in config.trainings]
+    if workers > 1:
+        bar = tqdm(total=len(units), desc=f"{corpus.name}: folds x seeds x trainings", unit="run",
+                   disable=not progress)
+        with bar:
+            done, skipped = _run_units_in_workers(corpus, config, units, parts_dir, workers, bar, on_unit)
+        return _protocol_outputs(done, config, skipped)
     done: list[UnitResult] = []
     skipped = 0
     bar = tqdm(units, desc=f"{corpus.name}: folds x seeds x trainings", unit="run", disable=not progress)
     for fold, seed, training in bar:
-        stem = f"fold{fold.index}_seed{seed}_{training}"
-        part = parts_dir / f"{stem}.json" if parts_dir else None
+        part = _part_path(parts_dir, fold, seed, training)
         if part is not None and part.exists():
             unit = _read_part(part)
             skipped += 1
@@ -405,18 +429,18 @@ def run_protocol(
         else:
             unit = run_unit(corpus, fold, seed, training, config)
             if part is not None:
-                # predictions first: the JSON, written last, marks the unit finished
-                with atomic_path(part.with_suffix(".predictions.csv")) as tmp:
-                    unit.predictions.to_csv(tmp, index=False, float_format="%.7g")
-                write_json(part, {"results": unit.results, "per_class": unit.per_class, "run": unit.run,
-                                  "filter_counts": unit.filter_counts, "selective": unit.selective,
-                                  "choices": unit.choices})
+                _write_part(part, unit)
             resumed = False
         unit.models.clear()
         unit.scores.clear()
         done.append(unit)
         if on_unit is not None:
             on_unit(_unit_summary(unit), resumed)
+    return _protocol_outputs(done, config, skipped)
+
+
+def _protocol_outputs(done: list[UnitResult], config: ProtocolConfig, skipped: int) -> ProtocolOutputs:
+    """The tables of the finished units `done`, in their order (the canonical (fold, seed, training) order)."""
     counts = [{"fold": unit.run["fold"], "seed": unit.run["seed"], "rule": rule, "removed": int(n)}
               for unit in done if unit.run["training"] == "filtered" and unit.run["seed"] == config.seeds[0]
               for rule, n in unit.filter_counts.items()]
@@ -430,6 +454,115 @@ def run_protocol(
         filter_counts=pd.DataFrame(counts, columns=list(FILTER_COUNT_COLUMNS)),
         skipped_units=skipped,
     )
+
+
+def _part_path(parts_dir: Path | None, fold: Fold, seed: int, training: str) -> Path | None:
+    """The finished-unit file of a unit, None without `out_dir`."""
+    return parts_dir / f"fold{fold.index}_seed{seed}_{training}.json" if parts_dir else None
+
+
+def _write_part(part: Path, unit: UnitResult) -> None:
+    # predictions first: the JSON, written last, marks the unit finished
+    with atomic_path(part.with_suffix(".predictions.csv")) as tmp:
+        unit.predictions.to_csv(tmp, index=False, float_format="%.7g")
+    write_json(part, {"results": unit.results, "per_class": unit.per_class, "run": unit.run,
+                      "filter_counts": unit.filter_counts, "selective": unit.selective,
+                      "choices": unit.choices})
+
+
+def _worker_count(jobs: int) -> int:
+    """`jobs` as a number of processes: -1 is joblib's CPU count (which respects CPU affinity and cgroup quotas)."""
+    if jobs == 0 or jobs < -1:
+        raise EmoconfError(f"jobs {jobs!r}: give 1 or more worker processes, or -1 for one per CPU core")
+    if jobs != -1:
+        return jobs
+    import joblib
+
+    return joblib.cpu_count()
+
+
+def _run_units_in_workers(corpus: Corpus, config: ProtocolConfig, units: list[tuple[Fold, int, str]],
+                          parts_dir: Path | None, workers: int, bar,
+                          on_unit: Callable[[dict, bool], None] | None) -> tuple[list[UnitResult], int]:
+    """`run_protocol`'s units in `workers` (>= 2) loky processes; returns the units in `units`' order and the number
+    resumed from `parts_dir`.
+
+    This process reads the finished parts, writes each new unit's part as it arrives (in the order units finish),
+    advances `bar` and calls `on_unit`. A KeyboardInterrupt (or any error) leaves the loop, and joblib then kills
+    the workers; the parts already written stay.
+    """
+    from joblib import Parallel, delayed, parallel_config
+
+    finished: dict[int, UnitResult] = {}
+    pending = []
+    for index, (fold, seed, training) in enumerate(units):
+        part = _part_path(parts_dir, fold, seed, training)
+        if part is not None and part.exists():
+            finished[index] = _read_part(part)
+            bar.update()
+            if on_unit is not None:
+                on_unit(_unit_summary(finished[index]), True)
+        else:
+            pending.append(index)
+    skipped = len(finished)
+    if pending:
+        with _memory_mapped_features(corpus, parts_dir.parent if parts_dir else None) as shared:
+            tasks = (delayed(_run_unit_in_worker)(index, shared, *units[index], config) for index in pending)
+            # at least 2: joblib runs n_jobs=1 in this process, whose TensorFlow may already use every core
+            n_jobs = max(2, min(workers, len(pending)))
+            # inner_max_num_threads: OpenMP / BLAS in the workers on one thread too
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)(tasks)
+                # Closing it early (an error, Ctrl-C) makes joblib kill the workers; that it cancelled units is no news.
+                with warnings.catch_warnings(), contextlib.closing(outputs):
+                    warnings.filterwarnings("ignore", message=".*still being processed by the workers have been "
+                                            "cancelled", category=UserWarning)
+                    for index, unit in outputs:
+                        fold, seed, training = units[index]
+                        part = _part_path(parts_dir, fold, seed, training)
+                        if part is not None:
+                            _write_part(part, unit)
+                        finished[index] = unit
+                        bar.update()
+                        if on_unit is not None:
+                            on_unit(_unit_summary(unit), False)
+    return [finished[index] for index in range(len(units))], skipped
+
+
+def _run_unit_in_worker(index: int, corpus: Corpus, fold: Fold, seed: int, training: str,
+                        config: ProtocolConfig) -> tuple[int, UnitResult]:
+    """`run_unit` in a worker process, on one TensorFlow thread; returns `(index, unit)` without models or scores
+    (they stay in the worker: Keras models would be pickled back for nothing)."""
+    import tensorflow as tf
+
+    # Before TensorFlow's first op in this process (setting the same value again is allowed later); several workers
+    # share the cores, and TensorFlow's default is a pool of every core's threads in each.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    unit = run_unit(corpus, fold, seed, training, config)
+    unit.models.clear()
+    unit.scores.clear()
+    return index, unit
+
+
+@contextlib.contextmanager
+def _memory_mapped_features(corpus: Corpus, directory: Path | None):
+    """`corpus` with its feature matrix read from a memory-mapped `.npy` file in `directory` (None: the temporary
+    directory), which joblib passes to the workers by file name, not by copying the matrix into each task. The
+    file is named like `atomic_path`'s temporaries (`.features.<random>.tmp`), so a killed run's copy is deleted
+    by the next run with the same `out_dir`; it is deleted on exit."""
+    if isinstance(corpus.features, np.memmap):
+        yield corpus
+        return
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".features.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.save(file, corpus.features, allow_pickle=False)
+        yield dataclasses.replace(corpus, features=np.load(name, mmap_mode="r"))
+    finally:
+        os.unlink(name)
 
 
 def write_tables(outputs: ProtocolOutputs, out_dir: str | Path) -> None:
