@@ -19,10 +19,10 @@ from emoconf_tf.confidence_methods import ALL_METHODS, DEFAULT_SERVED_SCORE, PAP
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
+from emoconf_tf.serving.export import SIGNATURE_NAMES  # TensorFlow-free until an export runs
 from emoconf_tf.filtering import TRAININGS
 
 SERVABLE = servable_methods()
-WARMUP_DEFAULT = ("serving_default", "predict", "confidence", "threshold", "batch_threshold")  # export's SIGNATURE_NAMES
 FOLDS_HELP = ("with --cv group: gather the groups (or speakers) into K folds of near-equal size, deterministically "
         "(leave-speakers-out on a corpus without sessions); the assignment is written to folds.csv (default: one fold "
         "per group)")
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept = confidence >= one global threshold (global, the paper's) or >= the threshold of the "
         "predicted class (per_class) (default: the mode the run was trained with or validation chose, run.json)")
     export.add_argument(
-        "--warmup", default=",".join(WARMUP_DEFAULT), metavar="SIGNATURES",
+        "--warmup", default=",".join(SIGNATURE_NAMES), metavar="SIGNATURES",
         help="signatures the TF Serving warm-up file sends a request to; a server started with --enable_batching "
         "refuses the scalar rejection of threshold and batch_threshold and then does not load the version, so for "
         "one give serving_default,predict,confidence (default: all five)")
@@ -777,7 +777,7 @@ def _export_table(args) -> int:
 
 def _export(args) -> int:
     from emoconf_tf.confidence_methods import check_servable
-    from emoconf_tf.serving.export import SIGNATURE_NAMES, check_rejection, check_warmup_signatures, export_run
+    from emoconf_tf.serving.export import check_rejection, check_warmup_signatures, export_run
     from emoconf_tf.thresholds import check_rejection_mode
 
     check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads

@@ -534,10 +534,11 @@ def test_warmup_records_equal_the_tensorflow_serving_protos(shape):
 
 
 def test_a_batching_server_gets_warmup_requests_for_the_batchable_signatures_only(exported, tmp_path):
-    from emoconf_tf.cli import WARMUP_DEFAULT
+    from emoconf_tf.cli import build_parser
     from emoconf_tf.serving.export import BATCHABLE_SIGNATURES, SIGNATURE_NAMES
 
-    assert WARMUP_DEFAULT == SIGNATURE_NAMES  # the CLI's default, kept without importing the exporter
+    default = build_parser().parse_args(["export", "run"]).warmup
+    assert tuple(default.split(",")) == SIGNATURE_NAMES  # every signature unless --warmup says otherwise
     assert main(["export", str(exported.run_dir), "--out", str(tmp_path / "m"), "--warmup",
                  ",".join(BATCHABLE_SIGNATURES)]) == 0
     logs = _warmup_logs(tmp_path / "m" / "1")

@@ -36,6 +36,21 @@ def member_seeds(seed: int, members: int) -> tuple[int, ...]:
     return tuple(seed + MEMBER_SEED_STRIDE * j for j in range(1, members))
 
 
+def mean_softmax(softmaxes) -> np.ndarray:
+    """The ensemble's probabilities: the float64 sum of the members' softmaxes (float `[n, K]` each, the protocol's
+    classifier first), added in order, divided by their number, as float32 `[n, K]`. The SavedModel computes the
+    same sum in the same order (`serving/served_score.py`).
+
+    >>> mean_softmax([np.array([[0.5, 0.5]]), np.array([[1.0, 0.0]])]).tolist()
+    [[0.75, 0.25]]
+    """
+    softmaxes = list(softmaxes)
+    total = np.asarray(softmaxes[0], dtype=np.float64).copy()
+    for softmax in softmaxes[1:]:
+        total += np.asarray(softmax, dtype=np.float64)
+    return (total / len(softmaxes)).astype(np.float32)
+
+
 def ensemble_probabilities(
     probabilities: dict[str, np.ndarray],
     features: np.ndarray,
@@ -71,14 +86,14 @@ def ensemble_probabilities(
 
     config = TrainingConfig() if config is None else config
     seeds = member_seeds(seed, members)
-    totals = {part: np.asarray(probabilities[part], dtype=np.float64).copy() for part in parts}
+    outputs = {part: [probabilities[part]] for part in parts}
     for member_seed in seeds:
         member, _ = fit_classifier(
             features, labels["train"], features, labels["validation"], num_classes, config, seed=member_seed,
             train_rows=rows["train"], validation_rows=rows["validation"],
         )
         for part in parts:
-            totals[part] += embed(member, features, rows=rows[part])
+            outputs[part].append(embed(member, features, rows=rows[part]))
         if trained is not None:
             trained.append(member)
-    return {part: (total / members).astype(np.float32) for part, total in totals.items()}
+    return {part: mean_softmax(softmaxes) for part, softmaxes in outputs.items()}

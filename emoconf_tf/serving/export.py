@@ -647,10 +647,9 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     probabilities, p_hat = np.asarray(expected["probabilities"]), np.asarray(expected["p_hat"])
     ensemble = None
     if served.uses_ensemble:
-        total = probabilities.astype(np.float64)
-        for member in members:
-            total += np.asarray(member(features, training=False), dtype=np.float64)
-        ensemble = (total / (len(members) + 1)).astype(np.float32)
+        from emoconf_tf.evaluation.ensemble import mean_softmax
+
+        ensemble = mean_softmax([probabilities, *(member(features, training=False) for member in members)])
     loaded = tf.saved_model.load(str(model_dir))
     got = loaded.signatures["confidence"](features=tf.constant(features))
     if not (np.array_equal(got["class_ids"].numpy(), predicted_class(probabilities))

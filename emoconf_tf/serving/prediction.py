@@ -388,7 +388,7 @@ class ExportedModel:
     def _predict_per_batch(self, features: np.ndarray, rejection: float) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
-        from emoconf_tf.thresholds import accept, class_thresholds
+        from emoconf_tf.thresholds import accept, class_thresholds, rejection_threshold
 
         parts = {"class_ids": [], "probabilities": [], "confidence": []}
         for start in range(0, len(features), BATCH_SIZE):
@@ -399,13 +399,13 @@ class ExportedModel:
             parts["confidence"].append(self._loaded.signatures["confidence"](features=batch)["confidence"].numpy())
         out = {key: np.concatenate(values) for key, values in parts.items()}
         num_classes = len(self.assets.class_names)
-        overall = class_thresholds(out["confidence"], out["class_ids"], rejection, num_classes, "global")
+        overall = rejection_threshold(out["confidence"], rejection)
         by_class = class_thresholds(out["confidence"], out["class_ids"], rejection, num_classes, self.rejection_mode)
         # In float32, as the signature compares.
         by_class = by_class.astype(np.float32).astype(np.float64)
         out["accept"] = accept(out["confidence"], by_class, out["class_ids"])
         out["applied_threshold"] = by_class[out["class_ids"]]
-        return out | {"threshold": float(np.float32(overall[0])), "class_thresholds": by_class}
+        return out | {"threshold": float(np.float32(overall)), "class_thresholds": by_class}
 
 
 def predict(

@@ -28,7 +28,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from emoconf_tf.confidence import (
-    MacroGainStatistics, macro_gain_from_statistics, max_probability, negative_entropy, predicted_class, top2_margin,
+    MacroGainStatistics, emoconfidnet_confidence, macro_gain_from_statistics, max_probability, negative_entropy,
+    predicted_class, top2_margin,
 )
 from emoconf_tf.confidence_methods import METHODS, check_servable
 from emoconf_tf.errors import EmoconfError
@@ -130,7 +131,7 @@ def base_scores(methods: Sequence[str], probabilities: np.ndarray, p_hat: np.nda
     out = {}
     for method in methods:
         if method == "emoconfidnet":
-            out[method] = np.asarray(p_hat)[np.arange(len(predicted)), predicted].astype(np.float32)
+            out[method] = emoconfidnet_confidence(probabilities, p_hat)
         elif method == "top2_margin":
             out[method] = top2_margin(probabilities)
         elif method == "msp":
