@@ -186,7 +186,7 @@ def export_run(
     run = load_run(run_dir)
     served, validation_confidence, validation_predicted = served_score_for_run(run, score, rejection_mode)
     rejection_mode = served.rejection_mode
-    members = _members(run) if served.uses_ensemble else []
+    members = run.members if served.uses_ensemble else []  # load_run loaded and checked them
     default_threshold = rejection_threshold(validation_confidence, default_rejection)
     default_class_thresholds = class_thresholds(validation_confidence, validation_predicted, default_rejection,
                                                 len(run.class_names), rejection_mode)
@@ -231,17 +231,6 @@ def export_run(
                 directory.rmdir()
     return ExportResult(out_dir / str(version), version, default_rejection, default_threshold, rejection_mode,
                         tuple(float(value) for value in default_class_thresholds), served.description)
-
-
-def _members(run) -> list:
-    """The run's ensemble members (Keras classifiers), as `load_run` loaded them."""
-    members = list(getattr(run, "members", None) or [])
-    if not members and run.info.get("ensemble_members"):
-        import keras
-
-        members = [keras.saving.load_model(run.path / name, compile=False, safe_mode=True)
-                   for name in run.info["ensemble_members"]]
-    return members
 
 
 def serialize_examples(features: np.ndarray) -> list[bytes]:

@@ -43,6 +43,9 @@ from emoconf_tf.folds import make_folds
 from emoconf_tf.evaluation.protocol import RESULT_COLUMNS, ProtocolConfig, run_unit
 
 RUN_FORMAT = 1
+# run.json's `score` for a run trained before the served score could be chosen: EmoConfidNet's p_hat[c].
+LEGACY_SCORE_RECORD = {"name": "emoconfidnet", "components": [["emoconfidnet", 1.0]], "ensemble_members": 1,
+                       "macro_gain_statistics": None, "chosen_on": {}}
 MANIFEST = "manifest.json"
 # What a user can do about a damaged or missing part: a finished run directory is never rewritten in place.
 _REDO = "restore it from a backup of the run, or train the run again (`emoconf train ... --out NEW_DIR`)"
@@ -77,9 +80,7 @@ class Run:
     def score(self) -> dict:
         """run.json's `score` (the served score's record) with run.json's `rejection_mode`; for a run trained before
         scores could be served, EmoConfidNet's."""
-        record = self.info.get("score") or {"name": "emoconfidnet", "components": [["emoconfidnet", 1.0]],
-                                            "ensemble_members": 1, "macro_gain_statistics": None, "chosen_on": {}}
-        return {**record, "rejection_mode": self.rejection_mode}
+        return {**(self.info.get("score") or LEGACY_SCORE_RECORD), "rejection_mode": self.rejection_mode}
 
     def score_column(self, method: str) -> str | None:
         """validation.csv's column holding `method`'s scores, or None when the run did not compute it (older runs
@@ -250,7 +251,7 @@ def run_summary(path: str | Path) -> str:
     test F1 / UAR at 20 % rejection beside the paper's baseline's (thresholds from validation)."""
     path = Path(path)
     info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    record = info.get("score") or {"name": "emoconfidnet", "components": [["emoconfidnet", 1.0]], "chosen_on": {}}
+    record = info.get("score") or LEGACY_SCORE_RECORD
     mode = info.get("rejection_mode", "global")
     chosen = record.get("chosen_on") or {}
     served = record["name"] if record["name"] != "recommended" else f"recommended ({chosen.get('choice', '?')})"

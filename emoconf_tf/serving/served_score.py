@@ -308,7 +308,7 @@ def served_score_for_run(run, name: str | None = None, rejection_mode: str | Non
                                f"`emoconf train --score {name}`{hint}")
         columns[method] = column
     uses_ensemble = any(m == "macro_gain_ensemble" for m, _ in components)
-    members = len(run.info.get("ensemble_members") or []) + 1
+    members = len(run.members) + 1  # the classifier and the members load_run loaded
     if uses_ensemble and members < 2:
         raise EmoconfError(f"{path}: no ensemble members in run.json, so macro_gain_ensemble cannot be served; "
                            f"retrain with `emoconf train --score {name}`")
