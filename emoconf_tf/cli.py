@@ -48,6 +48,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "--no-reshuffle", action="store_true",
         help="feed the training rows in one seeded order, the same in every epoch (what Keras 3 does once a global "
         "seed is set); default: a new seeded order each epoch")
+    group.add_argument(
+        "--no-input-clipping", action="store_true",
+        help="feed features to the classifier as they are (the paper's network); default: each feature is clipped to "
+        "the range it had on the training rows, so that a heavy-tailed value on an unseen speaker (eGeMAPS's "
+        "*_stddevNorm, say) cannot drive the network where training never went")
 
 
 def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, methods_default: str = "all") -> None:
@@ -516,6 +521,7 @@ def _training_config(args):
         max_epochs=args.max_epochs, batch_size=args.batch_size, patience=args.patience,
         learning_rate=args.learning_rate, verbose=args.keras_verbose,
         reshuffle_each_epoch=not getattr(args, "no_reshuffle", False),
+        clip_inputs=not getattr(args, "no_input_clipping", False),
     )
 
 

@@ -27,6 +27,9 @@ class TrainingConfig:
         reshuffle_each_epoch: draw a new (seeded) order of the training rows in every epoch. False repeats
             Keras 3's behaviour with `keras.utils.set_random_seed`: one order, drawn once, in every epoch.
         verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        clip_inputs: clip each feature to its training range in the classifier (`models.ClipToRange`), default
+            True: a value far outside it (heavy-tailed functionals on an unseen speaker) no longer reaches the
+            network as is. False gives the paper's network exactly.
     """
 
     units: int = 256
@@ -37,6 +40,32 @@ class TrainingConfig:
     patience: int = 10
     reshuffle_each_epoch: bool = True
     verbose: int = 0
+    clip_inputs: bool = True
+
+
+def feature_range(
+    features: np.ndarray, rows: np.ndarray | None = None, *, chunk_rows: int = CHUNK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest value `[D]` (float32) of each feature over `features[rows]`, `chunk_rows` rows
+    at a time (no copy of the selected rows).
+
+    Example:
+    >>> import numpy as np
+    >>> lower, upper = feature_range(np.array([[1.0, 0.0], [3.0, -2.0], [100.0, 7.0]]), rows=[0, 1])
+    >>> lower.tolist(), upper.tolist()
+    ([1.0, -2.0], [3.0, 0.0])
+    """
+    features = np.asarray(features)
+    if features.ndim != 2:
+        raise ValueError(f"features must be a matrix [N, D]; got shape {features.shape}")
+    if row_count(features, rows) == 0:
+        raise ValueError("feature_range needs at least one row")
+    lower = np.full(features.shape[1], np.inf, dtype=np.float32)
+    upper = np.full(features.shape[1], -np.inf, dtype=np.float32)
+    for chunk in row_chunks(features, rows, chunk_rows):
+        np.minimum(lower, chunk.min(axis=0), out=lower)
+        np.maximum(upper, chunk.max(axis=0), out=upper)
+    return lower, upper
 
 
 def feature_moments(
@@ -122,7 +151,8 @@ def fit_classifier(
     """Builds and trains the classifier with early stopping on validation cross-entropy.
 
     Args:
-        x_train: float32 `[N, D]` raw features (standardisation statistics are taken from them).
+        x_train: float32 `[N, D]` raw features (standardisation statistics, and the clipping range with
+            `config.clip_inputs`, are taken from them).
         y_train: int `[N]` class ids.
         x_val: float32 `[M, D]`; y_val: int `[M]`.
         num_classes: K.
@@ -145,9 +175,10 @@ def fit_classifier(
         if row_count(x, rows) != len(y):
             raise ValueError(f"{part}: {row_count(x, rows)} feature rows but {len(y)} labels")
     mean, variance = feature_moments(x_train, train_rows)
+    lower, upper = feature_range(x_train, train_rows) if config.clip_inputs else (None, None)
     classifier = build_classifier(
         mean, variance, num_classes, units=config.units, dropout_rate=config.dropout_rate,
-        learning_rate=config.learning_rate, seed=seed,
+        learning_rate=config.learning_rate, seed=seed, lower=lower, upper=upper,
     )
     eye = np.eye(num_classes, dtype=np.float32)
     return classifier, _fit(classifier, x_train, eye[y_train], x_val, eye[y_val], config, rows=train_rows,

@@ -6,8 +6,10 @@ import pytest
 import tensorflow as tf
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.serving.folded_network import FoldedInference, fold_emoconfidnet
-from emoconf_tf.models import build_classifier, build_emoconfidnet
+from emoconf_tf.serving.folded_network import (
+    FoldedClassifierInference, FoldedInference, fold_classifier, fold_emoconfidnet,
+)
+from emoconf_tf.models import FROZEN_CLASSIFIER_NAME, build_classifier, build_emoconfidnet
 from emoconf_tf.training import TrainingConfig, feature_moments, fit_classifier, fit_emoconfidnet
 
 K = 3
@@ -65,6 +67,23 @@ def test_folded_network_matches_the_keras_model_in_inference_mode(trained):
     for name, got in zip(("probabilities", "p_hat"), FoldedInference(fold_emoconfidnet(model))(tf.constant(x))):
         np.testing.assert_allclose(got.numpy(), np.asarray(expected[name]), atol=2e-6)
     assert (np.asarray(expected["probabilities"]).std(axis=0) > 0).all()  # a trained, non-constant model
+
+
+def test_folded_network_clips_like_the_keras_model(trained):
+    model, x = trained  # fit_classifier clips to the training range by default
+    folded = fold_emoconfidnet(model)
+    lower, upper = folded.input_range
+    np.testing.assert_array_equal(lower, x[:300].min(axis=0))
+    np.testing.assert_array_equal(upper, x[:300].max(axis=0))
+    far = np.concatenate([x[300:] * np.float32(1e3), x[300:] - np.float32(1e4)])  # far outside on both sides
+    expected = model(far, training=False)
+    got = FoldedInference(folded)(tf.constant(far))
+    for name, value in zip(("probabilities", "p_hat"), got):
+        np.testing.assert_allclose(value.numpy(), np.asarray(expected[name]), atol=2e-6)
+    classifier = fold_classifier(model.get_layer(FROZEN_CLASSIFIER_NAME).model)
+    np.testing.assert_array_equal(classifier.input_range[0], lower)
+    np.testing.assert_allclose(FoldedClassifierInference(classifier)(tf.constant(far)).numpy(),
+                               np.asarray(expected["probabilities"]), atol=2e-6)
 
 
 def test_tiny_variance_keeps_the_mean_subtraction_exact():

@@ -1,13 +1,15 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
 from emoconf_tf import PairwiseConfidenceLoss, build_classifier, build_emoconfidnet
 from emoconf_tf.models import (
-    FROZEN_CLASSIFIER_NAME, HEAD_NAME, PENULTIMATE, InferenceOnly, build_confidence_head, find_layer, masked_feature_count,
-    penultimate_model,
+    CLIP_NAME, FROZEN_CLASSIFIER_NAME, HEAD_NAME, PENULTIMATE, ClipToRange, InferenceOnly, build_confidence_head,
+    find_layer, masked_feature_count, penultimate_model,
 )
-from emoconf_tf.training import TrainingConfig, feature_moments, fit_classifier, fit_emoconfidnet
+from emoconf_tf.training import TrainingConfig, feature_moments, feature_range, fit_classifier, fit_emoconfidnet
 
 D, K = 12, 4
 
@@ -103,6 +105,45 @@ def test_a_masked_model_round_trips_through_keras_saving(tmp_path):
     x_test = np.array([[4.0, 7.0], [0.0, -3.0]], dtype="float32")
     np.testing.assert_array_equal(loaded(x_test, training=False), classifier(x_test, training=False))
     assert masked_feature_count(loaded) == 1
+
+
+def test_inputs_are_clipped_to_the_training_range_before_standardisation():
+    # Training rows: column 0 is 1 and 3 (range 1..3, mean 2, variance 1); column 1 is -4 and 6 (range -4..6,
+    # mean 1, variance 25). Test rows: (10, 0) clips to (3, 0) -> standardised ((3-2)/1, (0-1)/5) = (1, -0.2);
+    # (-5, -100) clips to (1, -4) -> (-1, -1); (2, 6) is inside the range -> (0, 1).
+    x_train = np.array([[1.0, -4.0], [3.0, 6.0]], dtype="float32")
+    lower, upper = feature_range(x_train)
+    np.testing.assert_array_equal(lower, [1.0, -4.0])
+    np.testing.assert_array_equal(upper, [3.0, 6.0])
+    classifier = build_classifier(*feature_moments(x_train), num_classes=K, units=4, seed=0, lower=lower, upper=upper)
+    assert [layer.name for layer in classifier.layers[:3]] == ["features", CLIP_NAME, "standardize"]
+    standardized = keras.Model(classifier.input, classifier.get_layer("standardize").output)
+    x_test = np.array([[10.0, 0.0], [-5.0, -100.0], [2.0, 6.0]], dtype="float32")
+    np.testing.assert_allclose(standardized(x_test), [[1.0, -0.2], [-1.0, -1.0], [0.0, 1.0]], rtol=1e-6)
+    # a value beyond the range has the influence of the range's end, no more
+    np.testing.assert_array_equal(classifier(x_test, training=False),
+                                  classifier(np.clip(x_test, lower, upper), training=False))
+
+
+def test_fit_classifier_clips_by_default_and_not_when_asked(tmp_path):
+    x, y = small_data()
+    config = TrainingConfig(max_epochs=1, batch_size=32)
+    clipped, _ = fit_classifier(x[:64], y[:64], x[64:], y[64:], K, config, seed=0)
+    layer = clipped.get_layer(CLIP_NAME)
+    np.testing.assert_array_equal(layer.lower, x[:64].min(axis=0))
+    np.testing.assert_array_equal(layer.upper, x[:64].max(axis=0))
+    clipped.save(tmp_path / "clipped.keras")
+    loaded = keras.saving.load_model(tmp_path / "clipped.keras", compile=False)
+    far = x[64:] * np.float32(50.0)
+    np.testing.assert_array_equal(loaded(far, training=False), clipped(far, training=False))
+    plain, _ = fit_classifier(x[:64], y[:64], x[64:], y[64:], K, dataclasses.replace(config, clip_inputs=False),
+                              seed=0)
+    assert CLIP_NAME not in [layer.name for layer in plain.layers]
+
+
+def test_clip_bounds_must_be_ordered_vectors():
+    with pytest.raises(ValueError, match="lower <= upper"):
+        ClipToRange([1.0, 0.0], [0.0, 1.0])
 
 
 def test_model_fit_on_emoconfidnet_trains_the_head_as_the_protocol_does():

@@ -12,12 +12,16 @@ merged into the dense layers around them (exact up to float32 rounding)::
                                                                  -> x (W s) + (b - mu) s + beta,
                                                                     s = gamma / sqrt(var + eps)
     Dropout         identity at inference                        -> dropped
+    ClipToRange     min(max(x, lower), upper)                    -> kept as is, before the mean subtraction
+                    (the training range; `models.ClipToRange`)
 
 The folded network is ``x - mean`` followed by six `Dense` layers (ReLU, ReLU, softmax for the classifier;
 ReLU, ReLU, softmax for the head on the classifier's penultimate activation): the exported
-`serving_default` graph has 53 nodes instead of 104. The mean subtraction stays a separate op, exactly as
-the model computes it, so inputs far from zero are not cancelled inside a large kernel (features with a
-tiny standard deviation would otherwise lose every significant digit).
+`serving_default` graph has 53 nodes instead of 104. A classifier without the head (an ensemble member, or the
+network of a run without AVD ratings, which has no EmoConfidNet) folds the same way (`fold_classifier`). The
+mean subtraction stays a separate op, exactly as the model computes it, so inputs far from zero are not
+cancelled inside a large kernel (features with a tiny standard deviation would otherwise lose every
+significant digit).
 
 Folding is done in float64 and the results stored in float32; on the synthetic corpus the folded
 probabilities agree with the Keras model's to within 2e-6 (`emoconf export` checks 1e-5 before publishing).
@@ -32,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.models import HEAD_NAME, PENULTIMATE, InferenceOnly
+from emoconf_tf.models import HEAD_NAME, PENULTIMATE, ClipToRange, InferenceOnly
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +64,14 @@ class FoldedEmoConfidNet:
         input_mean: float32 `[D]`, subtracted from the raw features first.
         classifier: the classifier's folded layers; the input of the last one is the `penultimate` activation.
         head: EmoConfidNet's folded layers, applied to the `penultimate` activation.
+        input_range: `(lower, upper)`, float32 `[D]` each, the features are clipped to before the mean subtraction
+            (`models.ClipToRange`); None for a classifier without that layer.
     """
 
     input_mean: np.ndarray
     classifier: tuple[FoldedDense, ...]
     head: tuple[FoldedDense, ...]
+    input_range: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def fold_emoconfidnet(emoconfidnet: keras.Model) -> FoldedEmoConfidNet:
@@ -80,7 +87,7 @@ def fold_emoconfidnet(emoconfidnet: keras.Model) -> FoldedEmoConfidNet:
         EmoconfError: the model is not the chain `build_emoconfidnet` makes (a layer that cannot be folded).
     """
     head = emoconfidnet.get_layer(HEAD_NAME)
-    classifier_layers = _classifier_layers(emoconfidnet, head)
+    input_range, classifier_layers = _input_range(_classifier_layers(emoconfidnet, head))
     if not classifier_layers or not isinstance(classifier_layers[0], keras.layers.Normalization):
         raise EmoconfError("cannot fold the model: its first layer is not the standardisation (Normalization)")
     mean, std = _standardisation(classifier_layers[0])
@@ -89,21 +96,23 @@ def fold_emoconfidnet(emoconfidnet: keras.Model) -> FoldedEmoConfidNet:
     if PENULTIMATE not in names or names.index(PENULTIMATE) > names.index(classifier[-1].name):
         raise EmoconfError(f"cannot fold the model: no '{PENULTIMATE}' layer before its output layer")
     head_layers = [layer for layer in head.layers if not isinstance(layer, keras.layers.InputLayer)]
-    return FoldedEmoConfidNet(mean.astype(np.float32), classifier, _fold_chain(head_layers))
+    return FoldedEmoConfidNet(mean.astype(np.float32), classifier, _fold_chain(head_layers), input_range)
 
 
 @dataclasses.dataclass(frozen=True)
 class FoldedClassifier:
     """A classifier from `build_classifier` with its element-wise inference layers folded away (an ensemble
-    member of `macro_gain_ensemble`).
+    member of `macro_gain_ensemble`, or the served classifier of a run without AVD ratings).
 
     Attributes:
         input_mean: float32 `[D]`, subtracted from the raw features first.
         layers: the folded layers; the last one's softmax is the classifier's output.
+        input_range: as `FoldedEmoConfidNet.input_range`.
     """
 
     input_mean: np.ndarray
     layers: tuple[FoldedDense, ...]
+    input_range: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def fold_classifier(classifier: keras.Model) -> FoldedClassifier:
@@ -112,11 +121,19 @@ def fold_classifier(classifier: keras.Model) -> FoldedClassifier:
     Raises:
         EmoconfError: the model is not the chain `build_classifier` makes.
     """
-    layers = [layer for layer in classifier.layers if not isinstance(layer, keras.layers.InputLayer)]
+    input_range, layers = _input_range(
+        [layer for layer in classifier.layers if not isinstance(layer, keras.layers.InputLayer)])
     if not layers or not isinstance(layers[0], keras.layers.Normalization):
         raise EmoconfError("cannot fold the classifier: its first layer is not the standardisation (Normalization)")
     mean, std = _standardisation(layers[0])
-    return FoldedClassifier(mean.astype(np.float32), _fold_chain(layers[1:], input_scale=1.0 / std))
+    return FoldedClassifier(mean.astype(np.float32), _fold_chain(layers[1:], input_scale=1.0 / std), input_range)
+
+
+def _input_range(layers: list) -> tuple[tuple[np.ndarray, np.ndarray] | None, list]:
+    """`(lower, upper)` of a leading `ClipToRange` layer (None without one), and the layers after it."""
+    if layers and isinstance(layers[0], ClipToRange):
+        return (layers[0].lower.astype(np.float32), layers[0].upper.astype(np.float32)), layers[1:]
+    return None, layers
 
 
 def _standardisation(normalization) -> tuple[np.ndarray, np.ndarray]:
@@ -154,13 +171,14 @@ class FoldedInference(tf.Module):
     def __init__(self, folded: FoldedEmoConfidNet, name: str = "folded_emoconfidnet"):
         super().__init__(name=name)
         self.input_mean = tf.Variable(folded.input_mean, trainable=False, name="input_mean")
+        self.input_range = _range_variables(folded.input_range)
         self.classifier = [_variables(layer) for layer in folded.classifier]
         self.head = [_variables(layer) for layer in folded.head]
         self._activations = {"classifier": [layer.activation for layer in folded.classifier],
                              "head": [layer.activation for layer in folded.head]}
 
     def __call__(self, features):
-        x = features - self.input_mean
+        x = _clipped(features, self.input_range) - self.input_mean
         penultimate = _dense_chain(self.classifier[:-1], self._activations["classifier"][:-1], x)
         probabilities = _dense_chain(self.classifier[-1:], self._activations["classifier"][-1:], penultimate)
         return probabilities, _dense_chain(self.head, self._activations["head"], penultimate)
@@ -173,11 +191,26 @@ class FoldedClassifierInference(tf.Module):
     def __init__(self, folded: FoldedClassifier, name: str = "folded_classifier"):
         super().__init__(name=name)
         self.input_mean = tf.Variable(folded.input_mean, trainable=False, name="input_mean")
+        self.input_range = _range_variables(folded.input_range)
         self.layers = [_variables(layer) for layer in folded.layers]
         self._activations = [layer.activation for layer in folded.layers]
 
     def __call__(self, features):
-        return _dense_chain(self.layers, self._activations, features - self.input_mean)
+        return _dense_chain(self.layers, self._activations, _clipped(features, self.input_range) - self.input_mean)
+
+
+def _range_variables(input_range) -> tuple | None:
+    if input_range is None:
+        return None
+    return (tf.Variable(input_range[0], trainable=False, name="input_lower"),
+            tf.Variable(input_range[1], trainable=False, name="input_upper"))
+
+
+def _clipped(features, input_range):
+    """`features` clipped to the training range as `ClipToRange` does, or as they are without one."""
+    if input_range is None:
+        return features
+    return tf.minimum(tf.maximum(features, input_range[0]), input_range[1])
 
 
 def _variables(layer: FoldedDense) -> tuple:
