@@ -72,8 +72,9 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         parser.add_argument("--folds", type=int, default=None, metavar="K", help=FOLDS_HELP)
     parser.add_argument("--seeds", type=int, default=1, help="repeat every fold with seeds 0..N-1 (default: 1)")
     parser.add_argument(
-        "--trainings", default="raw,filtered",
-        help="which trainings to run: raw, filtered or both (default: raw,filtered)")
+        "--trainings", default=None,
+        help="which trainings to run: raw, filtered or both (default: raw,filtered; raw on a corpus without AVD "
+        "ratings, where the conflict filter cannot run)")
     parser.add_argument(
         "--filter-midpoint", type=float, default=None,
         help="AVD value separating low from high for the conflict filter (default: middle of the scale)")
@@ -85,9 +86,11 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         help="compare AVD with the filter's midpoint inclusively: low <= midpoint, high >= midpoint, so a value at "
         "the midpoint counts as both (default: strictly below / above; a value at the midpoint is neither)")
     parser.add_argument(
-        "--methods", default=methods_default,
+        "--methods", default=None,
         help="confidence scores to compare: 'all', 'paper' (emoconfidnet,top2_margin) or a comma list of "
-        f"{', '.join(ALL_METHODS)} (default: %(default)s)")
+        f"{', '.join(ALL_METHODS)} (default: {methods_default}; on a corpus without AVD ratings, every score but "
+        "emoconfidnet and emoconfidnet_tau, which are trained on AVD)")
+    parser.set_defaults(methods_default=methods_default)
     parser.add_argument("--mc-passes", type=int, default=10, help="stochastic passes T for mc_dropout (default: 10)")
     parser.add_argument(
         "--ensemble-members", type=int, default=DEFAULT_MEMBERS,
@@ -113,7 +116,19 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         "--jobs", type=int, default=1, metavar="N",
         help="train N fold/seed/training units at once, each in its own process running TensorFlow on one thread; "
         "-1: one per CPU core. Not a setting of the results: a run may resume with another N (default: 1, one "
-        "unit after the other in this process, TensorFlow on every core)")
+        "unit after the other in this process, TensorFlow on every core). With --backend dask: the size of the "
+        "local cluster (2 or more); with --scheduler, leave it out: the cluster's workers decide")
+    parser.add_argument(
+        "--backend", choices=("loky", "dask"), default="loky",
+        help="where the --jobs processes run: loky (worker processes on this machine) or dask (the workers of a "
+        "dask.distributed cluster: --scheduler's, or a local cluster of --jobs workers; needs pip install "
+        "\"emoconf-tf[dask]\"). The same seeds per unit, so the same results.csv; parts/ and the tables are written "
+        "here, and a run resumes with either backend (default: %(default)s)")
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="with --backend dask: the address of a running dask scheduler, e.g. tcp://10.0.0.5:8786 (what "
+        "`dask scheduler` prints); start its workers with `dask worker ADDRESS --nthreads 1` on machines with "
+        "emoconf-tf installed. Units then run one per worker (default: start a local cluster of --jobs workers)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fold", type=int, default=0, help="which fold with --cv group (default: 0)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     train.add_argument(
-        "--training", choices=("raw", "filtered"), default="filtered",
-        help="train on the raw or the conflict-filtered training set (default: filtered)")
+        "--training", choices=("raw", "filtered"), default=None,
+        help="train on the raw or the conflict-filtered training set (default: filtered; raw on a corpus without AVD "
+        "ratings)")
     train.add_argument("--size", type=int, default=None, help="with --synthetic: number of utterances")
     train.add_argument(
         "--num-features", type=int, default=6373,
@@ -458,9 +474,9 @@ def _check_arguments(args) -> None:
     loads or a corpus is generated or read: a wrong value fails within a second, in one line naming it."""
     if hasattr(args, "seeds"):
         _seeds(args.seeds)
-    if hasattr(args, "trainings"):
+    if getattr(args, "trainings", None) is not None:
         _training_names(args.trainings)
-    if hasattr(args, "methods"):
+    if getattr(args, "methods", None) is not None:
         _method_names(args.methods)
     if getattr(args, "score", None) is not None:
         from emoconf_tf.confidence_methods import check_servable
@@ -487,6 +503,20 @@ def _check_arguments(args) -> None:
             raise EmoconfError(f"--{name.replace('_', '-')} must be 0 or more")
     if getattr(args, "jobs", None) is not None and (args.jobs == 0 or args.jobs < -1):
         raise EmoconfError(f"--jobs {args.jobs}: give 1 or more worker processes, or -1 for one per CPU core")
+    if getattr(args, "scheduler", None) is not None and args.backend != "dask":
+        raise EmoconfError(f"--scheduler {args.scheduler}: a scheduler is for --backend dask; add it")
+    if getattr(args, "backend", None) == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            raise EmoconfError('--backend dask needs dask.distributed, which is not installed: '
+                               'pip install "emoconf-tf[dask]"')
+        if args.scheduler is not None and args.jobs != 1:
+            raise EmoconfError(f"--jobs {args.jobs}: with --scheduler, the cluster's workers decide how many units "
+                               "run at once; leave --jobs out")
+        if args.scheduler is None and args.jobs == 1:
+            raise EmoconfError("--jobs 1: --backend dask without --scheduler starts a local cluster of --jobs "
+                               "workers; give --jobs 2 or more (-1: one per CPU core), or --scheduler ADDRESS")
     _check_training_options(args)
     if args.filter_rules:
         _filter_rules(args.filter_rules)
@@ -533,7 +563,8 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
         cv=cv, seeds=seeds, trainings=trainings, filter_midpoint=args.filter_midpoint,
         filter_rules=_filter_rules(args.filter_rules) if args.filter_rules else PAPER_RULES,
         filter_inclusive=getattr(args, "filter_inclusive", False),
-        training=_training_config(args), methods=_method_names(getattr(args, "methods", "paper")),
+        training=_training_config(args),
+        methods=_method_names(getattr(args, "methods", None) or getattr(args, "methods_default", "paper")),
         mc_dropout_passes=getattr(args, "mc_passes", 10),
         ensemble_members=getattr(args, "ensemble_members", DEFAULT_MEMBERS),
         rejection_modes=_rejection_modes(getattr(args, "rejection_modes", "global,per_class")),
@@ -542,6 +573,40 @@ def _protocol_config(args, *, cv: str, seeds: tuple[int, ...], trainings: tuple[
         recommend_by=getattr(args, "recommend_by", "f1_uar_area"),
         folds=getattr(args, "folds", None),
     )
+
+
+DEFAULT_TRAININGS = "raw,filtered"
+
+
+def _config_for_corpus(args, config, corpus):
+    """`protocol.config_for_corpus` for the CLI: on a corpus without AVD ratings, refuses what was asked for by name
+    and needs AVD (the filtered training, the filter's options, emoconfidnet and emoconfidnet_tau, --score
+    emoconfidnet), and prints the one line saying what the defaults left out."""
+    from emoconf_tf.confidence_methods import METHODS, NO_AVD_REASON
+    from emoconf_tf.evaluation.protocol import config_for_corpus
+
+    if corpus.has_avd:
+        return config
+    asked = list(_comma_list(getattr(args, "trainings", None) or "")) + [getattr(args, "training", None)]
+    if "filtered" in asked:
+        option = "--trainings" if getattr(args, "trainings", None) else "--training"
+        raise EmoconfError(f"{option} filtered: the conflict filter needs AVD ratings, which {corpus.name} has none "
+                           f"of; use {option} raw")
+    for option, given in (("--filter-midpoint", args.filter_midpoint is not None),
+                          ("--filter-rules", bool(args.filter_rules)),
+                          ("--filter-inclusive", getattr(args, "filter_inclusive", False))):
+        if given:
+            raise EmoconfError(f"{option}: {corpus.name} has no AVD ratings to filter on; leave the option out")
+    methods = getattr(args, "methods", None)
+    if methods is not None and methods != "all":
+        needing = [m for m in _method_names(methods) if METHODS[m].needs_avd]
+        if needing:
+            raise EmoconfError(f"--methods {methods}: {', '.join(needing)} not available: {NO_AVD_REASON}; "
+                               "leave them out or use --methods all")
+    config, note = config_for_corpus(config, corpus)
+    if note:
+        print(note)
+    return config
 
 
 def _seeds(n: int) -> tuple[int, ...]:
@@ -613,9 +678,10 @@ def _load_table(args):
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     given = "--scale" if args.scale is not None else "recorded"
+    avd = (f"AVD scale {format_scale(corpus.scale).replace(',', '-')} ({given})" if corpus.has_avd
+           else "no AVD ratings")
     print(f"{source}: {len(corpus)} utterances, {corpus.num_features} features, classes "
-          f"{', '.join(corpus.class_names)}; AVD scale {format_scale(corpus.scale).replace(',', '-')} ({given})"
-          + ("; SYNTHETIC data" if corpus.synthetic else ""))
+          f"{', '.join(corpus.class_names)}; {avd}" + ("; SYNTHETIC data" if corpus.synthetic else ""))
     if corpus.merged_labels:
         print("merged categories (as the dataset was built): "
               + ", ".join(f"{category} counted as {name}" for category, name in corpus.merged_labels))
@@ -636,7 +702,8 @@ def _synthetic_corpus(args):
     return corpus
 
 
-def _run_and_report(corpus, config, out: Path, *, jobs: int = 1) -> int:
+def _run_and_report(corpus, config, out: Path, *, jobs: int = 1, backend: str = "loky",
+                    scheduler: str | None = None) -> int:
     from tqdm.auto import tqdm
 
     from emoconf_tf.evaluation import markdown, protocol
@@ -654,7 +721,8 @@ def _run_and_report(corpus, config, out: Path, *, jobs: int = 1) -> int:
             f"epochs {summary['classifier_epochs']}/{summary['confidence_epochs']}  {scores}"
         )
 
-    outputs = protocol.run_protocol(corpus, config, out, on_unit=one_line, jobs=jobs)
+    outputs = protocol.run_protocol(corpus, config, out, on_unit=one_line, jobs=jobs, backend=backend,
+                                    scheduler=scheduler)
     if outputs.skipped_units:
         print(f"{out}: reused {outputs.skipped_units} finished fold/seed/training unit(s) from an earlier run")
     protocol.write_tables(outputs, out)
@@ -662,10 +730,11 @@ def _run_and_report(corpus, config, out: Path, *, jobs: int = 1) -> int:
     elapsed = time.perf_counter() - start
     write_json(out / "manifest.json", {
         "version": __version__, "corpus": corpus.name, "synthetic": corpus.synthetic,
-        "scale": list(corpus.scale), "merged_labels": dict(corpus.merged_labels),
+        "scale": list(corpus.scale) if corpus.scale is not None else None, "has_avd": corpus.has_avd,
+        "merged_labels": dict(corpus.merged_labels),
         "files": ["results.csv", "per_class.csv", "runs.csv", "selective.csv", "choices.csv", "predictions.csv",
                   "folds.csv", "report.md", "curves.png"] + (["risk_coverage.png"] if (out / "risk_coverage.png").exists() else []),
-        "seconds": round(elapsed, 1), "jobs": jobs,
+        "seconds": round(elapsed, 1), "jobs": jobs, "backend": backend,
     })
     print()
     print("\n".join(markdown.summary_lines(outputs.results)))
@@ -676,9 +745,11 @@ def _run_and_report(corpus, config, out: Path, *, jobs: int = 1) -> int:
 def _demo(args) -> int:
     _check_arguments(args)
     _quiet_tensorflow(args.debug)
-    config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds), trainings=_training_names(args.trainings))
+    config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds),
+                              trainings=_training_names(args.trainings or DEFAULT_TRAININGS))
     corpus = _synthetic_corpus(args)
-    return _run_and_report(corpus, config, Path(args.out), jobs=args.jobs)
+    return _run_and_report(corpus, config, Path(args.out), jobs=args.jobs, backend=args.backend,
+                           scheduler=args.scheduler)
 
 
 def _reproduce(args) -> int:
@@ -691,9 +762,11 @@ def _reproduce(args) -> int:
         cv = "group"
         print(f"folds: leave one session out ({', '.join(sorted(set(corpus.group)))}); {args.tfds} has no "
               f"train/validation/test split")
-    config = _protocol_config(args, cv=cv, seeds=_seeds(args.seeds), trainings=_training_names(args.trainings))
+    config = _protocol_config(args, cv=cv, seeds=_seeds(args.seeds),
+                              trainings=_training_names(args.trainings or DEFAULT_TRAININGS))
+    config = _config_for_corpus(args, config, corpus)
     out = Path(args.out or f"emoconf_{corpus.name}")
-    return _run_and_report(corpus, config, out, jobs=args.jobs)
+    return _run_and_report(corpus, config, out, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler)
 
 
 def _train(args) -> int:
@@ -701,14 +774,21 @@ def _train(args) -> int:
     _quiet_tensorflow(args.debug)
     from emoconf_tf.serving.rundir import run_summary, train_run
 
-    config = _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(args.training,))
     corpus = _synthetic_corpus(args) if args.synthetic else _load_table(args)
+    training = args.training or ("filtered" if corpus.has_avd else "raw")
+    config = _config_for_corpus(args, _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(training,)),
+                                corpus)
+    if not corpus.has_avd:
+        from emoconf_tf.confidence_methods import check_servable
+
+        check_servable(args.score, has_avd=False)
     out = Path(args.out or f"runs/{corpus.name}")
     start = time.perf_counter()
-    train_run(corpus, out, config, seed=args.seed, training=args.training, fold_index=args.fold,
+    train_run(corpus, out, config, seed=args.seed, training=training, fold_index=args.fold,
               feature_set=args.feature_set, rejection_mode=args.rejection_mode, score=args.score)
+    head = "emoconfidnet.keras, " if corpus.has_avd else ""
     print(f"wrote run directory {out} in {time.perf_counter() - start:.0f} s "
-          f"(classifier.keras, emoconfidnet.keras, validation.csv, test.csv, results.csv, run.json, manifest.json)")
+          f"(classifier.keras, {head}validation.csv, test.csv, results.csv, run.json, manifest.json)")
     print(run_summary(out))
     return 0
 
@@ -784,11 +864,14 @@ def _export_table(args) -> int:
 def _export(args) -> int:
     from emoconf_tf.confidence_methods import check_servable
     from emoconf_tf.serving.export import check_rejection, check_warmup_signatures, export_run
+    from emoconf_tf.serving.rundir import recorded_has_avd
     from emoconf_tf.thresholds import check_rejection_mode
 
     check_rejection(args.default_rejection, "--default-rejection")  # before TensorFlow loads
     if args.score is not None:
-        check_servable(args.score)
+        # A run without AVD ratings has no EmoConfidNet head: --score emoconfidnet is refused, naming the run.
+        has_avd = recorded_has_avd(args.run_dir)
+        check_servable(args.score, "--score" if has_avd else f"{args.run_dir}: --score", has_avd=has_avd)
     if args.rejection_mode is not None:
         check_rejection_mode(args.rejection_mode, "--rejection-mode")
     warmup = check_warmup_signatures(args.warmup)
@@ -805,6 +888,10 @@ def _export(args) -> int:
     else:
         operating_point = f"threshold {result.default_threshold:.6f}"
     print(f"confidence: {result.score}")
+    if not result.has_avd:
+        from emoconf_tf.corpus import NO_AVD_RATINGS
+
+        print(f"AVD: {NO_AVD_RATINGS}; no emoconfidnet_confidence output")
     print(f"signatures: {', '.join(SIGNATURE_NAMES)}; serving_default accepts at rejection "
           f"{result.default_rejection:g} ({operating_point}); rejection mode {result.rejection_mode}")
     print(f"serve: tensorflow_model_server --model_base_path={out.resolve()} --model_name=emoconf --rest_api_port=8501")
@@ -849,7 +936,8 @@ def _predict(args) -> int:
     source = "these inputs' own confidences" if args.per_batch else "validation"
     print(f"model {result.model_dir} ({result.feature_set} features), confidence {result.score}, {result.signature}: "
           f"rejection {result.rejection:g} -> {operating_point} (from {source}); accepted {kept} of "
-          f"{len(result.predictions)}; rejection mode {result.rejection_mode}", file=sys.stderr)
+          f"{len(result.predictions)}; rejection mode {result.rejection_mode}"
+          + ("" if result.has_avd else "; no AVD ratings (no EmoConfidNet)"), file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_records(), indent=2))
         return 0

@@ -36,12 +36,13 @@ class ScoringContext:
 
     Attributes:
         probabilities: float `[N, K]` classifier softmax per scored split (`"validation"`, `"test"`).
-        p_hat: float `[N, K]` EmoConfidNet outputs per scored split.
+        p_hat: float `[N, K]` EmoConfidNet outputs per scored split (empty without AVD ratings: no head).
         predicted: int `[N]` predicted class per scored split.
         labels: int `[N]` labels per split (`"train"`, `"validation"`, `"test"`; test labels are for the
             evaluation only, a scorer must not read them).
         embedded: float `[N, 256]` penultimate embeddings per split (`"train"`, `"validation"`, `"test"`).
-        distances: float `[N, K]` Manhattan AVD distances to the class centroids (`"train"`, `"validation"`).
+        distances: float `[N, K]` Manhattan AVD distances to the class centroids (`"train"`, `"validation"`;
+            empty without AVD ratings).
         rows: int row indices of each split into `features`.
         features: the corpus feature matrix `[rows, D]`.
         classifier: the trained Keras classifier.
@@ -49,6 +50,8 @@ class ScoringContext:
         seed: the unit's seed.
         num_classes: K.
         methods: the methods asked for.
+        has_avd: False for a corpus without AVD ratings: no EmoConfidNet head, no distances, and the
+            `needs_avd` methods are not run.
         scores: per scored split, the scores computed so far, `{method: float [N]}`.
         artifacts: what scorers trained or chose that an export needs: `"ensemble_members"` (the extra Keras
             classifiers of `macro_gain_ensemble`), `"recommendation"` (`recommended`'s `Recommendation`).
@@ -67,6 +70,7 @@ class ScoringContext:
     seed: int
     num_classes: int
     methods: tuple[str, ...]
+    has_avd: bool = True
     scores: dict[str, dict[str, np.ndarray]] = dataclasses.field(
         default_factory=lambda: {part: {} for part in SCORED_PARTS})
     artifacts: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -89,8 +93,9 @@ class Scored:
 
 @dataclasses.dataclass(frozen=True)
 class ConfidenceMethod:
-    """A registered method: its output name, its report display name and colour, its scorer, and how an export
-    serves it (`serving`: how the SavedModel computes it; `not_served`: why it cannot, when `serving` is None)."""
+    """A registered method: its output name, its report display name and colour, its scorer, how an export
+    serves it (`serving`: how the SavedModel computes it; `not_served`: why it cannot, when `serving` is None), and
+    whether it is trained on AVD ratings (`needs_avd`: it cannot run on a corpus with categories only)."""
 
     name: str
     display_name: str
@@ -98,6 +103,7 @@ class ConfidenceMethod:
     scorer: Callable[[ScoringContext], Scored]
     serving: str | None = None
     not_served: str = ""
+    needs_avd: bool = False
 
     @property
     def servable(self) -> bool:
@@ -109,14 +115,16 @@ METHODS: dict[str, ConfidenceMethod] = {}
 
 
 def register_method(name: str, *, display_name: str, color: str, serving: str | None = None,
-                    not_served: str = "") -> Callable:
+                    not_served: str = "", needs_avd: bool = False) -> Callable:
     """Decorator registering `scorer(context) -> Scored` under `name`. Re-registering a name replaces it.
 
     `serving` says how a SavedModel computes the score (`emoconf_tf.serving.served_score` must implement it);
     None (default) = not servable, with `not_served` saying why (printed when `--score` asks for it).
+    `needs_avd`: the scorer reads EmoConfidNet's outputs or the AVD distances, which a corpus without AVD ratings
+    does not have (default False).
     """
     def decorate(scorer: Callable[[ScoringContext], Scored]) -> Callable[[ScoringContext], Scored]:
-        METHODS[name] = ConfidenceMethod(name, display_name, color, scorer, serving, not_served)
+        METHODS[name] = ConfidenceMethod(name, display_name, color, scorer, serving, not_served, needs_avd)
         if "recommended" in METHODS and name != "recommended":  # recommended chooses among the others: last
             METHODS["recommended"] = METHODS.pop("recommended")
         return scorer
@@ -137,7 +145,7 @@ def _on_outputs(function: Callable[..., np.ndarray], *, needs_p_hat: bool = Fals
     return scorer
 
 
-register_method("emoconfidnet", display_name="EmoConfidNet", color="tab:red",
+register_method("emoconfidnet", display_name="EmoConfidNet", color="tab:red", needs_avd=True,
                 serving="p_hat[c] of the EmoConfidNet head on the classifier's penultimate layer (the paper's)")(
     _on_outputs(emoconfidnet_confidence, needs_p_hat=True))
 register_method("top2_margin", display_name="Baseline (top-2 margin)", color="tab:green",
@@ -180,7 +188,7 @@ def _tcp(context: ScoringContext) -> Scored:
                     for part in SCORED_PARTS))
 
 
-@register_method("emoconfidnet_tau", display_name="EmoConfidNet (tuned tau)", color="tab:orange",
+@register_method("emoconfidnet_tau", display_name="EmoConfidNet (tuned tau)", color="tab:orange", needs_avd=True,
                  not_served="its retrained heads are for the evaluation only and not kept in a run directory")
 def _emoconfidnet_tau(context: ScoringContext) -> Scored:
     """EmoConfidNet retrained with targets `softmax(-d / tau)` for each tau; validation AURC picks tau (1 included)."""
@@ -258,24 +266,39 @@ def _recommended(context: ScoringContext) -> Scored:
 
 
 PAPER_METHODS = ("emoconfidnet", "top2_margin")
-"""The paper's pair: EmoConfidNet and its baseline, the top-two margin. Always computed."""
+"""The paper's pair: EmoConfidNet and its baseline, the top-two margin. Always computed (EmoConfidNet when the
+corpus has AVD ratings)."""
 ALL_METHODS = method_names()
 """Every built-in confidence method, by its `method` name in the outputs, in the order they run."""
 
 
-def servable_methods() -> tuple[str, ...]:
-    """The registered methods a SavedModel can serve (`ConfidenceMethod.servable`), in registry order."""
-    return tuple(name for name, method in METHODS.items() if method.servable)
+NO_AVD_REASON = "the corpus has no AVD ratings, which its targets are computed from"
+"""Why a method with `needs_avd` is left out on a corpus with categories only (messages and reports say it)."""
 
 
-def check_servable(name: str, option: str = "--score") -> str:
-    """`name` if it is a servable method, else `EmoconfError` in one line saying why not and what can be served."""
+def avd_methods() -> tuple[str, ...]:
+    """The registered methods trained on AVD ratings (`ConfidenceMethod.needs_avd`), in registry order."""
+    return tuple(name for name, method in METHODS.items() if method.needs_avd)
+
+
+def servable_methods(*, has_avd: bool = True) -> tuple[str, ...]:
+    """The registered methods a SavedModel can serve (`ConfidenceMethod.servable`), in registry order; with
+    `has_avd` False, only those a run without AVD ratings has (no `needs_avd` method)."""
+    return tuple(name for name, method in METHODS.items() if method.servable and (has_avd or not method.needs_avd))
+
+
+def check_servable(name: str, option: str = "--score", *, has_avd: bool = True) -> str:
+    """`name` if it is a servable method (of a run with AVD ratings unless `has_avd` is False), else `EmoconfError`
+    in one line saying why not and what can be served."""
     from emoconf_tf.errors import EmoconfError
 
     method = METHODS.get(name)
     if method is None or not method.servable:
         why = f" cannot be served: {method.not_served}" if method is not None else " is not a confidence score"
-        raise EmoconfError(f"{option} {name}:{why}; choose one of {', '.join(servable_methods())}")
+        raise EmoconfError(f"{option} {name}:{why}; choose one of {', '.join(servable_methods(has_avd=has_avd))}")
+    if method.needs_avd and not has_avd:
+        raise EmoconfError(f"{option} {name}: not available: {NO_AVD_REASON}; choose one of "
+                           f"{', '.join(servable_methods(has_avd=False))}")
     return name
 
 

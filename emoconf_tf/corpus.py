@@ -2,12 +2,14 @@
 
 A *features table* (CSV or Parquet) has one row per utterance:
 
-- `id` (text, unique), `label` (category name), `arousal`, `valence`, `dominance` (corpus scale),
+- `id` (text, unique), `label` (category name), `arousal`, `valence`, `dominance` (corpus scale; optional: a
+  table without the three columns, or with all three empty, is a corpus with no AVD ratings, on which everything
+  that does not need AVD runs: see `Corpus.has_avd`),
 - optional `speaker`, `group` (e.g. recording session) and `split`
   (`train` / `validation` / `test`; `Train`, `Development`, `Validation`, `Test1`, ... are accepted),
 - facts about the whole table, one value repeated on every row (so that CSV and Parquet carry them alike):
-  `scale`, the AVD scale as `LO,HI` (`1,7` MSP-Podcast, `1,5` IEMOCAP; needed unless the reader is given
-  one), optional `synthetic` (`true` for generated data) and optional `merged_labels` (`excited=happy`:
+  `scale`, the AVD scale as `LO,HI` (`1,7` MSP-Podcast, `1,5` IEMOCAP; needed with AVD unless the reader is
+  given one), optional `synthetic` (`true` for generated data) and optional `merged_labels` (`excited=happy`:
   corpus categories the dataset merged into a class, `;`-separated),
 - every other column a numeric feature. The feature dimension D comes from the table.
 
@@ -34,8 +36,11 @@ SYNTHETIC_COLUMN = "synthetic"
 MERGED_LABELS_COLUMN = "merged_labels"
 TABLE_COLUMNS = (SCALE_COLUMN, SYNTHETIC_COLUMN, MERGED_LABELS_COLUMN)  # one value for the whole table
 META_COLUMNS = ("id", "label", *AVD_COLUMNS, "speaker", "group", "split", *TABLE_COLUMNS)
-REQUIRED_COLUMNS = ("id", "label", *AVD_COLUMNS)
+REQUIRED_COLUMNS = ("id", "label")
 SPLITS = ("train", "validation", "test")
+NO_AVD_RATINGS = ("no AVD ratings (a corpus with categories only), so no conflict filter and no EmoConfidNet "
+                  "(both need arousal/valence/dominance); every other score runs")
+"""What reports, run directories and model cards say of a corpus without AVD ratings (`Corpus.has_avd` False)."""
 
 _SPLIT_ALIASES = {
     "train": "train",
@@ -142,9 +147,10 @@ class Corpus:
         ids: str `[N]`, unique utterance ids.
         features: float32 `[N, D]`.
         labels: int64 `[N]`, index into `class_names`.
-        avd: float32 `[N, 3]`, arousal, valence, dominance on the corpus `scale`.
+        avd: float32 `[N, 3]`, arousal, valence, dominance on the corpus `scale`; NaN when `has_avd` is False.
         class_names: the K category names, in label-id order.
-        scale: `(lo, hi)` of the AVD scale (1-7 for MSP-Podcast, 1-5 for IEMOCAP).
+        scale: `(lo, hi)` of the AVD scale (1-7 for MSP-Podcast, 1-5 for IEMOCAP); None for a corpus without AVD
+            ratings that records no scale.
         speaker: str `[N]` ("" when unknown).
         group: str `[N]` ("" when unknown), e.g. the recording session.
         split: str `[N]`, `train`/`validation`/`test`/`testN`, or "" when the table has none.
@@ -161,7 +167,7 @@ class Corpus:
     labels: np.ndarray
     avd: np.ndarray
     class_names: tuple[str, ...]
-    scale: tuple[float, float]
+    scale: tuple[float, float] | None
     speaker: np.ndarray
     group: np.ndarray
     split: np.ndarray
@@ -169,6 +175,7 @@ class Corpus:
     name: str = "corpus"
     synthetic: bool = False
     merged_labels: tuple[tuple[str, str], ...] = ()
+    has_avd: bool = True
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -209,14 +216,16 @@ def read_features_table(
         classes: category names to keep, in label-id order. Rows with other labels are dropped
             and counted. Default: every label in the table, sorted.
         scale: AVD scale `(lo, hi)` or `"LO,HI"`; it overrides the table's `scale` column. Default None: the
-            scale the table records; a table without one is refused (a wrong scale moves the conflict
+            scale the table records; a table with AVD and without one is refused (a wrong scale moves the conflict
             filter's midpoint: 4 instead of 3 for IEMOCAP's 1-5 values read on 1-7). AVD values outside the
-            scale are kept with a warning.
+            scale are kept with a warning. A table without AVD needs no scale.
         name: corpus name for titles; default the file stem.
 
     Returns:
         `(corpus, dropped)` where `dropped` maps each label not in `classes` to its row count. The corpus is
-        `synthetic` and has `merged_labels` only as the table's own columns record them.
+        `synthetic` and has `merged_labels` only as the table's own columns record them; it has AVD
+        (`Corpus.has_avd`) when the table has the three AVD columns with values (all three absent, or all three
+        empty on every row: no AVD ratings).
 
     Raises:
         EmoconfError: naming the file and the column or row ids at fault, or asking for the scale.
@@ -241,14 +250,15 @@ def read_features_table(
     if len(duplicated):
         raise EmoconfError(f"{path}: duplicate id(s) {_few(duplicated)}; ids must be unique")
     recorded = _table_facts(path, frame, ids)
+    has_avd = _has_avd(path, frame)
     if scale is None:
-        if recorded["scale"] is None:
+        scale = recorded["scale"]
+        if scale is None and has_avd:
             raise EmoconfError(
                 f"{path}: the table does not record its AVD scale (no column {SCALE_COLUMN!r}); give it (--scale 1,5 "
                 f"for IEMOCAP, --scale 1,7 for MSP-Podcast; scale=(1, 5) in Python), or add a column "
                 f"{SCALE_COLUMN!r} holding 'LO,HI' on every row"
             )
-        scale = recorded["scale"]
     if frame["label"].isna().any():
         raise EmoconfError(f"{path}: empty label in row id(s) {_few(ids[frame['label'].isna().to_numpy()])}")
     labels_text = frame["label"].astype(str).str.strip().to_numpy()
@@ -268,8 +278,8 @@ def read_features_table(
     frame = frame.loc[keep].reset_index(drop=True)
     ids, labels_text = ids[keep], labels_text[keep]
 
-    avd = np.empty((len(frame), 3), dtype=np.float32)
-    for j, column in enumerate(AVD_COLUMNS):
+    avd = np.full((len(frame), 3), np.nan, dtype=np.float32)
+    for j, column in enumerate(AVD_COLUMNS if has_avd else ()):
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
@@ -290,7 +300,8 @@ def read_features_table(
     def text_column(column: str) -> np.ndarray:
         if column not in frame.columns:
             return np.full(len(frame), "", dtype=object)
-        return frame[column].fillna("").astype(str).to_numpy(dtype=object)
+        values = frame[column]  # an all-empty column is float NaN: filled as text, not as a float
+        return values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object)
 
     split = text_column("split")
     if "split" in frame.columns:
@@ -316,8 +327,24 @@ def read_features_table(
         name=name or path.name.split(".")[0],
         synthetic=recorded["synthetic"],
         merged_labels=recorded["merged_labels"],
+        has_avd=has_avd,
     )
     return corpus, dropped
+
+
+def _has_avd(path: Path, frame: pd.DataFrame) -> bool:
+    """True when the table has AVD ratings: the three columns, not all empty. None of them, or all three empty on
+    every row, is a table without ratings; one or two of them is refused (a column missing by mistake)."""
+    present = [c for c in AVD_COLUMNS if c in frame.columns]
+    if not present:
+        return False
+    if len(present) < len(AVD_COLUMNS):
+        missing = [c for c in AVD_COLUMNS if c not in present]
+        raise EmoconfError(
+            f"{path}: has column(s) {', '.join(present)} but not {', '.join(missing)}; give all three AVD columns "
+            "(arousal, valence, dominance) or none (a corpus with categories only)"
+        )
+    return not all(frame[c].isna().all() for c in AVD_COLUMNS)
 
 
 def write_features_table(corpus: Corpus, path: str | os.PathLike) -> Path:
@@ -335,15 +362,15 @@ def write_features_table(corpus: Corpus, path: str | os.PathLike) -> Path:
 
 
 def corpus_frame(corpus: Corpus) -> pd.DataFrame:
-    """The corpus as a features-table DataFrame: meta columns first (with the table-level `scale`, and
-    `synthetic` / `merged_labels` when they apply, `table_columns`), then features."""
+    """The corpus as a features-table DataFrame: meta columns first (the AVD columns only when the corpus has AVD;
+    the table-level `scale` when known, and `synthetic` / `merged_labels` when they apply, `table_columns`), then
+    features."""
+    avd = {name: corpus.avd[:, j] for j, name in enumerate(AVD_COLUMNS)} if corpus.has_avd else {}
     meta = pd.DataFrame(
         {
             "id": corpus.ids,
             "label": np.asarray(corpus.class_names, dtype=object)[corpus.labels],
-            "arousal": corpus.avd[:, 0],
-            "valence": corpus.avd[:, 1],
-            "dominance": corpus.avd[:, 2],
+            **avd,
             "speaker": corpus.speaker,
             "group": corpus.group,
             "split": corpus.split,

@@ -69,11 +69,17 @@ def test_empty_file(capsys, tmp_path):
     assert_one_line_error(code, err, "empty.csv", "empty")
 
 
-@pytest.mark.parametrize("column", ["label", "arousal", "valence", "dominance"])
-def test_table_without_label_or_avd_columns(capsys, tmp_path, table_frame, column):
+def test_table_without_label_column(capsys, tmp_path, table_frame):
+    path = write(table_frame.drop(columns=["label"]), tmp_path / "t.csv")
+    code, _, err = run(capsys, "reproduce", "--table", path)
+    assert_one_line_error(code, err, "t.csv", "missing column(s) label")
+
+
+@pytest.mark.parametrize("column", ["arousal", "valence", "dominance"])
+def test_table_with_one_avd_column_missing(capsys, tmp_path, table_frame, column):
     path = write(table_frame.drop(columns=[column]), tmp_path / "t.csv")
     code, _, err = run(capsys, "reproduce", "--table", path)
-    assert_one_line_error(code, err, "t.csv", f"missing column(s) {column}")
+    assert_one_line_error(code, err, "t.csv", f"but not {column}; give all three AVD columns")
 
 
 def test_non_numeric_feature_column_is_named(capsys, tmp_path, table_frame):

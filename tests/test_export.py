@@ -416,6 +416,7 @@ def test_model_card_says_synthetic_and_lists_the_run(exported):
     assert "| classes | angry, disgusted, happy, neutral, sad " in card
     assert f"| features | {D} per utterance" in card
     assert "| AVD scale | 1 to 7 |" in card
+    assert "| input clipping | each feature clipped to the range it had on the training rows" in card
     assert "| conflict filter | on (training set: filtered" in card
     assert re.search(r"\| exported \| \d{4}-\d{2}-\d{2}, emoconf-tf \d+\.\d+\.\d+", card)
     threshold_20 = rejection_threshold(exported.run.validation["confidence"].to_numpy(), 0.2)

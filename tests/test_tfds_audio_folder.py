@@ -218,10 +218,18 @@ def test_cli_build_writes_a_table_without_avd_columns(tmp_path, write_wav, capsy
     assert sorted(frame["speaker"].unique()) == ["s1", "s2"]
 
 
-def test_load_corpus_refuses_a_dataset_without_avd(plain):
+def test_load_corpus_of_a_dataset_without_avd_is_a_corpus_without_avd(plain, tmp_path):
     _, builder, _ = plain
-    with pytest.raises(EmoconfError, match="has no arousal/valence/dominance ratings"):
-        load_corpus(builder, None)
+    corpus, dropped = load_corpus(builder, None)
+    assert corpus.has_avd is False and corpus.scale is None and dropped == {}
+    assert corpus.avd.shape == (6, 3) and np.isnan(corpus.avd).all()
+    assert corpus.class_names == ("anger", "happiness", "neutral") and corpus.num_features == 88
+    # the same corpus as its features table reads back
+    table, _ = read_features_table(export_features_table(builder, None, tmp_path / "plain.csv"))
+    assert table.has_avd is False and table.scale is None
+    order = np.argsort(table.ids)
+    assert list(table.ids[order]) == sorted(corpus.ids)
+    np.testing.assert_array_equal(table.features[order], corpus.features[np.argsort(corpus.ids)])
 
 
 def test_cli_bad_folder_is_one_line_error(tmp_path, write_wav, capsys):

@@ -238,7 +238,7 @@ def load_corpus(
         classes: category names to keep, in label-id order; other examples are dropped and counted.
             Default: the dataset's classes, in its label order.
         scale: AVD scale `(lo, hi)` or `"LO,HI"`, overriding the dataset's; default None, the dataset's
-            (`info.metadata["scale"]`).
+            (`info.metadata["scale"]`; none for a dataset without AVD ratings).
 
     Returns:
         `(corpus, dropped)`: `corpus.split` is `train`/`validation`/`test`/`testN` (`test1` -> `test`) when the
@@ -247,24 +247,23 @@ def load_corpus(
         `dropped` counts the examples of each label not in `classes`.
 
     Raises:
-        EmoconfError: an unknown or unprepared dataset, a dataset without AVD ratings, unknown class names, or no
-            scale to use.
+        EmoconfError: an unknown or unprepared dataset, unknown class names, or no scale to use for a dataset with
+            AVD ratings. A dataset without them (`info.metadata["has_avd"]` False) gives a corpus with
+            `has_avd` False and NaN AVD.
     """
     builder = prepared_builder(builder_or_name, data_dir, config)
     metadata = builder.info.metadata or {}
-    if not _has_avd(builder):
-        raise EmoconfError(
-            f"{builder.data_dir}: {builder.info.full_name} has no arousal/valence/dominance ratings (has_avd false in "
-            f"its metadata.json); the protocol's conflict filter and confidence targets need them"
-        )
-    if scale is None:
+    has_avd = _has_avd(builder)
+    if scale is None and not has_avd:
+        scale = metadata.get("scale")
+    elif scale is None:
         if "scale" not in metadata:
             raise EmoconfError(
                 f"{builder.data_dir}: {builder.info.full_name} does not record its AVD scale; give it (--scale 1,5 "
                 f"for IEMOCAP, --scale 1,7 for MSP-Podcast; scale=(1, 5) in Python)"
             )
         scale = tuple(metadata["scale"])
-    scale = parse_scale(scale)
+    scale = None if scale is None else parse_scale(scale)
     with_split = _has_protocol_splits(builder)
     class_names = list(builder.info.features["label"].names)
     kept_names = class_names if classes is None else [str(c).strip() for c in classes]
@@ -305,6 +304,7 @@ def load_corpus(
         name=f"{builder.name}_{builder.builder_config.name}" if builder.builder_config else builder.name,
         synthetic=bool(metadata.get("synthetic", False)),
         merged_labels=merged_labels(builder),
+        has_avd=has_avd,
     )
     return corpus, {str(k): int(v) for k, v in dropped.items()}
 

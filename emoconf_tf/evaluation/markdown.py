@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from emoconf_tf.atomic import write_text
+from emoconf_tf.corpus import NO_AVD_RATINGS
 from emoconf_tf.evaluation.plots import plot_curves, plot_risk_coverage
 from emoconf_tf.evaluation.tables import (
     CHOICE_COLUMNS, CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, SELECTIVE_COLUMNS,
@@ -330,6 +331,8 @@ class ReportOptions:
         settings: protocol settings to list in the header (`ProtocolConfig.fingerprint()`), or None.
         rejection: the level analysed in detail, default 0.2 (t20, as in the paper).
         n_boot: bootstrap resamples for the ranking's intervals.
+        has_avd: False for a corpus without AVD ratings: the header and the conflict-filter section say "no AVD
+            ratings" and what that left out (`Corpus.has_avd`).
     """
 
     corpus_name: str
@@ -339,12 +342,13 @@ class ReportOptions:
     settings: Mapping[str, object] | None = None
     rejection: float = 0.2
     n_boot: int = 1000
+    has_avd: bool = True
 
     @classmethod
     def for_corpus(cls, corpus, **options) -> "ReportOptions":
         """The options that describe `corpus` (a `Corpus`: name, synthetic flag, class names, merged labels)."""
         return cls(corpus_name=corpus.name, synthetic=corpus.synthetic, class_names=tuple(corpus.class_names),
-                   merged_labels=tuple(corpus.merged_labels), **options)
+                   merged_labels=tuple(corpus.merged_labels), has_avd=corpus.has_avd, **options)
 
 
 def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptions) -> Path:
@@ -427,6 +431,8 @@ def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptio
         f"- rejection modes: {', '.join(mode_display_name(m) for m in modes)}",
         f"- classes: {', '.join(map(str, class_names))}",
     ]
+    if not options.has_avd:
+        lines += [f"- AVD: {NO_AVD_RATINGS}"]
     if merged_labels:
         merged = ", ".join(f"{category} counted as {name}" for category, name in merged_labels)
         lines += [f"- merged categories: {merged} (as the dataset was built; IEMOCAP's default configs merge "
@@ -481,7 +487,9 @@ def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptio
     lines += [_markdown_table(_whole_as_int(summary_display.set_index(["training", "method"])), ".3f"), ""]
 
     lines += ["## Conflict filter (training set; the rules of the paper's Table 1)", ""]
-    if filter_counts is not None and len(filter_counts):
+    if not options.has_avd:
+        lines += [f"Not applied: {NO_AVD_RATINGS}.", ""]
+    elif filter_counts is not None and len(filter_counts):
         counts = filter_counts_table(filter_counts)
         if isinstance(filter_counts, pd.DataFrame):
             seeds_used = sorted(set(filter_counts["seed"])) if "seed" in filter_counts.columns else []

@@ -29,7 +29,9 @@ import pandas as pd
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
 from emoconf_tf.confidence import predicted_class
-from emoconf_tf.confidence_methods import ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, ScoringContext
+from emoconf_tf.confidence_methods import (
+    ALL_METHODS, METHODS, NO_AVD_REASON, PAPER_METHODS, SCORED_PARTS, ScoringContext, avd_methods,
+)
 from emoconf_tf.models import build_emoconfidnet, masked_feature_count, penultimate_model
 from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.evaluation.recommended import CRITERIA, DEFAULT_CRITERION
@@ -70,6 +72,8 @@ class ProtocolConfig:
         rejection_modes: how thresholds are set, a subset of `("global", "per_class")` (`thresholds.py`); every
             method is reported in each, except `recommended`, which is reported once, in the mode validation chose.
         filter_midpoint: separates low from high AVD; None = middle of the corpus scale.
+            On a corpus without AVD ratings, `run_protocol` leaves out the `filtered` training and the methods trained
+            on AVD (`config_for_corpus`).
         filter_rules: the conflict rules; default the paper's.
         filter_inclusive: compare with the midpoint inclusively (`<=` / `>=`: a value at the midpoint is both low
             and high) instead of strictly (default False: it is neither); see `emoconf_tf.filtering`.
@@ -158,12 +162,42 @@ class UnitResult:
     scores: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
+def config_for_corpus(config: ProtocolConfig, corpus: Corpus) -> tuple[ProtocolConfig, str]:
+    """`config` as it can run on `corpus`, and one line saying what was left out ("" when nothing was).
+
+    A corpus with AVD ratings runs `config` unchanged. Without them (`Corpus.has_avd` False; most public corpora
+    have categories only), the conflict filter (the `filtered` training) and the methods trained on AVD
+    (`confidence_methods.avd_methods()`: EmoConfidNet and its variants) cannot run: they are dropped, and every
+    other score runs as asked (`recommended` chooses among them). A config left with no training is refused.
+
+    Raises:
+        EmoconfError: `trainings` is `("filtered",)` on a corpus without AVD ratings.
+    """
+    if corpus.has_avd:
+        return config, ""
+    trainings = tuple(t for t in config.trainings if t != "filtered")
+    if not trainings:
+        raise EmoconfError(f"trainings {list(config.trainings)}: the conflict filter needs AVD ratings, which "
+                           f"{corpus.name} has none of; train on the raw training set")
+    dropped_methods = [m for m in (*PAPER_METHODS, *config.methods) if m in avd_methods()]
+    dropped = (["the conflict filter (filtered training)"] if trainings != config.trainings else []) + [
+        METHODS[m].display_name for m in dict.fromkeys(dropped_methods)]
+    adapted = dataclasses.replace(config, trainings=trainings,
+                                  methods=tuple(m for m in config.methods if m not in avd_methods()))
+    note = (f"{corpus.name} has no AVD ratings: left out {', '.join(dropped)} ({NO_AVD_REASON}); every other score "
+            "runs") if dropped else ""
+    return adapted, note
+
+
 def training_rows(
     corpus: Corpus, fold: Fold, training: str, config: ProtocolConfig
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Training row indices of `fold` after the (optional) conflict filter, and rows removed per rule."""
     if training == "raw":
         return fold.train, {}
+    if not corpus.has_avd:
+        raise EmoconfError(f"{training} training: the conflict filter needs AVD ratings, which {corpus.name} has "
+                           "none of (`config_for_corpus` leaves it out)")
     avd = corpus.avd[fold.train]
     names = np.asarray(corpus.class_names, dtype=object)[corpus.labels[fold.train]].astype(str)
     masks = rule_masks(
@@ -206,7 +240,7 @@ def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: Proto
     run = dict(key, n_train=len(rows["train"]), n_validation=len(rows["validation"]), n_test=len(rows["test"]),
                n_filtered_out=len(fold.train) - len(rows["train"]),
                n_masked_features=masked_feature_count(models["classifier"]), **epochs)
-    outputs = {part: {"probabilities": context.probabilities[part], "p_hat": context.p_hat[part]}
+    outputs = {part: {"probabilities": context.probabilities[part], "p_hat": context.p_hat.get(part)}
                for part in SCORED_PARTS}
     return UnitResult(
         results, per_class, run, counts,
@@ -225,7 +259,8 @@ def train_networks(corpus: Corpus, fold: Fold, train_rows: np.ndarray, seed: int
 
     Returns the `ScoringContext` the confidence methods score from (no scores yet), the models
     (`{"classifier", "emoconfidnet"}`) and the epochs each network trained (`classifier_epochs`,
-    `confidence_epochs`).
+    `confidence_epochs`). On a corpus without AVD ratings there are no targets for the head: the classifier alone
+    (`{"classifier"}`, `confidence_epochs` 0, empty `p_hat` and `distances`).
     """
     # Row indices of each part; features are read through them (the labels and AVD are small enough to copy).
     rows = {"train": train_rows, "validation": fold.validation, "test": fold.test}
@@ -238,34 +273,38 @@ def train_networks(corpus: Corpus, fold: Fold, train_rows: np.ndarray, seed: int
     )
     extractor = penultimate_model(classifier)
     embedded = {part: embed(extractor, features, rows=r) for part, r in rows.items()}
-    centroids = class_centroids(labels["train"], avd["train"], corpus.class_names)
-    distances = {part: manhattan_distances(avd[part], centroids) for part in ("train", "validation")}
-    head, confidence_epochs = fit_confidence_head(
-        embedded["train"], softmax_of_negative(distances["train"]), embedded["validation"],
-        softmax_of_negative(distances["validation"]), cfg, seed=seed,
-    )
-    emoconfidnet = build_emoconfidnet(classifier, head, learning_rate=cfg.learning_rate)
-    outputs = {part: predict(emoconfidnet, features, rows=rows[part]) for part in SCORED_PARTS}
+    models, distances, confidence_epochs = {"classifier": classifier}, {}, 0
+    if corpus.has_avd:
+        centroids = class_centroids(labels["train"], avd["train"], corpus.class_names)
+        distances = {part: manhattan_distances(avd[part], centroids) for part in ("train", "validation")}
+        head, confidence_epochs = fit_confidence_head(
+            embedded["train"], softmax_of_negative(distances["train"]), embedded["validation"],
+            softmax_of_negative(distances["validation"]), cfg, seed=seed,
+        )
+        models["emoconfidnet"] = build_emoconfidnet(classifier, head, learning_rate=cfg.learning_rate)
+        outputs = {part: predict(models["emoconfidnet"], features, rows=rows[part]) for part in SCORED_PARTS}
+    else:
+        outputs = {part: {"probabilities": embed(classifier, features, rows=rows[part])} for part in SCORED_PARTS}
     context = ScoringContext(
         probabilities={part: out["probabilities"] for part, out in outputs.items()},
-        p_hat={part: out["p_hat"] for part, out in outputs.items()},
+        p_hat={part: out["p_hat"] for part, out in outputs.items() if "p_hat" in out},
         predicted={part: predicted_class(out["probabilities"]) for part, out in outputs.items()},
         labels=labels, embedded=embedded, distances=distances, rows=rows, features=features,
         classifier=classifier, config=config, seed=seed, num_classes=corpus.num_classes,
-        methods=tuple(config.methods),
+        methods=tuple(config.methods), has_avd=corpus.has_avd,
     )
-    models = {"classifier": classifier, "emoconfidnet": emoconfidnet}
     return context, models, {"classifier_epochs": classifier_epochs, "confidence_epochs": confidence_epochs}
 
 
 def score_methods(context: ScoringContext) -> tuple[list[dict], dict[str, tuple[str, ...]]]:
-    """Runs every asked-for method's scorer (the paper's pair always), in registry order, into `context.scores`.
+    """Runs every asked-for method's scorer (the paper's pair always, EmoConfidNet when the corpus has AVD ratings),
+    in registry order, into `context.scores`.
 
     Returns the choices.csv rows (without the unit key) and the rejection modes each method is reported in.
     """
     choices, modes = [], {}
     for name, method in METHODS.items():
-        if name not in context.methods and name not in PAPER_METHODS:
+        if (name not in context.methods and name not in PAPER_METHODS) or (method.needs_avd and not context.has_avd):
             continue
         scored = method.scorer(context)
         context.scores["validation"][name], context.scores["test"][name] = scored.validation, scored.test
@@ -374,6 +413,8 @@ def run_protocol(
     on_unit: Callable[[dict, bool], None] | None = None,
     progress: bool = True,
     jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> ProtocolOutputs:
     """Runs every (fold, seed, training) unit; with `out_dir`, keeps finished units and resumes.
 
@@ -390,14 +431,32 @@ def run_protocol(
             directory without `out_dir`, and deleted at the end); -1: one worker per CPU core. Finished units are
             kept as they arrive, and the tables are in the same (fold, seed, training) order whatever `jobs` is.
             An execution setting, not part of `config`: a run may resume with another `jobs`.
+        backend: where the units run. "loky" (default): worker processes on this machine, as `jobs` says.
+            "dask": the worker processes of a `dask.distributed` cluster, through joblib's dask backend (same
+            seeds per unit, so the same tables as the serial run). The corpus is sent once to every worker
+            (`scatter`), not with each unit, and the workers send back each unit's tables; `out_dir` stays on this
+            machine, where the parts are written as units arrive, so resuming works as with loky. Each worker must
+            run one thread (`dask worker ADDRESS --nthreads 1`): a unit sets TensorFlow's and Keras's process-wide
+            seeds, which two units in one process would disturb. Needs `pip install "emoconf-tf[dask]"`.
+        scheduler: with `backend="dask"`, the address of a running scheduler (`tcp://host:8786`, as printed by
+            `dask scheduler`); units run one per worker thread of that cluster, so `jobs` stays 1 (the default).
+            Workers must have emoconf-tf installed. None: a `distributed.LocalCluster` of `jobs` (2 or more, or -1)
+            worker processes of one thread each is started on this machine and closed at the end.
 
     Raises:
-        EmoconfError: for `jobs` 0 or below -1, a fold whose training set lacks a class, or an `out_dir` holding
-            a run with other settings.
+        EmoconfError: for `jobs` 0 or below -1, an unknown `backend`, `scheduler` without `backend="dask"`,
+            `backend="dask"` without `distributed` installed, `jobs` 1 without a scheduler or other than 1 with one,
+            a malformed scheduler address, a scheduler that does not answer within 5 s, has no worker after 10 s,
+            fewer than 2 workers or a worker of several threads, a fold whose training set lacks a class, or an
+            `out_dir` holding a run with other settings.
     """
     from tqdm.auto import tqdm
 
-    workers = _worker_count(jobs)
+    workers = _worker_count(jobs, backend, scheduler)
+    adapted, note = config_for_corpus(config, corpus)
+    if adapted != config:  # not when the caller adapted it already (and said so)
+        warnings.warn(note, stacklevel=2)
+    config = adapted
     folds = make_folds(corpus, config.cv, config.folds)
     for fold in folds:  # fail before any training (and before writing anything), not after hours of it
         for training in config.trainings:
@@ -411,11 +470,12 @@ def run_protocol(
         with atomic_path(out_dir / "folds.csv") as tmp:  # which utterance is in which part of each fold
             fold_assignment(corpus, folds).to_csv(tmp, index=False)
     units = [(fold, seed, training) for fold in folds for seed in config.seeds for training in config.trainings]
-    if workers > 1:
+    if workers > 1 or backend == "dask":
         bar = tqdm(total=len(units), desc=f"{corpus.name}: folds x seeds x trainings", unit="run",
                    disable=not progress)
         with bar:
-            done, skipped = _run_units_in_workers(corpus, config, units, parts_dir, workers, bar, on_unit)
+            done, skipped = _run_units_in_workers(corpus, config, units, parts_dir, workers, bar, on_unit,
+                                                  backend=backend, scheduler=scheduler)
         return _protocol_outputs(done, config, skipped)
     done: list[UnitResult] = []
     skipped = 0
@@ -470,26 +530,52 @@ def _write_part(part: Path, unit: UnitResult) -> None:
                       "choices": unit.choices})
 
 
-def _worker_count(jobs: int) -> int:
-    """`jobs` as a number of processes: -1 is joblib's CPU count (which respects CPU affinity and cgroup quotas)."""
+def _worker_count(jobs: int, backend: str = "loky", scheduler: str | None = None) -> int:
+    """`jobs` as a number of processes: -1 is joblib's CPU count (which respects CPU affinity and cgroup quotas).
+
+    Checks `backend` and `scheduler` with it, before anything is written: with a dask `scheduler` the cluster's
+    workers decide (`jobs` stays 1); without one, `jobs` is the size of the LocalCluster, at least 2, since joblib
+    runs the units in this process when its backend has a single worker.
+    """
+    if backend not in ("loky", "dask"):
+        raise EmoconfError(f"backend {backend!r}: choose 'loky' (worker processes on this machine) or 'dask' (the "
+                           "workers of a dask.distributed cluster)")
     if jobs == 0 or jobs < -1:
         raise EmoconfError(f"jobs {jobs!r}: give 1 or more worker processes, or -1 for one per CPU core")
-    if jobs != -1:
-        return jobs
-    import joblib
+    if scheduler is not None and backend != "dask":
+        raise EmoconfError(f"scheduler {scheduler!r}: a scheduler address is for backend 'dask', not {backend!r}")
+    if backend == "dask":
+        try:
+            import distributed  # noqa: F401 (an optional dependency: checked before anything is written)
+        except ImportError:
+            raise EmoconfError('backend \'dask\' needs dask.distributed, which is not installed: '
+                               'pip install "emoconf-tf[dask]"') from None
+        if scheduler is not None and jobs != 1:
+            raise EmoconfError(f"jobs {jobs!r}: with a dask scheduler, its cluster's worker threads decide how many "
+                               "units run at once; leave jobs at 1")
+    workers = jobs
+    if jobs == -1:
+        import joblib
 
-    return joblib.cpu_count()
+        workers = joblib.cpu_count()
+    if backend == "dask" and scheduler is None and workers < 2:
+        raise EmoconfError(f"jobs {jobs!r}: backend 'dask' without a scheduler starts a LocalCluster of `jobs` "
+                           "worker processes; give 2 or more, or the address of a running scheduler")
+    return workers
 
 
 def _run_units_in_workers(corpus: Corpus, config: ProtocolConfig, units: list[tuple[Fold, int, str]],
                           parts_dir: Path | None, workers: int, bar,
-                          on_unit: Callable[[dict, bool], None] | None) -> tuple[list[UnitResult], int]:
-    """`run_protocol`'s units in `workers` (>= 2) loky processes; returns the units in `units`' order and the number
-    resumed from `parts_dir`.
+                          on_unit: Callable[[dict, bool], None] | None, *, backend: str = "loky",
+                          scheduler: str | None = None) -> tuple[list[UnitResult], int]:
+    """`run_protocol`'s units in `workers` (>= 2) loky processes, or (`backend="dask"`) on the workers of the dask
+    cluster at `scheduler` (None: a LocalCluster of `workers` processes); returns the units in `units`' order and the
+    number resumed from `parts_dir`.
 
     This process reads the finished parts, writes each new unit's part as it arrives (in the order units finish),
-    advances `bar` and calls `on_unit`. A KeyboardInterrupt (or any error) leaves the loop, and joblib then kills
-    the workers; the parts already written stay.
+    advances `bar` and calls `on_unit`, whichever the backend. A KeyboardInterrupt (or any error) leaves the loop,
+    and joblib then kills the loky workers (a LocalCluster is closed; a remote cluster finishes the units it has
+    started, and their results are dropped); the parts already written stay.
     """
     from joblib import Parallel, delayed, parallel_config
 
@@ -506,26 +592,41 @@ def _run_units_in_workers(corpus: Corpus, config: ProtocolConfig, units: list[tu
             pending.append(index)
     skipped = len(finished)
     if pending:
-        with _memory_mapped_features(corpus, parts_dir.parent if parts_dir else None) as shared:
-            tasks = (delayed(_run_unit_in_worker)(index, shared, *units[index], config) for index in pending)
-            # at least 2: joblib runs n_jobs=1 in this process, whose TensorFlow may already use every core
-            n_jobs = max(2, min(workers, len(pending)))
-            # inner_max_num_threads: OpenMP / BLAS in the workers on one thread too
-            with parallel_config(backend="loky", inner_max_num_threads=1):
-                outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)(tasks)
-                # Closing it early (an error, Ctrl-C) makes joblib kill the workers; that it cancelled units is no news.
-                with warnings.catch_warnings(), contextlib.closing(outputs):
-                    warnings.filterwarnings("ignore", message=".*still being processed by the workers have been "
-                                            "cancelled", category=UserWarning)
-                    for index, unit in outputs:
-                        fold, seed, training = units[index]
-                        part = _part_path(parts_dir, fold, seed, training)
-                        if part is not None:
-                            _write_part(part, unit)
-                        finished[index] = unit
-                        bar.update()
-                        if on_unit is not None:
-                            on_unit(_unit_summary(unit), False)
+        with contextlib.ExitStack() as stack:
+            if backend == "dask":
+                client = stack.enter_context(_dask_client(scheduler, workers))
+                # A memory-mapped file would not exist on another machine, and a corpus in every task would be sent
+                # once per unit: joblib's `scatter` sends it once to every worker, and each task that names this
+                # very object gets a reference to the workers' copy instead.
+                shared = corpus
+                if isinstance(corpus.features, np.memmap):  # sent as the array it maps, read once here
+                    shared = dataclasses.replace(corpus, features=np.asarray(corpus.features))
+                stack.enter_context(parallel_config(backend="dask", client=client, scatter=[shared]))
+                n_jobs = -1  # joblib's dask backend uses every worker thread of the cluster, whatever n_jobs is
+                run_in_worker = _run_unit_on_dask_worker
+            else:
+                run_in_worker = _run_unit_in_worker
+                shared = stack.enter_context(_memory_mapped_features(corpus, parts_dir.parent if parts_dir else None))
+                # at least 2: joblib runs n_jobs=1 in this process, whose TensorFlow may already use every core
+                n_jobs = max(2, min(workers, len(pending)))
+                # inner_max_num_threads: OpenMP / BLAS in the workers on one thread too
+                stack.enter_context(parallel_config(backend="loky", inner_max_num_threads=1))
+            tasks = (delayed(run_in_worker)(index, shared, *units[index], config) for index in pending)
+            outputs = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)(tasks)
+            # Closing it early (an error, Ctrl-C) makes joblib kill the loky workers (dask: the client closes, and the
+            # scheduler drops the units not yet started); that it cancelled units is no news.
+            with warnings.catch_warnings(), contextlib.closing(outputs):
+                warnings.filterwarnings("ignore", message=".*still being processed by the workers have been "
+                                        "cancelled", category=UserWarning)
+                for index, unit in outputs:
+                    fold, seed, training = units[index]
+                    part = _part_path(parts_dir, fold, seed, training)
+                    if part is not None:
+                        _write_part(part, unit)
+                    finished[index] = unit
+                    bar.update()
+                    if on_unit is not None:
+                        on_unit(_unit_summary(unit), False)
     return [finished[index] for index in range(len(units))], skipped
 
 
@@ -548,9 +649,10 @@ def _run_unit_in_worker(index: int, corpus: Corpus, fold: Fold, seed: int, train
 @contextlib.contextmanager
 def _memory_mapped_features(corpus: Corpus, directory: Path | None):
     """`corpus` with its feature matrix read from a memory-mapped `.npy` file in `directory` (None: the temporary
-    directory), which joblib passes to the workers by file name, not by copying the matrix into each task. The
-    file is named like `atomic_path`'s temporaries (`.features.<random>.tmp`), so a killed run's copy is deleted
-    by the next run with the same `out_dir`; it is deleted on exit."""
+    directory), which joblib passes to the loky workers by file name, not by copying the matrix into each task (the
+    dask workers, which may be on other machines, get the corpus by joblib's `scatter` instead). The file is named
+    like `atomic_path`'s temporaries (`.features.<random>.tmp`), so a killed run's copy is deleted by the next run
+    with the same `out_dir`; it is deleted on exit."""
     if isinstance(corpus.features, np.memmap):
         yield corpus
         return
@@ -563,6 +665,111 @@ def _memory_mapped_features(corpus: Corpus, directory: Path | None):
         yield dataclasses.replace(corpus, features=np.load(name, mmap_mode="r"))
     finally:
         os.unlink(name)
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None, workers: int, *, timeout_seconds: float = 5.0):
+    """A `distributed.Client` of the cluster at `scheduler` (`tcp://host:port`), or of a `LocalCluster` of `workers`
+    processes of one thread each, started here; closed on exit (the LocalCluster too).
+
+    A scheduler's cluster is checked before any unit is sent: it answers within `timeout_seconds`, a worker joins
+    within twice that, every worker runs one thread (a unit sets TensorFlow's and Keras's process-wide seeds, which
+    two units in one process would disturb) and there are 2 or more (with one, joblib would run the units here).
+
+    Raises:
+        EmoconfError: the scheduler does not answer or its cluster fails a check; the message says what to start.
+    """
+    import asyncio
+    import concurrent.futures
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            nanny_log = logging.getLogger("distributed.nanny")
+            stack.callback(nanny_log.setLevel, nanny_log.level)
+            # processes of one thread: one unit's TensorFlow and seeds per process. The dashboard (served if bokeh is
+            # installed) on a free port: the scheduler's HTTP server would otherwise take 8787, which may be taken
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=":0"))
+            # On close, a worker that imported TensorFlow outlives distributed's 4 s grace and its nanny kills it,
+            # as wanted here, with a WARNING line per worker: noise at the end of every run
+            stack.callback(nanny_log.setLevel, logging.ERROR)
+            yield stack.enter_context(Client(cluster, set_as_default=False))
+            return
+        from distributed.comm import connect
+
+        async def handshake():
+            comm = await connect(scheduler, timeout=timeout_seconds)
+            await comm.close()
+
+        # A handshake first: a Client that failed to connect hangs for twice the timeout when it is collected, and
+        # prints a traceback. In a thread of its own: its own event loop, even under a notebook's running one.
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+                thread.submit(asyncio.run, handshake()).result()
+        except (ValueError, TypeError) as error:
+            raise EmoconfError(f"scheduler {scheduler!r}: not a scheduler address ({error}); give the one "
+                               "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786") from None
+        except OSError as error:  # "Timed out trying to connect to tcp://... after 5 s"
+            raise EmoconfError(f"scheduler {scheduler!r}: no dask scheduler answered ({error}); start one with "
+                               "`dask scheduler` and give the address it prints, e.g. tcp://10.0.0.5:8786") from None
+        client = stack.enter_context(Client(scheduler, timeout=timeout_seconds, set_as_default=False))
+        how = f"with `dask worker {scheduler} --nthreads 1` (`--nworkers N` for N on one machine)"
+        try:
+            client.wait_for_workers(1, timeout=2 * timeout_seconds)
+        except TimeoutError:
+            raise EmoconfError(f"scheduler {scheduler!r}: no worker joined within {2 * timeout_seconds:g} s; start "
+                               f"2 or more {how}") from None
+        threads = client.nthreads()
+        several = {worker: n for worker, n in threads.items() if n > 1}
+        if several:
+            worker, n = next(iter(several.items()))
+            raise EmoconfError(f"scheduler {scheduler!r}: worker {worker} runs {n} threads, and two units in one "
+                               f"process would disturb each other's seeds; start the workers {how}")
+        if sum(threads.values()) < 2:
+            raise EmoconfError(f"scheduler {scheduler!r}: its cluster has 1 worker, and joblib would run the units "
+                               f"in this process; start 2 or more {how}")
+        yield client
+
+
+def _run_unit_on_dask_worker(index: int, corpus: Corpus, fold: Fold, seed: int, training: str,
+                             config: ProtocolConfig) -> tuple[int, UnitResult]:
+    """`_run_unit_in_worker` on a dask worker, with Python's `random` to itself (`_python_random_of_this_thread`)."""
+    with _python_random_of_this_thread():
+        return _run_unit_in_worker(index, corpus, fold, seed, training, config)
+
+
+@contextlib.contextmanager
+def _python_random_of_this_thread():
+    """Python's module-level `random` functions draw, while inside, from the shared generator in this thread only,
+    and from a generator of their own in every other thread.
+
+    Keras draws the seeds of layers built without one (`random.randint` in `keras.random.make_default_seed`) from
+    the generator `keras.utils.set_random_seed` seeds. A dask worker's event loop draws from it too, at times that
+    depend on the messages it sends (`random.sample` in `dask.sizeof`, sizing each outgoing message), so without
+    this a unit's networks would differ from run to run. A loky worker has no other thread: nothing to do there.
+    """
+    import random
+    import threading
+
+    owner = threading.get_ident()
+    shared, others = random.random.__self__, random.Random()
+    originals = {name: function for name, function in vars(random).items()
+                 if getattr(function, "__self__", None) is shared}
+
+    def per_thread(name: str, function: Callable) -> Callable:
+        other = getattr(others, name)
+        return lambda *args, **kwargs: (function if threading.get_ident() == owner else other)(*args, **kwargs)
+
+    for name, function in originals.items():
+        setattr(random, name, per_thread(name, function))
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(random, name, function)
 
 
 def write_tables(outputs: ProtocolOutputs, out_dir: str | Path) -> None:
@@ -608,7 +815,7 @@ def _check_same_settings(out_dir: Path, corpus: Corpus, config: ProtocolConfig) 
         "n_rows": len(corpus),
         "num_features": corpus.num_features,
         "class_names": list(corpus.class_names),
-        "scale": list(corpus.scale),
+        "scale": list(corpus.scale) if corpus.scale is not None else None,
         "protocol": config.fingerprint(),
     }
     path = out_dir / "protocol.json"

@@ -2,15 +2,18 @@
 
 `export_run("runs/msp", "savedmodels/emoconf")` writes `savedmodels/emoconf/<version>/`::
 
-    saved_model.pb, variables/     the classifier + EmoConfidNet head, and the other ensemble classifiers when the
-                                   served score uses them (standardisation inside: send raw features)
+    saved_model.pb, variables/     the classifier + EmoConfidNet head (the head only with AVD ratings: a run
+                                   without them serves the classifier alone), and the other ensemble classifiers
+                                   when the served score uses them (standardisation inside: send raw features)
     assets/labels.txt              class names, one a line, in class-id order
     assets/feature_names.txt       the D feature names, in input order
     assets/feature_set.txt         where the features come from: compare_2016 or egemaps_v02 (openSMILE,
                                    so `emoconf predict` can extract them from audio), synthetic, or unknown
     assets/score.json              the served score (`ServedScore.to_json`: name, what it resolved to, components,
-                                   rejection mode, ensemble members, macro-gain statistics, how validation chose it)
-    assets/model_card.md           corpus (SYNTHETIC when it is), features, classes, AVD scale, filter, served
+                                   rejection mode, ensemble members, macro-gain statistics, how validation chose it,
+                                   has_avd: false for a run without AVD ratings)
+    assets/model_card.md           corpus (SYNTHETIC when it is), features, classes, AVD scale (or "no AVD
+                                   ratings"), filter, served
                                    score, the run's validation/test figures at each rejection rate, date, version
     assets.extra/tf_serving_warmup_requests
                                    TF Serving's warm-up requests: a TFRecord file of five `PredictionLog`s, one
@@ -32,6 +35,11 @@ as EmoConfidNet. Whatever the score, `class_ids`, `classes` and `probabilities` 
 paper's two scores are returned beside `confidence` as `emoconfidnet_confidence` and `baseline_confidence` (the
 top-two margin).
 
+A run trained on a corpus without AVD ratings (run.json's `has_avd` false) has no EmoConfidNet head: its export is
+built around the classifier alone (folded as the ensemble members are), serves any score that does not need AVD
+(`servable_methods(has_avd=False)`; `score="emoconfidnet"` is refused), and its `confidence`, `threshold` and
+`batch_threshold` signatures have no `emoconfidnet_confidence` output (absent, not faked).
+
 Signatures (D = feature dimension, K = classes, N = batch):
 
     serving_default  examples string [N] (serialized tf.Example, float_list feature "features" of length D)
@@ -39,7 +47,7 @@ Signatures (D = feature dimension, K = classes, N = batch):
                         confidence float32 [N], accept bool [N] (at the default rejection rate)
     predict          features float32 [N, D] -> class_ids, classes, probabilities
     confidence       features float32 [N, D] -> class_ids, confidence (the served score),
-                        emoconfidnet_confidence, baseline_confidence float32 [N]
+                        emoconfidnet_confidence (only with AVD ratings), baseline_confidence float32 [N]
     threshold        features float32 [N, D], rejection float32 [] in [0, 1)
                      -> threshold float32 [] (the global t_r), class_thresholds float32 [K],
                         applied_threshold float32 [N], confidence float32 [N], accept bool [N],
@@ -125,6 +133,7 @@ class ExportResult:
         default_class_thresholds: K floats, the threshold of each predicted class at `default_rejection`
             in `rejection_mode` (`default_threshold` K times in global mode).
         score: what `confidence` serves (`ServedScore.description`, e.g. `recommended (macro_gain_ensemble)`).
+        has_avd: False for a run without AVD ratings: no EmoConfidNet head, no `emoconfidnet_confidence` output.
     """
 
     path: Path
@@ -134,6 +143,7 @@ class ExportResult:
     rejection_mode: str = "global"
     default_class_thresholds: tuple[float, ...] = ()
     score: str = "emoconfidnet"
+    has_avd: bool = True
 
 
 def export_run(
@@ -162,7 +172,8 @@ def export_run(
             another `score` than the run's, the mode validation chose (`recommended`) or global.
         score: the confidence score served as `confidence` (`confidence_methods.servable_methods()`); default
             None, the run's (`run.json`'s `score`: `recommended` unless trained with `--score`; EmoConfidNet for
-            runs trained before scores could be served). `emoconfidnet` exports the paper's model alone.
+            runs trained before scores could be served). `emoconfidnet` exports the paper's model alone (refused
+            for a run without AVD ratings, which has no EmoConfidNet head).
         warmup_signatures: the signatures the TF Serving warm-up file has a request for (default all five). A
             server with `--enable_batching` refuses the scalar `rejection` of `threshold` and `batch_threshold`,
             and does not load a version whose warm-up fails: give `BATCHABLE_SIGNATURES` for such a server.
@@ -210,17 +221,17 @@ def export_run(
         )
         model_dir = work / "saved_model"
         module = EmoconfServingModule(
-            run.emoconfidnet, run.class_names, validation_confidence,
+            run.network, run.class_names, validation_confidence,
             default_rejection=default_rejection, default_threshold=default_threshold,
             asset_paths={name: staging / name for name in ASSET_FILES}, fold=fold,
             validation_predicted=validation_predicted, rejection_mode=rejection_mode, served=served,
             members=members,
         )
         module.save(model_dir)
-        write_warmup_requests(model_dir, warmup_features(run.emoconfidnet), rejection=default_rejection,
+        write_warmup_requests(model_dir, warmup_features(run.network), rejection=default_rejection,
                               signatures=warmup_signatures)
         if verify:
-            _verify(model_dir, run.emoconfidnet, num_features, validation_confidence=validation_confidence,
+            _verify(model_dir, run.network, num_features, validation_confidence=validation_confidence,
                     validation_predicted=validation_predicted, rejection_mode=rejection_mode,
                     default_rejection=default_rejection, served=served, members=members)
         version = _publish(model_dir, out_dir)
@@ -230,7 +241,7 @@ def export_run(
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
     return ExportResult(out_dir / str(version), version, default_rejection, default_threshold, rejection_mode,
-                        tuple(float(value) for value in default_class_thresholds), served.description)
+                        tuple(float(value) for value in default_class_thresholds), served.description, run.has_avd)
 
 
 def serialize_examples(features: np.ndarray) -> list[bytes]:
@@ -256,7 +267,8 @@ def serialize_examples(features: np.ndarray) -> list[bytes]:
 
 def warmup_features(emoconfidnet) -> np.ndarray:
     """The row the warm-up requests send: float32 `[1, D]`, the training mean of each feature (the
-    `standardize` layer's), an ordinary utterance for the model rather than zeros far from every real one."""
+    `standardize` layer's, found in the EmoConfidNet model or in the classifier alone), an ordinary utterance for
+    the model rather than zeros far from every real one."""
     from emoconf_tf.models import find_layer
 
     mean = np.asarray(find_layer(emoconfidnet, "standardize").mean, dtype=np.float32)
@@ -365,7 +377,9 @@ class EmoconfServingModule:
     fixed input signature (see the module docstring).
 
     Args:
-        emoconfidnet: the Keras model from `features` `[None, D]` to `probabilities` and `p_hat` `[None, K]`.
+        emoconfidnet: the Keras model from `features` `[None, D]` to `probabilities` and `p_hat` `[None, K]`, or
+            for a run without AVD ratings the classifier alone (`features` -> `probabilities`; the signatures then
+            have no `emoconfidnet_confidence` output).
         class_names: the K class names in id order.
         validation_confidence: float `[n]`, EmoConfidNet confidences of the validation split.
         default_rejection: the rate of `serving_default`'s `accept`.
@@ -385,11 +399,11 @@ class EmoconfServingModule:
                  served: ServedScore | None = None, members: Sequence = ()):
         import tensorflow as tf
 
-        from emoconf_tf.serving.served_score import score_graph
+        from emoconf_tf.serving.served_score import class_count, score_graph
 
         self.module = module = tf.Module(name="emoconf")
         num_features = int(emoconfidnet.input_shape[-1])
-        num_classes = int(emoconfidnet.output["probabilities"].shape[-1])
+        num_classes = class_count(emoconfidnet)
         if len(class_names) != num_classes:
             raise EmoconfError(f"{len(class_names)} class names for a model with {num_classes} outputs")
         self.num_features, self.num_classes = num_features, num_classes
@@ -487,8 +501,11 @@ class EmoconfServingModule:
             return {"threshold": tf.cast(overall, tf.float32), "class_thresholds": tf.cast(by_class, tf.float32),
                     "applied_threshold": tf.cast(tf.broadcast_to(applied, tf.shape(confidence_)), tf.float32),
                     "confidence": confidence_, "accept": accept_at(confidence_, applied),
-                    "emoconfidnet_confidence": out["emoconfidnet_confidence"],
-                    "baseline_confidence": out["baseline_confidence"]}
+                    **paper_scores(out)}
+
+        def paper_scores(out):
+            # emoconfidnet_confidence only when the model has EmoConfidNet's head (a run with AVD ratings).
+            return {key: out[key] for key in ("emoconfidnet_confidence", "baseline_confidence") if key in out}
 
         features_spec = tf.TensorSpec([None, num_features], tf.float32, name="features")
         rejection_spec = tf.TensorSpec([], tf.float32, name="rejection")
@@ -521,9 +538,7 @@ class EmoconfServingModule:
         @tf.function(input_signature=[features_spec])
         def confidence(features):
             out = forward(features)
-            return {"class_ids": out["class_ids"], "confidence": out["confidence"],
-                    "emoconfidnet_confidence": out["emoconfidnet_confidence"],
-                    "baseline_confidence": out["baseline_confidence"]}
+            return {"class_ids": out["class_ids"], "confidence": out["confidence"], **paper_scores(out)}
 
         @tf.function(input_signature=[features_spec, rejection_spec])
         def threshold(features, rejection):
@@ -601,7 +616,7 @@ def _checked_predicted(validation_predicted, size: int, num_classes: int, reject
 
 
 def _check_features(run) -> int:
-    num_features = int(run.emoconfidnet.input_shape[-1])
+    num_features = int(run.network.input_shape[-1])
     if len(run.feature_names) != num_features:
         raise EmoconfError(
             f"{run.path / 'feature_names.txt'}: {len(run.feature_names)} names for a model with {num_features} inputs"
@@ -616,7 +631,9 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     """Reloads the SavedModel and compares it with the Keras models and NumPy on random inputs.
 
     `confidence`'s classes and its three scores must equal the library's on the Keras models' outputs
-    (`served_score.reference_confidence`, EmoConfidNet's and the top-two margin; to 1e-5). Given the validation
+    (`served_score.reference_confidence`, EmoConfidNet's and the top-two margin; to 1e-5). `emoconfidnet` may be
+    the classifier alone (a run without AVD ratings: no `p_hat`), whose export must have no
+    `emoconfidnet_confidence` output. Given the validation
     confidences float `[n]` and predicted classes int `[n]`, the `threshold` signature's `class_thresholds` at each
     paper rate and at `default_rejection` must equal `thresholds.class_thresholds(..., rejection_mode)` in float32,
     `batch_threshold`'s the same on the batch's own confidences, and every `accept` (theirs and
@@ -625,6 +642,7 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     import tensorflow as tf
 
     from emoconf_tf.models import find_layer
+    from emoconf_tf.serving.served_score import has_head
 
     served = served or ServedScore("emoconfidnet", (("emoconfidnet", 1.0),), rejection_mode)
     normalization = find_layer(emoconfidnet, "standardize")
@@ -633,7 +651,10 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     std = np.where(np.isfinite(std), std, 1.0)  # a masked feature (constant in training): any value will do
     features = (mean + std * np.random.default_rng(0).standard_normal((8, num_features))).astype(np.float32)
     expected = emoconfidnet(features, training=False)
-    probabilities, p_hat = np.asarray(expected["probabilities"]), np.asarray(expected["p_hat"])
+    if has_head(emoconfidnet):
+        probabilities, p_hat = np.asarray(expected["probabilities"]), np.asarray(expected["p_hat"])
+    else:  # the classifier alone: no EmoConfidNet head without AVD ratings
+        probabilities, p_hat = np.asarray(expected), None
     ensemble = None
     if served.uses_ensemble:
         from emoconf_tf.evaluation.ensemble import mean_softmax
@@ -644,8 +665,8 @@ def _verify(model_dir: Path, emoconfidnet, num_features: int, *, validation_conf
     if not (np.array_equal(got["class_ids"].numpy(), predicted_class(probabilities))
             and np.allclose(got["confidence"].numpy(), reference_confidence(served, probabilities, p_hat, ensemble),
                             atol=1e-5, rtol=0)
-            and np.allclose(got["emoconfidnet_confidence"].numpy(), emoconfidnet_confidence(probabilities, p_hat),
-                            atol=1e-5, rtol=0)
+            and (np.allclose(got["emoconfidnet_confidence"].numpy(), emoconfidnet_confidence(probabilities, p_hat),
+                             atol=1e-5, rtol=0) if p_hat is not None else "emoconfidnet_confidence" not in got)
             and np.allclose(got["baseline_confidence"].numpy(), top2_margin(probabilities), atol=1e-5, rtol=0)):
         raise EmoconfError(f"{model_dir}: the SavedModel's outputs differ from the Keras model's by more than 1e-5; "
                            "not published (try --no-fold)")

@@ -2,8 +2,9 @@
 
 Reads `saved_model.pb` directly (as `saved_model_cli show` does): no variables are restored, so it
 is quick and shows exactly the `SignatureDef`s a model server exposes. The rejection mode is one
-string read from the variables' checkpoint. `describe` checks the version first (`model_dir.check_model_dir`),
-so a damaged part is named in one line.
+string read from the variables' checkpoint. An export of a run without AVD ratings (`assets/score.json`'s
+`has_avd` false) gets a line saying so: it has no EmoConfidNet head and no `emoconfidnet_confidence` output.
+`describe` checks the version first (`model_dir.check_model_dir`), so a damaged part is named in one line.
 """
 
 from __future__ import annotations
@@ -112,9 +113,22 @@ def score_line(directory: Path) -> str:
     return f"{score.get('served', score.get('score'))}: {how}"
 
 
+def has_avd(directory: Path) -> bool:
+    """`assets/score.json`'s `has_avd`: False for an export of a run without AVD ratings (no EmoConfidNet head);
+    True when absent (exports of runs with AVD ratings, and exports written before the key existed)."""
+    path = directory / "assets" / SCORE_ASSET
+    if not path.is_file():
+        return True
+    try:
+        score = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise EmoconfError(f"{path}: not valid JSON ({error}); re-export the run with `emoconf export`") from None
+    return not (isinstance(score, dict) and score.get("has_avd") is False)
+
+
 def describe(path: str | os.PathLike) -> str:
-    """Text for `emoconf inspect`: the version directory, its rejection mode, every signature's inputs and
-    outputs, the model card.
+    """Text for `emoconf inspect`: the version directory, its rejection mode (and `AVD: no AVD ratings ...` for an
+    export of a run without them), every signature's inputs and outputs, the model card.
 
     Raises:
         EmoconfError: no such version, or a damaged part of it, named (`model_dir.check_model_dir`).
@@ -122,7 +136,12 @@ def describe(path: str | os.PathLike) -> str:
     directory = check_model_dir(version_dir(path))
     mode = rejection_mode(directory)
     lines = [f"SavedModel {directory}", f"confidence: {score_line(directory)}",
-             f"rejection mode: {_MODE_LINES.get(mode, mode)}", "", "signatures (tag 'serve'):"]
+             f"rejection mode: {_MODE_LINES.get(mode, mode)}"]
+    if not has_avd(directory):
+        from emoconf_tf.corpus import NO_AVD_RATINGS
+
+        lines.append(f"AVD: {NO_AVD_RATINGS}; no emoconfidnet_confidence output")
+    lines += ["", "signatures (tag 'serve'):"]
     for info in signatures(directory).values():
         lines.append(f"  {info.name}:")
         lines += [f"    input  {key}: {spec}" for key, spec in info.inputs.items()]

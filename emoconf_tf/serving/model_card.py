@@ -1,6 +1,7 @@
 """The model card (`assets/model_card.md`) of an exported run: what the model predicts, from which features, the
 rejection mode and thresholds it applies, the figures its run measured, and how to call it. Written by
-`serving.export.export_run`; `emoconf inspect` prints it back.
+`serving.export.export_run`; `emoconf inspect` prints it back. The card of a run without AVD ratings says so
+(`corpus.NO_AVD_RATINGS`) and lists no `emoconfidnet_confidence` output: the run has no EmoConfidNet head.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         validation_confidence: float `[n]`, its validation scores; default None, validation.csv's `confidence`.
     """
     from emoconf_tf.confidence_methods import METHODS
+    from emoconf_tf.corpus import NO_AVD_RATINGS
     from emoconf_tf.serving.served_score import ServedScore
 
     rejection_mode = check_rejection_mode(rejection_mode)
@@ -80,7 +82,13 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
             for c, (name, value) in enumerate(zip(run.class_names, default_class_thresholds)))
     else:
         operating_point = f"threshold {default_threshold:.6f}"
-    scale = info.get("scale", ["?", "?"])
+    has_avd = run.has_avd
+    scale = info.get("scale") or ["?", "?"]
+    avd_row = (f"| AVD scale | {_number(scale[0])} to {_number(scale[1])} |" if has_avd
+               else f"| AVD | {NO_AVD_RATINGS} |")
+    ensemble = (f" and {served.members - 1} more classifiers (a deep ensemble)" if served.uses_ensemble else "")
+    paper_scores = ("`emoconfidnet_confidence` (the paper's EmoConfidNet), " if has_avd else "") + (
+        "`baseline_confidence` (the paper's top-two softmax margin)")
     merged = "".join(f"; {category} counted as {name}" for category, name in (info.get("merged_labels") or {}).items())
     counts = info.get("filter_counts") or {}
     removed = sum(counts.values())
@@ -99,9 +107,10 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         lines += ["# EmoConfidNet model card"]
     lines += [
         "",
-        "Confidence-aware speech emotion recognition: an emotion classifier, its EmoConfidNet confidence head"
-        f"{' and ' + str(served.members - 1) + ' more classifiers (a deep ensemble)' if served.uses_ensemble else ''}"
-        ", exported by `emoconf export`.",
+        (f"Confidence-aware speech emotion recognition: an emotion classifier, its EmoConfidNet confidence head"
+         f"{ensemble}, exported by `emoconf export`." if has_avd else
+         f"Confidence-aware speech emotion recognition: an emotion classifier{ensemble}, exported by `emoconf "
+         "export`; no EmoConfidNet confidence head: the corpus has no AVD ratings, which its targets come from."),
         "",
         "| | |",
         "|---|---|",
@@ -109,15 +118,17 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         f"| features | {num_features} per utterance, {feature_set}; raw values in the order of "
         "`feature_names.txt` (standardisation is inside the model) |",
         f"| masked features | {_masked(run, num_features)} |",
+        f"| input clipping | {_clipping(run)} |",
         f"| classes | {', '.join(run.class_names)} (`labels.txt`, in class-id order){merged} |",
-        f"| AVD scale | {_number(scale[0])} to {_number(scale[1])} |",
+        avd_row,
         f"| conflict filter | {'on' if info.get('filter') else 'off'} (training set: {info.get('training', '?')}"
         f"{f', {removed} utterances removed' if info.get('filter') else ''}) |",
         f"| data | train {run_info.get('n_train', '?')}, validation {run_info.get('n_validation', '?')}, "
         f"test {run_info.get('n_test', '?')} utterances; fold {info.get('fold_name', '?')} "
         f"{info.get('fold', '?')}, seed {info.get('seed', '?')} |",
-        f"| epochs | classifier {run_info.get('classifier_epochs', '?')}, EmoConfidNet "
-        f"{run_info.get('confidence_epochs', '?')} |",
+        f"| epochs | classifier {run_info.get('classifier_epochs', '?')}, "
+        + (f"EmoConfidNet {run_info.get('confidence_epochs', '?')} |" if has_avd
+           else "no EmoConfidNet (no AVD ratings) |"),
         f"| confidence | **{served.description}**: {METHODS[served.name].display_name}; "
         f"{_served_how(served)} |",
         f"| chosen on | {_chosen_on(served)} |",
@@ -132,12 +143,11 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         "- `serving_default`: `examples` (serialized `tf.Example`, float_list `features`) -> `class_ids`, "
         "`classes`, `probabilities`, `confidence`, `accept`",
         "- `predict`: `features` -> `class_ids`, `classes`, `probabilities`",
-        f"- `confidence`: `features` -> `class_ids`, `confidence` ({served.description}), "
-        "`emoconfidnet_confidence` (the paper's EmoConfidNet), `baseline_confidence` (the paper's top-two softmax "
-        "margin)",
+        f"- `confidence`: `features` -> `class_ids`, `confidence` ({served.description}), {paper_scores}",
         "- `threshold`: `features`, `rejection` -> `threshold` (global t_r), `class_thresholds` (one per class, "
         f"{rejection_mode} mode), `applied_threshold` (that of each row's predicted class), `confidence`, `accept`, "
-        "`emoconfidnet_confidence`, `baseline_confidence`; thresholds from the validation confidences",
+        f"{'`emoconfidnet_confidence`, ' if has_avd else ''}`baseline_confidence`; thresholds from the validation "
+        "confidences",
         "- `batch_threshold`: the same outputs, with thresholds from the request's own confidences: it rejects the "
         "fraction `rejection` of the batch (globally or within each predicted class), so an operating point holds "
         "on a new session without labels; send a whole session or day of calls in one request",
@@ -177,6 +187,17 @@ def _masked(run, num_features: int) -> str:
         return "unknown"
     return (f"{masked} of {num_features} (constant on the training rows, so weight 0: they have no influence)" if masked
             else f"none of {num_features}")
+
+
+def _clipping(run) -> str:
+    """Whether the classifier clips each feature to its training range (`models.ClipToRange`)."""
+    from emoconf_tf.models import CLIP_NAME
+
+    names = [layer.name for layer in getattr(run.classifier, "layers", [])]
+    if CLIP_NAME in names:
+        return ("each feature clipped to the range it had on the training rows (a value beyond it counts as the "
+                "range's end)")
+    return "none (features reach the standardisation as they are)"
 
 
 def _served_how(served) -> str:

@@ -13,7 +13,9 @@ export in-process, the way TF Serving would, on
 
 Without a rejection rate, the `serving_default` signature answers (its `accept` is at the export's default
 operating point); with one, the `threshold` signature gives the confidence and `accept` at that rate and
-`predict` the class. The export's rejection mode (`global`: one threshold; `per_class`: one per predicted
+`predict` the class. Only `class_ids`, `classes`, `probabilities`, `confidence`, `accept` and the thresholds are
+read, so an export of a run without AVD ratings (no EmoConfidNet head, no `emoconfidnet_confidence` output)
+predicts alike. The export's rejection mode (`global`: one threshold; `per_class`: one per predicted
 class) decides which threshold each prediction is held to; every `Prediction` carries the one applied.
 
 Example:
@@ -98,6 +100,7 @@ class PredictionResult:
         class_thresholds: class name -> the threshold for predictions of that class at `rejection`, in class-id
             order (`threshold` for every class in global mode).
         score: what `confidence` is (the export's served score, e.g. `recommended (macro_gain_ensemble)`).
+        has_avd: False for an export of a run without AVD ratings (`ModelAssets.has_avd`).
     """
 
     predictions: list[Prediction]
@@ -109,6 +112,7 @@ class PredictionResult:
     rejection_mode: str
     class_thresholds: dict[str, float]
     score: str = "emoconfidnet"
+    has_avd: bool = True
 
     def to_records(self) -> list[dict]:
         """The predictions as JSON-ready dicts: id, source, class, confidence, accept, rejection,
@@ -145,6 +149,12 @@ class ModelAssets:
     def score_description(self) -> str:
         """What `confidence` is, e.g. `recommended (macro_gain_ensemble)`."""
         return str(self.score.get("served") or self.score.get("score") or "emoconfidnet")
+
+    @property
+    def has_avd(self) -> bool:
+        """False for an export of a run without AVD ratings (`score.json`'s `has_avd`; no EmoConfidNet head, no
+        `emoconfidnet_confidence` output); True when absent (exports with AVD ratings, older exports)."""
+        return self.score.get("has_avd") is not False
 
     @property
     def feature_set_description(self) -> str:
@@ -486,6 +496,7 @@ def predict(
         rejection_mode=exported.rejection_mode,
         class_thresholds={name: float(value) for name, value in zip(names, out["class_thresholds"])},
         score=exported.assets.score_description,
+        has_avd=exported.assets.has_avd,
     )
 
 

@@ -1,9 +1,11 @@
-"""A trained run on disk: one classifier + EmoConfidNet and what export needs to set thresholds.
+"""A trained run on disk: one classifier + EmoConfidNet (the classifier alone for a corpus without AVD ratings) and
+what export needs to set thresholds.
 
 Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json` last)::
 
     classifier.keras       the emotion classifier (standardisation inside)
-    emoconfidnet.keras     classifier + EmoConfidNet head, outputs `probabilities` and `p_hat`
+    emoconfidnet.keras     classifier + EmoConfidNet head, outputs `probabilities` and `p_hat` (only with AVD
+                           ratings: the head's targets come from them; absent when run.json's has_avd is false)
     ensemble_member_J.keras
                            the extra classifiers of `macro_gain_ensemble` (J = 1, 2, ...; when the score needs them)
     validation.csv         id, label, predicted, confidence (the served score), baseline_confidence (top-two
@@ -13,7 +15,9 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
     feature_names.txt      one feature column name per line, in input order
     run.json               corpus, synthetic (from the corpus's metadata), classes, merged categories
                            (`merged_labels`, e.g. {"excited": "happy"} for IEMOCAP's default configs),
-                           AVD scale, filter, seed, settings, epochs, package version,
+                           AVD scale (null for a corpus without AVD ratings that records none), has_avd
+                           (false: a corpus with categories only, so no EmoConfidNet and no conflict filter;
+                           absent = true, older runs), filter, seed, settings, epochs, package version,
                            feature_set (the openSMILE set of the features, "synthetic", or null when not given),
                            rejection_mode ("global" or "per_class": the export's default; absent = global),
                            score (the served score: name, components, rejection mode, macro-gain statistics,
@@ -29,6 +33,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,7 +45,10 @@ from emoconf_tf.confidence_methods import DEFAULT_SERVED_SCORE, check_servable, 
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.folds import make_folds
-from emoconf_tf.evaluation.protocol import RESULT_COLUMNS, ProtocolConfig, run_unit
+from emoconf_tf.evaluation.tables import RESULTS_COLUMNS as RESULT_COLUMNS
+
+if TYPE_CHECKING:
+    from emoconf_tf.evaluation.protocol import ProtocolConfig
 
 RUN_FORMAT = 1
 # run.json's `score` for a run trained before the served score could be chosen: EmoConfidNet's p_hat[c].
@@ -56,12 +64,12 @@ RESULTS_REQUIRED_COLUMNS = ("method", "rejection_mode", "rejection", "threshold"
 
 @dataclasses.dataclass
 class Run:
-    """A loaded run directory."""
+    """A loaded run directory (`emoconfidnet` None for a run without AVD ratings: `has_avd` False)."""
 
     path: Path
     info: dict
     classifier: object
-    emoconfidnet: object
+    emoconfidnet: object | None
     validation: pd.DataFrame
     results: pd.DataFrame | None
     feature_names: list[str]
@@ -70,6 +78,18 @@ class Run:
     @property
     def class_names(self) -> list[str]:
         return list(self.info["class_names"])
+
+    @property
+    def has_avd(self) -> bool:
+        """run.json's `has_avd`: False for a run trained on a corpus without AVD ratings (no EmoConfidNet head, no
+        conflict filter); True when the key is absent (runs trained before it existed all had AVD ratings)."""
+        return self.info.get("has_avd", True) is not False
+
+    @property
+    def network(self):
+        """The Keras model an export serves around: `emoconfidnet` (`features` -> `{"probabilities", "p_hat"}`), or
+        for a run without AVD ratings the `classifier` alone (`features` -> `probabilities`)."""
+        return self.emoconfidnet if self.emoconfidnet is not None else self.classifier
 
     @property
     def rejection_mode(self) -> str:
@@ -138,7 +158,9 @@ def train_run(
     score: str = DEFAULT_SERVED_SCORE,
 ) -> Path:
     """Trains one classifier + EmoConfidNet on one fold, and what the served `score` needs, and writes the run
-    directory.
+    directory. On a corpus without AVD ratings (`corpus.has_avd` False) there is no EmoConfidNet head to train:
+    the run has the classifier alone (no emoconfidnet.keras; run.json's `has_avd` false) and every score that does
+    not need AVD.
 
     Args:
         corpus: the corpus.
@@ -156,9 +178,9 @@ def train_run(
             `"per_class"` (one per predicted class; `emoconf_tf.thresholds.class_thresholds`). Default None:
             for `recommended`, the mode validation chooses among `config.rejection_modes`; else global.
             Given with `recommended`, validation chooses the score within that mode.
-        score: the confidence score an export serves (`confidence_methods.servable_methods()`; default
-            `recommended`). The run computes it and every cheap servable score on validation and test
-            (columns of validation.csv / test.csv; `confidence` = `score`), trains the ensemble members when
+        score: the confidence score an export serves (`confidence_methods.servable_methods(has_avd=...)`; default
+            `recommended`; `emoconfidnet` is refused on a corpus without AVD ratings). The run computes it and
+            every cheap servable score on validation and test (columns of validation.csv / test.csv; `confidence` = `score`), trains the ensemble members when
             `score` is `macro_gain_ensemble` or `recommended`, and for `recommended` makes the choice on
             validation by the same rule as `emoconf reproduce` (`evaluation/recommended.py`).
 
@@ -167,11 +189,11 @@ def train_run(
     """
     from emoconf_tf.thresholds import check_rejection_mode
 
-    score = check_servable(score)
+    score = check_servable(score, has_avd=corpus.has_avd)
     if rejection_mode is not None:
         rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
     config = dataclasses.replace(
-        config, methods=run_methods(score),
+        config, methods=run_methods(score, has_avd=corpus.has_avd),
         rejection_modes=(rejection_mode,) if rejection_mode is not None else config.rejection_modes)
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).exists():
@@ -183,6 +205,8 @@ def train_run(
         raise EmoconfError(f"--fold {fold_index}: the corpus has {len(folds)} fold(s) with --cv {config.cv}")
     fold = folds[fold_index]
     feature_set = _check_feature_set(feature_set, corpus)
+    from emoconf_tf.evaluation.protocol import run_unit  # TensorFlow: not for this module's readers before training
+
     unit = run_unit(corpus, fold, seed, training, config)
     val_out, val_scores = unit.scores["validation"]
     test_out, test_scores, _ = unit.scores["test"]
@@ -199,7 +223,8 @@ def train_run(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         unit.models["classifier"].save(tmp / "classifier.keras")
-        unit.models["emoconfidnet"].save(tmp / "emoconfidnet.keras")
+        if "emoconfidnet" in unit.models:  # not on a corpus without AVD ratings: no targets for the head
+            unit.models["emoconfidnet"].save(tmp / "emoconfidnet.keras")
         for member, name in zip(members, member_files):
             member.save(tmp / name)
         names = np.asarray(corpus.class_names, dtype=object)
@@ -225,7 +250,8 @@ def train_run(
             "corpus": corpus.name,
             "synthetic": corpus.synthetic,
             "class_names": list(corpus.class_names),
-            "scale": list(corpus.scale),
+            "scale": list(corpus.scale) if corpus.scale is not None else None,
+            "has_avd": corpus.has_avd,
             "merged_labels": dict(corpus.merged_labels),
             "num_features": corpus.num_features,
             "feature_set": feature_set,
@@ -275,10 +301,21 @@ def run_summary(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def run_methods(score: str) -> tuple[str, ...]:
+def recorded_has_avd(path: str | Path) -> bool:
+    """run.json's `has_avd` of the run directory `path`, read without loading the run (for checks before TensorFlow
+    loads); True when absent or unreadable (`load_run` then names what is wrong)."""
+    try:
+        info = json.loads((Path(path) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return not (isinstance(info, dict) and info.get("has_avd") is False)
+
+
+def run_methods(score: str, *, has_avd: bool = True) -> tuple[str, ...]:
     """The methods a run for served `score` computes: the cheap servable scores always (so an export can serve any
-    of them), the ensemble when `score` needs it, and `recommended` (which chooses among all of them) when asked."""
-    cheap = tuple(m for m in servable_methods() if m not in ("macro_gain_ensemble", "recommended"))
+    of them), the ensemble when `score` needs it, and `recommended` (which chooses among all of them) when asked.
+    With `has_avd` False (a corpus without AVD ratings), none that needs AVD (`ConfidenceMethod.needs_avd`)."""
+    cheap = tuple(m for m in servable_methods(has_avd=has_avd) if m not in ("macro_gain_ensemble", "recommended"))
     if score == "recommended":
         return (*cheap, "macro_gain_ensemble", "recommended")
     return (*cheap, "macro_gain_ensemble") if score == "macro_gain_ensemble" else cheap
@@ -303,8 +340,9 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
     """Loads a run directory written by `train_run`, refusing unfinished, incompatible or damaged ones.
 
     Every part is checked before it is used, the text parts first (quick), then the Keras archives:
-    `classifier.keras`, `emoconfidnet.keras` and the `ensemble_members` run.json lists (absent in older
-    runs; loaded into `Run.members`, in that order). A Keras archive must have the size and SHA-256 that
+    `classifier.keras`, `emoconfidnet.keras` (unless run.json's `has_avd` is false: a run without AVD ratings has
+    none, and `Run.emoconfidnet` is None) and the `ensemble_members` run.json lists (absent in older runs; loaded
+    into `Run.members`, in that order). A Keras archive must have the size and SHA-256 that
     `manifest.json` records. The text parts (run.json, validation.csv, results.csv, feature_names.txt) may
     differ from the manifest, since they can be edited by hand, as long as they parse, have their columns
     and do not look truncated (a CSV or .txt part that differs from the manifest and does not end in a
@@ -339,6 +377,7 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
             f"emoconf-tf {__version__} (format {RUN_FORMAT}); retrain the run with this version"
         )
     _check_class_names(path / "run.json", info)
+    has_avd = _has_avd(path / "run.json", info)
     member_files = _ensemble_member_files(path / "run.json", info)
     validation = _read_run_csv(path / "validation.csv", VALIDATION_COLUMNS, recorded=recorded.get("validation.csv"),
                                what="the validation split's predictions and confidences")
@@ -350,8 +389,9 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
     feature_names = _read_feature_names(path / "feature_names.txt", info, recorded=recorded.get("feature_names.txt"))
     classifier = _load_keras_file(path / "classifier.keras", "the classifier",
                                   recorded=recorded.get("classifier.keras"), compile=compile)
-    emoconfidnet = _load_keras_file(path / "emoconfidnet.keras", "the classifier with its EmoConfidNet head",
-                                    recorded=recorded.get("emoconfidnet.keras"), compile=compile)
+    emoconfidnet = (_load_keras_file(path / "emoconfidnet.keras", "the classifier with its EmoConfidNet head",
+                                     recorded=recorded.get("emoconfidnet.keras"), compile=compile)
+                    if has_avd else None)
     members = [_load_keras_file(path / name, f"ensemble member {j} of run.json's ensemble_members",
                                 recorded=recorded.get(name), compile=compile)
                for j, name in enumerate(member_files, start=1)]
@@ -407,6 +447,15 @@ def _check_class_names(path: Path, info: dict) -> None:
     names = info.get("class_names")
     if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
         raise EmoconfError(f"{path}: 'class_names' is missing or not a list of class names; {_REDO}")
+
+
+def _has_avd(path: Path, info: dict) -> bool:
+    """run.json's `has_avd`: true or false (absent: true, runs trained before it existed had AVD ratings)."""
+    value = info.get("has_avd", True)
+    if not isinstance(value, bool):
+        raise EmoconfError(f"{path}: 'has_avd' must be true or false (whether the corpus had AVD ratings), got "
+                           f"{value!r}; {_REDO}")
+    return value
 
 
 def _ensemble_member_files(path: Path, info: dict) -> list[str]:

@@ -5,10 +5,12 @@ Every score of the registry that says it is servable (`confidence_methods.servab
 three network outputs on the same features:
 
     probabilities  float32 [N, K]  the classifier's softmax (its argmax is the predicted class c)
-    p_hat          float32 [N, K]  EmoConfidNet's head on the classifier's penultimate layer
+    p_hat          float32 [N, K]  EmoConfidNet's head on the classifier's penultimate layer (none in a run
+                                   without AVD ratings: the head's targets come from them)
     ensemble       float32 [N, K]  the mean softmax of the classifier and the ensemble members
 
-- `emoconfidnet`: `p_hat[c]`; `top2_margin`, `msp`, `entropy`: of `probabilities` (`emoconf_tf.confidence`);
+- `emoconfidnet`: `p_hat[c]` (only with AVD ratings); `top2_margin`, `msp`, `entropy`: of `probabilities`
+  (`emoconf_tf.confidence`);
 - `macro_gain`: `macro_gain_from_statistics(probabilities, c, statistics)`, the validation precision, recall and
   counts per class (`MacroGainStatistics`) stored as constants; `macro_gain_ensemble`: the same on `ensemble`;
 - `recommended`: the candidate `emoconf train` chose on validation (`evaluation/recommended.py`): one of the above,
@@ -57,6 +59,8 @@ class ServedScore:
         members: classifiers whose mean softmax `macro_gain_ensemble` uses (1 = the classifier alone).
         chosen_on: how validation chose it (`criterion`, `validation_value`, `switch_rate`, ...); empty when the
             score was asked for by name.
+        has_avd: False for a run trained on a corpus without AVD ratings: no EmoConfidNet head, so no component
+            that needs AVD (`ConfidenceMethod.needs_avd`) and no `emoconfidnet_confidence` output (default True).
     """
 
     name: str
@@ -66,13 +70,18 @@ class ServedScore:
     quantile_references: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     members: int = 1
     chosen_on: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    has_avd: bool = True
 
     def __post_init__(self):
-        check_servable(self.name)
+        check_servable(self.name, has_avd=self.has_avd)
         check_rejection_mode(self.rejection_mode)
         if not self.components or any(m not in BASE_SCORES for m, _ in self.components):
             raise EmoconfError(f"score {self.name}: components {list(self.components)} are not all among "
                                f"{', '.join(BASE_SCORES)}")
+        needing = [m for m, _ in self.components if METHODS[m].needs_avd]
+        if needing and not self.has_avd:
+            raise EmoconfError(f"score {self.name}: components {', '.join(needing)} need AVD ratings, which the run "
+                               "has none of")
         if self.name != "recommended" and self.components != ((self.name, 1.0),):
             raise EmoconfError(f"score {self.name}: its components must be ({self.name}, 1.0)")
         if self.needs_statistics and self.statistics is None:
@@ -119,6 +128,7 @@ class ServedScore:
             "ensemble_members": self.members if self.uses_ensemble else 1,
             "macro_gain_statistics": self.statistics.to_dict() if self.statistics is not None else None,
             "chosen_on": dict(self.chosen_on),
+            "has_avd": self.has_avd,
         }
 
 
@@ -165,14 +175,27 @@ def reference_confidence(served: ServedScore, probabilities: np.ndarray, p_hat: 
     return recommended_confidence(served.components, served.quantile_references, scores).astype(np.float32)
 
 
+def has_head(network) -> bool:
+    """True for a Keras model with EmoConfidNet's head (`features` -> `{"probabilities", "p_hat"}`), False for a
+    classifier alone (`features` -> `probabilities`: a run without AVD ratings)."""
+    return isinstance(network.output, dict) and "p_hat" in network.output
+
+
+def class_count(network) -> int:
+    """K, the classes of `network` (with or without EmoConfidNet's head: `has_head`)."""
+    return int((network.output["probabilities"] if has_head(network) else network.output).shape[-1])
+
+
 def score_graph(served: ServedScore, emoconfidnet, members: Sequence = (), *, fold: bool = True):
     """A `tf.Module` whose call on raw features float32 `[N, D]` returns a dict of float32 / int64 tensors:
     `probabilities` `[N, K]`, `class_ids` `[N]`, `confidence` `[N]` (the served score),
-    `emoconfidnet_confidence` `[N]` and `baseline_confidence` `[N]` (the paper's two scores).
+    `emoconfidnet_confidence` `[N]` and `baseline_confidence` `[N]` (the paper's two scores;
+    `emoconfidnet_confidence` only when `emoconfidnet` has the head).
 
     Args:
         served: the `ServedScore`.
-        emoconfidnet: the Keras model `features` -> `{"probabilities", "p_hat"}`.
+        emoconfidnet: the Keras model `features` -> `{"probabilities", "p_hat"}`, or for a run without AVD ratings
+            the classifier alone, `features` -> `probabilities` (`has_head` False; no score may need `p_hat`).
         members: the extra Keras classifiers of the ensemble (used only when the score needs them).
         fold: run the folded networks (`folded_network`) instead of the Keras graphs.
     """
@@ -185,13 +208,19 @@ def score_graph(served: ServedScore, emoconfidnet, members: Sequence = (), *, fo
     members = list(members) if served.uses_ensemble else []
     if served.uses_ensemble and len(members) != served.members - 1:
         raise EmoconfError(f"score {served.name}: {served.members} ensemble members recorded, {len(members) + 1} given")
-    num_classes = int(emoconfidnet.output["probabilities"].shape[-1])
+    head = has_head(emoconfidnet)
+    if not head and "emoconfidnet" in served.methods:
+        raise EmoconfError(f"score {served.name}: needs EmoConfidNet's p_hat, but the model is the classifier alone "
+                           "(a run without AVD ratings)")
+    num_classes = class_count(emoconfidnet)
 
     class _ScoreModule(tf.Module):
         def __init__(self):
             super().__init__(name="served_score")
             if fold:
-                self.network = FoldedInference(fold_emoconfidnet(emoconfidnet))
+                # A run without AVD ratings: the classifier alone, folded as the ensemble members are.
+                self.network = (FoldedInference(fold_emoconfidnet(emoconfidnet)) if head else
+                                FoldedClassifierInference(fold_classifier(emoconfidnet), name="folded_classifier"))
                 self.members = [FoldedClassifierInference(fold_classifier(m), name=f"folded_member_{j + 1}")
                                 for j, m in enumerate(members)]
             else:
@@ -210,13 +239,13 @@ def score_graph(served: ServedScore, emoconfidnet, members: Sequence = (), *, fo
 
         def _networks(self, features):
             if fold:
-                probabilities, p_hat = self.network(features)
+                probabilities, p_hat = self.network(features) if head else (self.network(features), None)
                 member_probabilities = [member(features) for member in self.members]
             else:
                 outputs = emoconfidnet(features, training=False)
-                probabilities, p_hat = outputs["probabilities"], outputs["p_hat"]
+                probabilities, p_hat = (outputs["probabilities"], outputs["p_hat"]) if head else (outputs, None)
                 member_probabilities = [m(features, training=False) for m in members]
-            return (tf.cast(probabilities, tf.float32), tf.cast(p_hat, tf.float32),
+            return (tf.cast(probabilities, tf.float32), tf.cast(p_hat, tf.float32) if head else None,
                     [tf.cast(p, tf.float32) for p in member_probabilities])
 
         def _macro_gain(self, q32, class_ids):
@@ -231,8 +260,9 @@ def score_graph(served: ServedScore, emoconfidnet, members: Sequence = (), *, fo
             probabilities, p_hat, member_probabilities = self._networks(features)
             class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
             top2 = tf.math.top_k(probabilities, k=2).values
-            scores = {"emoconfidnet": tf.gather(p_hat, class_ids, axis=1, batch_dims=1),
-                      "top2_margin": top2[:, 0] - top2[:, 1]}
+            # Without the head (no AVD ratings) there is no emoconfidnet score, and no output for it.
+            scores = {"emoconfidnet": tf.gather(p_hat, class_ids, axis=1, batch_dims=1)} if head else {}
+            scores["top2_margin"] = top2[:, 0] - top2[:, 1]
             for method in served.methods:
                 if method == "msp":
                     scores[method] = tf.reduce_max(probabilities, axis=-1)
@@ -261,7 +291,8 @@ def score_graph(served: ServedScore, emoconfidnet, members: Sequence = (), *, fo
             else:
                 confidence = scores[served.methods[0]]
             return {"probabilities": probabilities, "class_ids": class_ids, "confidence": confidence,
-                    "emoconfidnet_confidence": scores["emoconfidnet"], "baseline_confidence": scores["top2_margin"]}
+                    **({"emoconfidnet_confidence": scores["emoconfidnet"]} if head else {}),
+                    "baseline_confidence": scores["top2_margin"]}
 
     return _ScoreModule()
 
@@ -280,11 +311,14 @@ def served_score_for_run(run, name: str | None = None, rejection_mode: str | Non
         `(served, validation_confidence float64 [n], validation_predicted int64 [n])`: the thresholds' inputs.
 
     Raises:
-        EmoconfError: `name` cannot be served, or the run lacks what it needs (one line saying what to do).
+        EmoconfError: `name` cannot be served (`emoconfidnet` for a run without AVD ratings), or the run lacks what
+            it needs (one line saying what to do).
     """
     record = run.score
-    name = check_servable(name or record["name"])
     path = run.path
+    # A run without AVD ratings has no EmoConfidNet head: emoconfidnet is refused, naming the run.
+    name = check_servable(name or record["name"], "--score" if run.has_avd else f"{path}: --score",
+                          has_avd=run.has_avd)
     if name == "recommended":
         if record["name"] != "recommended":
             raise EmoconfError(
@@ -327,7 +361,7 @@ def served_score_for_run(run, name: str | None = None, rejection_mode: str | Non
     scores = {m: run.validation_confidence(c).astype(np.float32).astype(np.float64) for m, c in columns.items()}
     served = ServedScore(name, components, rejection_mode, statistics,
                          {m: np.sort(v) for m, v in scores.items()} if len(components) > 1 else {},
-                         members if uses_ensemble else 1, chosen_on)
+                         members if uses_ensemble else 1, chosen_on, has_avd=run.has_avd)
     if own:
         confidence = run.validation_confidence()
     elif len(components) == 1:
