@@ -676,7 +676,8 @@ def _load_table(args):
             source = args.table
             corpus, dropped = read_features_table(args.table, classes=classes, scale=args.scale)
     for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
+        if issubclass(warning.category, UserWarning):  # ours (AVD outside the scale, ...), not libraries' deprecations
+            print(f"warning: {warning.message}", file=sys.stderr)
     given = "--scale" if args.scale is not None else "recorded"
     avd = (f"AVD scale {format_scale(corpus.scale).replace(',', '-')} ({given})" if corpus.has_avd
            else "no AVD ratings")
