@@ -390,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measures Keras training against a matmul roofline and scikit-learn, the exported serving_default "
         "signature (batch-1 latency, batch-256 throughput), openSMILE extraction with 1 and 2 workers, and the paper's "
         "protocol on an MSP-Podcast-sized synthetic corpus (34,000 / 7,000 / 10,000 utterances, 6,373 features; its "
-        "run time on 2 cores is in docs/performance.md; --quick runs a tenth of it). Prints one table, each figure "
+        "run time on 2 cores is in docs/performance.md; --quick runs a tenth of it), and the protocol with every "
+        "confidence score on an IEMOCAP-development-sized one (protocol_small: 7,000 utterances, 47 features, 5 group "
+        "folds) run serially and with --jobs worker processes, one after the other. Prints one table, each figure "
         "beside its target, and "
         "writes the figures as JSON.",
         epilog="See docs/performance.md.",
@@ -402,10 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the figures (default: emoconf_bench.json)")
     bench.add_argument(
         "--max-epochs", type=int, default=None,
-        help="upper bound on the protocol's epochs; early stopping (patience 10) usually ends sooner (default: 200)")
+        help="upper bound on the epochs of protocol and protocol_small; early stopping (patience 10) usually ends "
+        "sooner (default: 200)")
     bench.add_argument(
         "--parts", default="training,serving,extraction,protocol",
-        help="which parts to run (default: all four: training,serving,extraction,protocol)")
+        help="which parts to run, of training,serving,extraction,protocol,protocol_small (default: all but "
+        "protocol_small, which runs every confidence score twice and takes longer than the rest together)")
+    bench.add_argument(
+        "--jobs", type=int, default=2, metavar="N",
+        help="worker processes of protocol_small's second run, timed against its serial first run (default: 2; "
+        "-1: one per CPU core)")
     return parser
 
 
@@ -960,13 +968,16 @@ def _bench(args) -> int:
         raise EmoconfError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
     if args.max_epochs is not None and args.max_epochs < 1:
         raise EmoconfError("--max-epochs must be at least 1")
+    if args.jobs != -1 and args.jobs < 2:
+        raise EmoconfError(f"--jobs {args.jobs}: protocol_small compares a serial run with one of 2 or more worker "
+                           "processes; give 2 or more, or -1 for one per CPU core")
     _quiet_tensorflow(args.debug)
     from emoconf_tf.atomic import write_json
     from emoconf_tf.benchmarks.harness import bench_table, run_bench
 
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
     start = time.perf_counter()
-    results = run_bench(size, max_epochs=args.max_epochs, parts=parts,
+    results = run_bench(size, max_epochs=args.max_epochs, parts=parts, jobs=args.jobs,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
     print(bench_table(results))
     write_json(args.json, results)

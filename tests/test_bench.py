@@ -1,9 +1,13 @@
 """`emoconf bench`: the figures it reports, their arithmetic and the table (timings are not checked)."""
 
+import contextlib
+import io
 import json
 import math
 
-from emoconf_tf.benchmarks.harness import TARGETS, bench_table, forward_flops, layer_shapes, train_flops
+import pytest
+
+from emoconf_tf.benchmarks.harness import PARTS, TARGETS, bench_table, forward_flops, layer_shapes, train_flops
 from emoconf_tf.cli import main
 
 ISSUE_KEYS = (
@@ -19,6 +23,24 @@ DEFAULT_EXPORT_KEYS = (
     "serving_default_export_vs_paper_batch256", "serving_default_export_1thread_p50_ms",
     "serving_default_export_classifiers", "serving_default_export_flops_vs_paper",
 )
+# issue 22 item 4: protocol_small, the serial run (baseline) beside the --jobs run, one after the other
+PROTOCOL_SMALL_KEYS = (
+    "protocol_small_serial_s", "protocol_small_jobs_s", "protocol_small_jobs_vs_serial",
+    "protocol_small_serial_peak_rss_gb", "protocol_small_jobs_peak_rss_gb", "protocol_small_jobs_vs_serial_rss",
+    "protocol_small_results_equal", "protocol_small_utterances", "protocol_small_features", "protocol_small_units",
+    "protocol_small_jobs",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """`(figures, printed table)` of one `emoconf bench --tiny` of every part (protocol_small is not in the default
+    parts), shared by the tests that read it."""
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--tiny", "--parts", ",".join(PARTS), "--json", str(path)]) == 0
+    return json.loads(path.read_text()), out.getvalue()
 
 
 def test_flops_per_sample_of_a_small_classifier():
@@ -54,11 +76,9 @@ def test_table_shows_the_default_export_beside_the_paper_export_with_one_target_
     assert table[-1] == "targets met: 0 of 1"
 
 
-def test_bench_tiny_writes_every_figure_as_a_number(tmp_path, capsys):
-    path = tmp_path / "bench.json"
-    assert main(["bench", "--tiny", "--json", str(path)]) == 0
-    results = json.loads(path.read_text())
-    missing = [key for key in ISSUE_KEYS + DEFAULT_EXPORT_KEYS if key not in results]
+def test_bench_tiny_writes_every_figure_as_a_number(tiny_bench):
+    results, out = dict(tiny_bench[0]), tiny_bench[1]
+    missing = [key for key in ISSUE_KEYS + DEFAULT_EXPORT_KEYS + PROTOCOL_SMALL_KEYS if key not in results]
     assert not missing
     # what the default export serves is text (ExportResult.score); every other figure is a number
     assert results.pop("serving_default_export_score").startswith("recommended")
@@ -74,6 +94,27 @@ def test_bench_tiny_writes_every_figure_as_a_number(tmp_path, capsys):
     # 2 * (256*256 + 256*256 + 256*5) = 264,704; the paper export 3,661,312, each ensemble member adds a classifier
     members = results["serving_default_export_classifiers"] - 1
     assert math.isclose(results["serving_default_export_flops_vs_paper"], 1 + members * 3396608 / 3661312)
-    out = capsys.readouterr().out
     for target in TARGETS:
         assert target.text in out
+
+
+def test_bench_tiny_protocol_small_gives_the_serial_results_with_two_workers(tiny_bench):
+    results, out = tiny_bench
+    assert results["protocol_small_results_equal"] == 1
+    # the tiny size: 300 rows x 47 features, the five sessions in 3 folds, raw training only: 3 units
+    assert (results["protocol_small_utterances"], results["protocol_small_features"]) == (300, 47)
+    assert (results["protocol_small_units"], results["protocol_small_jobs"]) == (3, 2)
+    assert math.isclose(results["protocol_small_jobs_vs_serial"],
+                        results["protocol_small_jobs_s"] / results["protocol_small_serial_s"])
+    # two workers and the protocol's own process (and loky's resource tracker) hold more than one process does
+    assert results["protocol_small_jobs_peak_rss_gb"] > results["protocol_small_serial_peak_rss_gb"] > 0
+    rows = {line.strip().split("  ")[0]: line for line in out.splitlines()}
+    assert rows["protocol_small results.csv identical, jobs vs serial"].endswith("yes")
+    assert rows["protocol_small wall time, jobs run"].endswith(f"{results['protocol_small_jobs_s']:,.1f} s")
+    assert rows["baseline: serial run (jobs=1)"].endswith(f"{results['protocol_small_serial_s']:,.1f} s")
+
+
+def test_table_writes_a_check_as_yes_or_no():
+    for equal, word in ((1, "yes"), (0, "no")):
+        table = bench_table({"bench_full_size": 0, "protocol_small_results_equal": equal}).splitlines()
+        assert table[2] == f"{'protocol_small results.csv identical, jobs vs serial':<56} {word:>20}"

@@ -19,7 +19,13 @@ in the same run, on the same cores, a moment apart:
 - protocol: wall time of the paper's protocol (raw + filtered training, EmoConfidNet and the top-two
   margin) on an MSP-Podcast-sized synthetic corpus (34,000 / 7,000 / 10,000 utterances, 6,373 features),
   its peak resident memory against the size of the feature matrix, and the exponent of its time against
-  the corpus size.
+  the corpus size;
+- protocol_small: the protocol with every confidence score (`ALL_METHODS`) on an IEMOCAP-development-sized
+  synthetic corpus (7,000 utterances, 47 features, five session groups: `cv="group"`, 5 folds), run serially
+  (`jobs=1`, the baseline) and then with worker processes (`jobs=2`, or `--jobs`), each in its own process:
+  the wall time of each and their ratio, the peak of the RSS summed over each run's process tree (the
+  protocol's process and its workers) and whether the two runs' `results.csv` are identical. Only when asked
+  for (`parts=PARTS`, `--parts protocol_small`): it is not one of `DEFAULT_PARTS`.
 
 On a shared machine every timing is the best of a few repeats (other work only ever slows a run down),
 and a rate and its reference are measured alternately.
@@ -73,6 +79,12 @@ class BenchSize:
         max_epochs: default upper bound on the protocol's epochs (early stopping ends it sooner).
         overlap_protocol: run the protocol process alongside the other parts (for sizes whose timings do not
             matter: it shares the cores with them).
+        small_utterances: rows of the `protocol_small` corpus (7,000, IEMOCAP's development corpus).
+        small_features: its feature dimension (47, the IEMOCAP features of the README's real-data run).
+        small_methods: the confidence methods it evaluates; None (default) is every one, `ALL_METHODS`.
+        small_folds: its five session groups gathered into this many folds (`ProtocolConfig.folds`); None
+            (default): one fold per session, 5.
+        small_trainings: its trainings, default raw and filtered.
     """
 
     name: str
@@ -92,6 +104,11 @@ class BenchSize:
     scaling_epochs: int = 4
     max_epochs: int = 200
     overlap_protocol: bool = False
+    small_utterances: int = 7000
+    small_features: int = 47
+    small_methods: tuple[str, ...] | None = None
+    small_folds: int | None = None
+    small_trainings: tuple[str, ...] = ("raw", "filtered")
 
     @property
     def utterances(self) -> int:
@@ -101,19 +118,24 @@ class BenchSize:
 SIZES = {
     "full": BenchSize("full", 34000, 7000, 10000),
     "quick": BenchSize("quick", 3400, 700, 1000, rounds=3, fit_batches=24, sklearn_samples=2048, serving_calls=500,
-                       extract_files=8, scaling_epochs=4),
-    # for the test suite: every key, no meaningful timing
+                       extract_files=8, scaling_epochs=4, small_utterances=700),
+    # for the test suite: every key, no meaningful timing (protocol_small: 3 units, 1 epoch, where two processes
+    # importing TensorFlow, and two workers doing so again, take most of the time)
     "tiny": BenchSize("tiny", 340, 70, 100, rounds=1, fit_batches=3, sklearn_samples=256, serving_calls=20,
                       serving_utterances=200, extract_files=2, extract_seconds=1.0, extract_rounds=1, scaling_divisor=2,
-                      scaling_epochs=1, max_epochs=1, overlap_protocol=True),
+                      scaling_epochs=1, max_epochs=1, overlap_protocol=True, small_utterances=300,
+                      small_methods=("emoconfidnet", "top2_margin", "msp"), small_folds=3, small_trainings=("raw",)),
 }
 
-PARTS = ("training", "serving", "extraction", "protocol")
+PARTS = ("training", "serving", "extraction", "protocol", "protocol_small")
+# protocol_small only when asked for: every method, twice, at IEMOCAP size is longer than the rest together
+DEFAULT_PARTS = ("training", "serving", "extraction", "protocol")
 BATCH_SIZE = 256
 UNITS = 256
 NUM_CLASSES = 5
 HEAD_SHAPES = ((UNITS, UNITS), (UNITS, UNITS), (UNITS, NUM_CLASSES))  # EmoConfidNet's head on the penultimate layer
 FULL_PROTOCOL_SECONDS = 600.0
+RSS_POLL_S = 0.2  # protocol_small: seconds between two readings of its process tree's RSS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +225,19 @@ TABLE_ROWS = (
     ("peak_rss_less_runtime_vs_features", "  (peak - runtime) / features_gb", "{:.2f}x"),
     ("generator_peak_rss_gb", "synthetic generator peak RSS", "{:.3f} GB"),
     ("scaling_exponent", "protocol time exponent vs corpus size", "{:.2f}"),
+    # protocol_small: the jobs run (ours) beside the serial run (the baseline), one after the other, same bench run
+    ("protocol_small_utterances", "protocol_small corpus (IEMOCAP dev size, cv group)", "{:,.0f} utterances"),
+    ("protocol_small_features", "  features", "{:.0f}"),
+    ("protocol_small_methods", "  confidence methods (ALL_METHODS unless tiny)", "{:.0f}"),
+    ("protocol_small_units", "  units (folds x seeds x trainings)", "{:.0f}"),
+    ("protocol_small_jobs", "  worker processes of the jobs run (--jobs)", "{:.0f}"),
+    ("protocol_small_jobs_s", "protocol_small wall time, jobs run", "{:,.1f} s"),
+    ("protocol_small_serial_s", "  baseline: serial run (jobs=1)", "{:,.1f} s"),
+    ("protocol_small_jobs_vs_serial", "  jobs / serial wall time", "{:.2f}x"),
+    ("protocol_small_jobs_peak_rss_gb", "protocol_small peak RSS, jobs run (process tree)", "{:.3f} GB"),
+    ("protocol_small_serial_peak_rss_gb", "  baseline: serial run", "{:.3f} GB"),
+    ("protocol_small_jobs_vs_serial_rss", "  jobs / serial peak RSS", "{:.2f}x"),
+    ("protocol_small_results_equal", "protocol_small results.csv identical, jobs vs serial", "yes/no"),
 )
 
 
@@ -642,6 +677,74 @@ def _protocol_process(size: BenchSize, *, max_epochs: int, log: Callable[[str], 
     }, log)
 
 
+def protocol_small_figures(size: BenchSize, *, max_epochs: int, jobs: int, log: Callable[[str], None]) -> dict:
+    """The protocol on an IEMOCAP-development-sized corpus, serially and then with `jobs` worker processes.
+
+    Each run is a fresh process (`_protocol_small_child`: the synthetic corpus of `size.small_utterances` rows x
+    `size.small_features` features, five session groups, `cv="group"`: 5 folds x 1 seed x raw and filtered
+    training, or `size.small_folds` x `size.small_trainings`; `size.small_methods`, default every method),
+    started after the other has ended, so that the two see the same machine a moment apart and neither shares
+    the cores with the other. Each is timed once (a run of many units is long enough that a repeat would tell
+    more about the machine's other work than about the protocol). While each runs, this process sums the RSS
+    of its process tree (the protocol's process, its loky workers and loky's resource tracker) every
+    `RSS_POLL_S` seconds (`_ProcessTreeRss`) and keeps the peak. Both runs write `results.csv` at full
+    precision; `protocol_small_results_equal` is 1 when the two frames are equal, value for value.
+
+    Args:
+        size: the bench size.
+        max_epochs: upper bound on every network's epochs (early stopping, patience 10, usually ends sooner).
+        jobs: worker processes of the second run, 2 or more (`run_protocol(..., jobs=jobs)`).
+        log: called with progress lines.
+
+    Returns:
+        dict of `protocol_small_*` figures: `_serial_s`, `_jobs_s` (wall seconds of `run_protocol` in each run,
+        from the corpus in memory to the tables; the jobs run's includes starting its workers), their ratio
+        `_jobs_vs_serial`, `_serial_peak_rss_gb`, `_jobs_peak_rss_gb` (GB, 1e9 bytes; RSS summed over the tree,
+        so pages shared between the processes are counted once per process), their ratio, `_results_equal`
+        (1 or 0), and the run's size (`_utterances`, `_features`, `_methods`, `_units`, `_jobs`).
+    """
+    import pandas as pd
+
+    from emoconf_tf.confidence_methods import ALL_METHODS
+
+    methods = list(size.small_methods or ALL_METHODS)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="emoconf-bench-small-") as tmp:
+        results_csv = {}
+        for name, run_jobs in (("serial", 1), ("jobs", jobs)):
+            results_csv[name] = Path(tmp) / name / "results.csv"
+            results_csv[name].parent.mkdir()
+            log(f"protocol_small: {name} run (jobs={run_jobs}) in a separate process")
+            child = _Child("protocol_small", {
+                "utterances": size.small_utterances, "num_features": size.small_features, "methods": methods,
+                "folds": size.small_folds, "trainings": list(size.small_trainings), "max_epochs": max_epochs,
+                "jobs": run_jobs, "results_csv": str(results_csv[name]),
+            }, log)
+            try:
+                with _ProcessTreeRss(child.pid) as rss:
+                    run = child.result()
+            finally:
+                child.stop()
+            figures[f"protocol_small_{name}_s"] = run["seconds"]
+            figures[f"protocol_small_{name}_peak_rss_gb"] = rss.peak_gb
+            log(f"  {name}: {run['seconds']:.1f} s, peak RSS {rss.peak_gb:.3f} GB over up to {rss.processes} "
+                "process(es)")
+        serial, parallel = (pd.read_csv(results_csv[name], float_precision="round_trip")
+                            for name in ("serial", "jobs"))
+    figures.update({
+        "protocol_small_utterances": run["utterances"],
+        "protocol_small_features": size.small_features,
+        "protocol_small_methods": len(methods),
+        "protocol_small_units": run["units"],
+        "protocol_small_jobs": jobs,
+        "protocol_small_jobs_vs_serial": figures["protocol_small_jobs_s"] / figures["protocol_small_serial_s"],
+        "protocol_small_jobs_vs_serial_rss": (figures["protocol_small_jobs_peak_rss_gb"]
+                                              / figures["protocol_small_serial_peak_rss_gb"]),
+        "protocol_small_results_equal": int(serial.equals(parallel)),
+    })
+    return figures
+
+
 def _run_child(kind: str, arguments: dict, log: Callable[[str], None]) -> dict:
     """Runs `_CHILDREN[kind](arguments)` in `python -m emoconf_tf.benchmarks.harness` and returns its figures."""
     return _Child(kind, arguments, log).result()
@@ -669,6 +772,11 @@ class _Child:
         for reader in self._readers:
             reader.start()
 
+    @property
+    def pid(self) -> int:
+        """The process id (for watching its memory)."""
+        return self._process.pid
+
     def stop(self) -> None:
         """Ends the process if it still runs (after an error or an interrupt in the caller)."""
         if self._process.poll() is None:
@@ -688,15 +796,18 @@ class _Child:
 
 
 def run_bench(size: str | BenchSize = "full", *, max_epochs: int | None = None, parts: tuple[str, ...] | None = None,
-              log: Callable[[str], None] | None = None) -> dict[str, float | str]:
+              jobs: int = 2, log: Callable[[str], None] | None = None) -> dict[str, float | str]:
     """Measures every figure of `emoconf bench`.
 
     Args:
         size: `"full"` (the MSP-Podcast-sized protocol; docs/performance.md), `"quick"` (a tenth of it), `"tiny"`
             (seconds; for tests) or a `BenchSize`.
-        max_epochs: upper bound on the protocol's epochs (early stopping, patience 10, usually ends sooner);
-            default the size's (200, the paper's setting, except for `"tiny"`).
-        parts: subset of `("training", "serving", "extraction", "protocol")`; default all.
+        max_epochs: upper bound on the epochs of `protocol` and `protocol_small` (early stopping, patience 10,
+            usually ends sooner); default the size's (200, the paper's setting, except for `"tiny"`).
+        parts: subset of `PARTS`, `("training", "serving", "extraction", "protocol", "protocol_small")`; default
+            `DEFAULT_PARTS`, all but `protocol_small`.
+        jobs: worker processes of `protocol_small`'s second run (2 or more, or -1: joblib's CPU count); its first
+            run, the baseline, is serial. Default 2.
         log: called with progress lines (default: silent).
 
     Returns:
@@ -710,10 +821,17 @@ def run_bench(size: str | BenchSize = "full", *, max_epochs: int | None = None, 
     max_epochs = size.max_epochs if max_epochs is None else int(max_epochs)
     if max_epochs < 1:
         raise EmoconfError("--max-epochs must be at least 1")
-    parts = tuple(parts or PARTS)
+    parts = tuple(parts or DEFAULT_PARTS)
     unknown = [part for part in parts if part not in PARTS]
     if unknown or not parts:
         raise EmoconfError(f"bench parts {list(parts)}: choose from {', '.join(PARTS)}")
+    if jobs != -1 and jobs < 2:
+        raise EmoconfError(f"--jobs {jobs}: protocol_small compares a serial run with one of 2 or more worker "
+                           "processes; give 2 or more, or -1 for one per CPU core")
+    if jobs == -1:
+        import joblib
+
+        jobs = joblib.cpu_count()  # as run_protocol counts them
     log = log or (lambda line: None)
     results: dict[str, float | str] = {"bench_full_size": int(size == SIZES["full"]), "bench_rounds": size.rounds,
                                        "bench_cpu_count": os.cpu_count() or 0}
@@ -742,6 +860,10 @@ def run_bench(size: str | BenchSize = "full", *, max_epochs: int | None = None, 
             if protocol is None:
                 protocol = _protocol_process(size, max_epochs=max_epochs, log=log)
             results.update(protocol.result())
+        if "protocol_small" in parts:
+            log(f"protocol_small: {size.small_utterances:,} synthetic utterances, {size.small_features} features, "
+                f"{size.small_folds or 5} group folds, serially and then with {jobs} worker processes")
+            results.update(protocol_small_figures(size, max_epochs=max_epochs, jobs=jobs, log=log))
     finally:
         if protocol is not None:
             protocol.stop()
@@ -752,7 +874,8 @@ def bench_table(results: dict) -> str:
     """The figures as a fixed-width table, each beside its target and whether it is met.
 
     A figure shown again further down (as the baseline of another) has its target beside its first row only;
-    a text figure (what the default export serves) is written after its label, not in the value column.
+    a text figure (what the default export serves) is written after its label, not in the value column; a
+    check (format `"yes/no"`, a 1 or 0 in `results`) is written as yes or no.
     """
     targets = {t.key: t for t in TARGETS}
     width = 56
@@ -769,7 +892,8 @@ def bench_table(results: dict) -> str:
         met = target.met(results) if target else None
         verdict = "" if target is None else ("n/a" if met is None else ("yes" if met else "NO"))
         text = target.text if target else ""
-        lines.append(f"{label:<{width}} {fmt.format(results[key]):>20}  {text:<22} {verdict}".rstrip())
+        value = ("yes" if results[key] else "no") if fmt == "yes/no" else fmt.format(results[key])
+        lines.append(f"{label:<{width}} {value:>20}  {text:<22} {verdict}".rstrip())
     checked = [t.met(results) for t in TARGETS if t.key in results]
     applicable = [m for m in checked if m is not None]
     lines.append("-" * (width + 50))
@@ -824,6 +948,58 @@ class _PeakRss:
         else:
             self._stop.set()
             self._thread.join()
+        return False
+
+
+class _ProcessTreeRss:
+    """Peak of the RSS summed over a process and all its descendants (e.g. the protocol's loky workers), read with
+    psutil every `interval` seconds from a thread of this process until the `with` block ends.
+
+    Attributes (after the block): `peak_gb`, the peak sum in GB (1e9 bytes); `processes`, the most processes seen
+    in the tree at once. A process that starts and ends between two readings is missed, as is a peak shorter
+    than `interval`.
+    """
+
+    def __init__(self, pid: int, interval: float = RSS_POLL_S):
+        self.pid, self.interval = pid, interval
+        self.peak_gb, self.processes = 0.0, 0
+
+    def _read(self, root) -> None:
+        import psutil
+
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:  # the process has ended
+            return
+        total = 0
+        for process in tree:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:  # a worker that ended since the listing
+                pass
+        self.peak_gb = max(self.peak_gb, total / 1e9)
+        self.processes = max(self.processes, len(tree))
+
+    def __enter__(self):
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            root = None
+        self._stop = threading.Event()
+
+        def poll():
+            while root is not None and not self._stop.wait(self.interval):
+                self._read(root)
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
         return False
 
 
@@ -909,7 +1085,33 @@ def _protocol_child(arguments: dict) -> dict:
     return figures
 
 
-_CHILDREN = {"protocol": _protocol_child, "extraction": _extraction_child, "serving": _serving_child}
+def _protocol_small_child(arguments: dict) -> dict:
+    """One run of `protocol_small_figures`: the corpus, `run_protocol` with `arguments["jobs"]` (timed), and its
+    results table written to `arguments["results_csv"]` at full precision (pandas' shortest round-trip floats)."""
+    from emoconf_tf.evaluation.protocol import ProtocolConfig, run_protocol
+    from emoconf_tf.synthetic import make_synthetic_corpus
+    from emoconf_tf.training import TrainingConfig
+
+    # five session groups (make_synthetic_corpus's default), one fold each, as IEMOCAP's five sessions
+    corpus = make_synthetic_corpus(n_utterances=arguments["utterances"], num_features=arguments["num_features"],
+                                   seed=0)
+    config = ProtocolConfig(cv="group", folds=arguments["folds"], trainings=tuple(arguments["trainings"]),
+                            methods=tuple(arguments["methods"]),
+                            training=TrainingConfig(max_epochs=arguments["max_epochs"]))
+    start = time.perf_counter()
+
+    def on_unit(summary, resumed):
+        print(f"{time.perf_counter() - start:.0f} s: fold {summary['fold']} {summary['training']} done, epochs "
+              f"{summary['classifier_epochs']} / {summary['confidence_epochs']}", flush=True)
+
+    outputs = run_protocol(corpus, config, None, progress=False, on_unit=on_unit, jobs=arguments["jobs"])
+    seconds = time.perf_counter() - start
+    outputs.results.to_csv(arguments["results_csv"], index=False)
+    return {"seconds": seconds, "utterances": len(corpus), "units": len(outputs.runs)}
+
+
+_CHILDREN = {"protocol": _protocol_child, "extraction": _extraction_child, "serving": _serving_child,
+             "protocol_small": _protocol_small_child}
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child" and sys.argv[2] in _CHILDREN:
