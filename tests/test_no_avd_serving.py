@@ -133,6 +133,7 @@ def test_signatures_have_no_emoconfidnet_confidence(no_avd):
 
 def test_model_card_says_no_avd_ratings(no_avd):
     card = (no_avd["version"] / "assets" / "model_card.md").read_text()
+    assert card.splitlines()[0] == "# Emotion classifier model card (no EmoConfidNet: no AVD ratings) — SYNTHETIC"
     assert f"| AVD | {NO_AVD_RATINGS} |" in card
     assert "emoconfidnet_confidence" not in card and "| AVD scale |" not in card
     assert "| epochs | classifier " in card and "no EmoConfidNet (no AVD ratings) |" in card

@@ -95,16 +95,18 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
     run_info = info.get("run", {})
     date = date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     lines = []
+    title = ("# EmoConfidNet model card" if has_avd
+             else "# Emotion classifier model card (no EmoConfidNet: no AVD ratings)")
     if synthetic:
         lines += [
-            "# EmoConfidNet model card — SYNTHETIC",
+            f"{title} — SYNTHETIC",
             "",
             "> **SYNTHETIC DATA.** This model was trained on the built-in synthetic corpus (generated "
             "numbers, not real speech). Its figures below say nothing about emotion recognition; use it "
             "only to try the serving set-up.",
         ]
     else:
-        lines += ["# EmoConfidNet model card"]
+        lines += [title]
     lines += [
         "",
         (f"Confidence-aware speech emotion recognition: an emotion classifier, its EmoConfidNet confidence head"
