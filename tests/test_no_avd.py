@@ -148,6 +148,7 @@ def test_reproduce_on_a_table_without_avd(table, tmp_path, capsys):
     assert f"## Conflict filter (training set; the rules of the paper's Table 1)\n\nNot applied: {NO_AVD_RATINGS}." \
         in report
     assert "- training sets: raw\n" in report
+    assert "- `seeds`: [0]" in report and "filter_" not in report  # the filter's settings play no part
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -444,6 +444,8 @@ def write_report(out_dir: str | Path, tables: ReportTables, options: ReportOptio
         _markdown_table(_whole_as_int(_runs_summary(runs)), ".1f"),
         "",
     ]
+    if settings and not options.has_avd:  # the conflict filter's settings play no part without AVD ratings
+        settings = {key: value for key, value in settings.items() if not key.startswith("filter_")}
     if settings:
         lines += ["Settings:", ""] + [f"- `{key}`: {value}" for key, value in settings.items()] + [""]
 
