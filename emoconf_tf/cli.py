@@ -787,10 +787,6 @@ def _train(args) -> int:
     training = args.training or ("filtered" if corpus.has_avd else "raw")
     config = _config_for_corpus(args, _protocol_config(args, cv=args.cv, seeds=(args.seed,), trainings=(training,)),
                                 corpus)
-    if not corpus.has_avd:
-        from emoconf_tf.confidence_methods import check_servable
-
-        check_servable(args.score, has_avd=False)
     out = Path(args.out or f"runs/{corpus.name}")
     start = time.perf_counter()
     train_run(corpus, out, config, seed=args.seed, training=training, fold_index=args.fold,

@@ -179,11 +179,12 @@ def config_for_corpus(config: ProtocolConfig, corpus: Corpus) -> tuple[ProtocolC
     if not trainings:
         raise EmoconfError(f"trainings {list(config.trainings)}: the conflict filter needs AVD ratings, which "
                            f"{corpus.name} has none of; train on the raw training set")
-    dropped_methods = [m for m in (*PAPER_METHODS, *config.methods) if m in avd_methods()]
+    needing = avd_methods()
+    dropped_methods = [m for m in (*PAPER_METHODS, *config.methods) if m in needing]
     dropped = (["the conflict filter (filtered training)"] if trainings != config.trainings else []) + [
         METHODS[m].display_name for m in dict.fromkeys(dropped_methods)]
     adapted = dataclasses.replace(config, trainings=trainings,
-                                  methods=tuple(m for m in config.methods if m not in avd_methods()))
+                                  methods=tuple(m for m in config.methods if m not in needing))
     note = (f"{corpus.name} has no AVD ratings: left out {', '.join(dropped)} ({NO_AVD_REASON}); every other score "
             "runs") if dropped else ""
     return adapted, note
