@@ -69,14 +69,50 @@ def row_batches(
     """
     import tensorflow as tf
 
-    features = _float32_matrix(features)
-    rows = _row_indices(rows, features.shape[0])
-    targets = np.asarray(targets)
-    if np.issubdtype(targets.dtype, np.floating) and targets.dtype != np.float32:
-        targets = targets.astype(np.float32)  # as Keras casts float arrays to floatx
-    num_samples = features.shape[0] if rows is None else rows.shape[0]
-    if targets.shape[0] != num_samples:
-        raise ValueError(f"targets has {targets.shape[0]} rows; expected one per selected row ({num_samples})")
+    features, targets, rows = checked_rows(features, targets, rows)
+    num_samples = len(targets)
+    indices_dataset = batch_positions(num_samples, batch_size, shuffle=shuffle,
+                                      reshuffle_each_epoch=reshuffle_each_epoch, seed=seed)
+
+    def gather_rows(positions: np.ndarray) -> np.ndarray:
+        return features[positions if rows is None else rows[positions]]
+
+    def grab_batch(positions, data):
+        (target_tensor,) = data
+        x = tf.numpy_function(gather_rows, [positions], tf.float32, stateful=False)
+        x.set_shape([None, features.shape[1]])
+        return x, tf.gather(target_tensor, positions, axis=0)
+
+    dataset = tf.data.Dataset.zip(
+        (indices_dataset, tf.data.Dataset.from_tensors((tf.convert_to_tensor(targets),)).repeat())
+    )
+    dataset = dataset.map(grab_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    if shuffle:
+        options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    dataset = dataset.with_options(options)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
+    return dataset.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(
+        int(indices_dataset.cardinality())))
+
+
+def batch_positions(num_samples: int, batch_size: int, *, shuffle: bool = False, reshuffle_each_epoch: bool = False,
+                    seed: int | None = None):
+    """The positions `0..num_samples-1` in the batches `row_batches` draws: a `tf.data.Dataset` of int64 `[b]`.
+
+    Each iterator over it is one epoch (full batches of `batch_size`, then the `num_samples % batch_size` rest);
+    `shuffle`, `reshuffle_each_epoch` and `seed` are `row_batches`'s. The order of the positions is decided
+    here, so a loop that gathers rows by these positions trains on the batches `row_batches` would give.
+
+    Example:
+    >>> [b.numpy().tolist() for b in batch_positions(5, 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+    import tensorflow as tf
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     num_full_batches = num_samples // batch_size
@@ -109,30 +145,8 @@ def row_batches(
             .shuffle(max(num_samples, 1), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size)
         )
-
-    def gather_rows(positions: np.ndarray) -> np.ndarray:
-        return features[positions if rows is None else rows[positions]]
-
-    def grab_batch(positions, data):
-        (target_tensor,) = data
-        x = tf.numpy_function(gather_rows, [positions], tf.float32, stateful=False)
-        x.set_shape([None, features.shape[1]])
-        return x, tf.gather(target_tensor, positions, axis=0)
-
-    dataset = tf.data.Dataset.zip(
-        (indices_dataset, tf.data.Dataset.from_tensors((tf.convert_to_tensor(targets),)).repeat())
-    )
-    dataset = dataset.map(grab_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_optimization.apply_default_optimizations = False
-    if shuffle:
-        options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-    dataset = dataset.with_options(options)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
     num_batches = num_full_batches + (1 if partial_batch_size else 0)
-    return dataset.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(num_batches))
+    return indices_dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
 
 
 def row_chunks(
@@ -167,6 +181,20 @@ def row_count(features: np.ndarray, rows: np.ndarray | None = None) -> int:
         return int(np.shape(features)[0])
     rows = np.asarray(rows)
     return int(np.count_nonzero(rows) if rows.dtype == bool else rows.shape[0])
+
+
+def checked_rows(features, targets, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`(features float32 [N, D], targets [n, ...], rows int64 [n] or None)` checked for `row_batches`: one
+    target per selected row, float targets as float32 (as Keras casts float arrays to floatx)."""
+    features = _float32_matrix(features)
+    rows = _row_indices(rows, features.shape[0])
+    targets = np.asarray(targets)
+    if np.issubdtype(targets.dtype, np.floating) and targets.dtype != np.float32:
+        targets = targets.astype(np.float32)
+    count = features.shape[0] if rows is None else rows.shape[0]
+    if targets.shape[0] != count:
+        raise ValueError(f"targets has {targets.shape[0]} rows; expected one per selected row ({count})")
+    return features, targets, rows
 
 
 def _float32_matrix(features) -> np.ndarray:
