@@ -1,17 +1,19 @@
-"""The Colab notebooks: each runs top to bottom (tiny, through `EMOCONF_NB_*`), has its badge and
-labels synthetic data, and the committed files match `colab/make_notebooks.py`."""
+"""The Colab notebooks: each, converted from its `colab/NN_name.py` source (jupytext percent format), runs
+top to bottom (tiny, through `EMOCONF_NB_*`); each has its badge and labels synthetic data; the sources are
+valid Python and the committed `.ipynb` files have the cells `colab/make_notebooks.py` converts them to."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
+pytest.importorskip("jupytext")
 if importlib.util.find_spec("ipykernel") is None:
     pytest.skip("ipykernel is needed to execute the notebooks (pip install ipykernel)", allow_module_level=True)
 
@@ -27,7 +29,16 @@ TINY = {
 
 
 def load(name: str):
+    """The committed notebook `colab/{name}.ipynb`."""
     return nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
+
+
+def make_notebooks():
+    """`colab/make_notebooks.py` as a module (colab/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("make_notebooks", COLAB / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def outputs_text(notebook) -> str:
@@ -41,7 +52,8 @@ def outputs_text(notebook) -> str:
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """`{name: (notebook, error)}`: each notebook run tiny top to bottom, the three at once (a kernel each).
+    """`{name: (notebook, error)}`: each notebook converted from its `.py` source and run tiny top to bottom,
+    the three at once (a kernel each).
 
     `error` is what executing it raised (nbclient's CellExecutionError names the cell), or None.
     """
@@ -50,7 +62,8 @@ def executed(tmp_path_factory):
     from nbclient import NotebookClient
 
     async def execute_all():
-        notebooks = {name: load(name) for name in NOTEBOOKS}
+        converter = make_notebooks()
+        notebooks = {name: converter.build(name) for name in NOTEBOOKS}
         clients = [
             NotebookClient(
                 notebook, timeout=600, kernel_name="python3",
@@ -113,19 +126,32 @@ def test_notebook_parameter_cell_reads_the_environment(name):
         assert f'{variable} = int(os.environ.get("EMOCONF_NB_{variable}"' in cells[0].source
 
 
+def test_make_notebooks_finds_every_source():
+    assert make_notebooks().NOTEBOOKS == NOTEBOOKS
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_committed_notebook_matches_make_notebooks(name, monkeypatch):
-    monkeypatch.syspath_prepend(str(COLAB))
-    sys.modules.pop("make_notebooks", None)
-    import make_notebooks
+def test_notebook_source_is_valid_python(name):
+    # What linters read: jupytext comments the magics out (`# %%time`, `# !emoconf`); a magic as the only
+    # statement of a block (the install cell's `%pip`) needs its cell ipynb-only (`# %% active="ipynb"`).
+    path = COLAB / f"{name}.py"
+    ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
-    def sources(notebook):
-        cells = [(c.cell_type, c.source) for c in notebook.cells]
-        first = "\n".join(l for l in cells[0][1].splitlines() if not l.startswith(make_notebooks.RUN_NOTE_PREFIX))
-        return [(cells[0][0], first.rstrip())] + cells[1:]
 
-    assert sources(load(name)) == sources(make_notebooks.build(name)), (
-        f"colab/{name}.ipynb is out of date: run `python colab/make_notebooks.py --execute {name}`"
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_matches_its_source(name):
+    converter = make_notebooks()
+
+    def content(notebook):
+        """Cell types, sources and metadata, and the Colab metadata: not outputs or the first cell's run note."""
+        cells = [(c.cell_type, c.source, c.metadata) for c in notebook.cells]
+        lines = cells[0][1].splitlines()
+        first = "\n".join(line for line in lines if not line.startswith(converter.RUN_NOTE_PREFIX))
+        metadata = {key: notebook.metadata.get(key) for key in ("kernelspec", "colab")}
+        return metadata, [(cells[0][0], first.rstrip(), cells[0][2])] + cells[1:]
+
+    assert content(load(name)) == content(converter.build(name)), (
+        f"colab/{name}.ipynb is out of date with colab/{name}.py: run `python colab/make_notebooks.py --execute {name}`"
     )
 
 
