@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoconf_tf import confidence_methods
+from emoconf_tf import EmoconfError, confidence_methods
 from emoconf_tf.evaluation import tables
 from emoconf_tf.confidence_methods import (
     ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, Scored, ScoringContext, register_method,
@@ -92,7 +92,7 @@ def test_a_new_score_is_one_registered_function(monkeypatch):
 
 
 def test_protocol_config_accepts_only_registered_methods():
-    with pytest.raises(Exception, match="choose from emoconfidnet"):
+    with pytest.raises(EmoconfError, match="choose from emoconfidnet"):
         ProtocolConfig(methods=("nope",))
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from emoconf_tf import EmoconfError
 from emoconf_tf.evaluation.ensemble import ensemble_probabilities, member_seeds
 from emoconf_tf.evaluation.protocol import ProtocolConfig
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier
@@ -54,7 +55,7 @@ def test_three_members_average_the_classifier_and_two_seeded_trainings():
 
 
 def test_protocol_refuses_an_empty_ensemble_and_lists_its_size_only_when_it_trains_one():
-    with pytest.raises(Exception, match="ensemble_members 0: an ensemble needs at least 1 classifier"):
+    with pytest.raises(EmoconfError, match="ensemble_members 0: an ensemble needs at least 1 classifier"):
         ProtocolConfig(ensemble_members=0)
     assert "ensemble_members" not in ProtocolConfig(methods=("emoconfidnet", "top2_margin")).fingerprint()
     assert ProtocolConfig(methods=("macro_gain_ensemble",), ensemble_members=5).fingerprint()["ensemble_members"] == 5

@@ -589,7 +589,8 @@ def _ranking_lines(results, per_class, selective, predictions, choices, out_dir:
         f"Mean and 95 % bootstrap interval over {over} "
         + ("(folds × seeds)" if over == "runs" else "(test utterances of the single run, thresholds fixed)")
         + f". F1 t0 and UAR t0 are without rejection; gains at {label} are relative to t0, as in Table 1. AURC is "
-        "the area under the risk-coverage curve and balanced AURC the area under 1 − UAR against coverage (lower "
+        "the area under the risk-coverage curve and balanced AURC FD-Shifts' `aurc_ba`, the area under the mean "
+        "per-class error of the kept predictions against coverage, a class with none kept counting 0 (both lower "
         "is better); AUROC separates correct from wrong predictions (higher is better). These three rank the "
         "confidence itself, so a method's rows in both modes share them. Sorted by F1 gain.",
         "",
