@@ -80,7 +80,7 @@ class BenchSize:
         overlap_protocol: run the protocol process alongside the other parts (for sizes whose timings do not
             matter: it shares the cores with them).
         small_utterances: rows of the `protocol_small` corpus (7,000, IEMOCAP's development corpus).
-        small_features: its feature dimension (47, the IEMOCAP features of the README's real-data run).
+        small_features: its feature dimension (47, the IEMOCAP features of the real-data run in docs/results.md).
         small_methods: the confidence methods it evaluates; None (default) is every one, `ALL_METHODS`.
         small_folds: its five session groups gathered into this many folds (`ProtocolConfig.folds`); None
             (default): one fold per session, 5.
