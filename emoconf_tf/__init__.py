@@ -21,7 +21,7 @@ _PUBLIC = {
     "build_classifier": "emoconf_tf.models",
     "build_confidence_head": "emoconf_tf.models",
     "build_emoconfidnet": "emoconf_tf.models",
-    "TrainingConfig": "emoconf_tf.training",
+    "TrainingConfig": "emoconf_tf.settings",
     "fit_classifier": "emoconf_tf.training",
     "fit_emoconfidnet": "emoconf_tf.training",
     "emoconfidnet_confidence": "emoconf_tf.confidence",

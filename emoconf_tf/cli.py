@@ -20,6 +20,7 @@ from emoconf_tf.errors import EmoconfError
 from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.feature_sets import FEATURE_SET_NAMES, FeatureSet
 from emoconf_tf.serving.export import SIGNATURE_NAMES  # TensorFlow-free until an export runs
+from emoconf_tf.settings import WORKER_MEMORY_GROWTH, TrainingConfig
 from emoconf_tf.filtering import TRAININGS
 
 SERVABLE = servable_methods()
@@ -33,17 +34,22 @@ DATA_DIR_DEFAULT = "default: TFDS's default data directory, $TFDS_DATA_DIR if se
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training (paper defaults)")
+    defaults = TrainingConfig()
     group.add_argument(
-        "--max-epochs", type=int, default=200,
-        help="upper bound on epochs; early stopping (patience 10) usually ends sooner (default: 200)")
-    group.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: 128)")
+        "--max-epochs", type=int, default=defaults.max_epochs,
+        help=f"upper bound on epochs; early stopping (patience {defaults.patience}) usually ends sooner "
+        "(default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="mini-batch size (default: %(default)s)")
     group.add_argument(
-        "--patience", type=int, default=10,
-        help="early-stopping patience on validation loss (default: 10)")
-    group.add_argument("--learning-rate", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+        "--patience", type=int, default=defaults.patience,
+        help="early-stopping patience on validation loss (default: %(default)s)")
+    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help="Adam learning rate (default: %(default)s)")
     group.add_argument(
-        "--keras-verbose", type=int, choices=(0, 1, 2), default=0,
-        help="Keras fit verbosity: 0 silent, 1 progress bars, 2 a line per epoch (default: 0)")
+        "--keras-verbose", type=int, choices=(0, 1, 2), default=defaults.verbose,
+        help="Keras fit verbosity: 0 silent (the fast epoch loop), 1 progress bars, 2 a line per epoch (both in "
+        "Keras's model.fit, the same weights; default: %(default)s)")
     group.add_argument(
         "--no-reshuffle", action="store_true",
         help="feed the training rows in one seeded order, the same in every epoch (what Keras 3 does once a global "
@@ -114,7 +120,9 @@ def _add_protocol_options(parser: argparse.ArgumentParser, *, table: bool, metho
         "(default: %(default)s)")
     parser.add_argument(
         "--jobs", type=int, default=1, metavar="N",
-        help="train N fold/seed/training units at once, each in its own process running TensorFlow on one thread; "
+        help="train N fold/seed/training units at once, each in its own process running TensorFlow on one thread "
+        f"(a process is replaced once it has grown {WORKER_MEMORY_GROWTH // 2**20} MiB, and this one then loads no "
+        "TensorFlow); "
         "-1: one per CPU core. Not a setting of the results: a run may resume with another N (default: 1, one "
         "unit after the other in this process, TensorFlow on every core). With --backend dask: the size of the "
         "local cluster (2 or more); with --scheduler, leave it out: the cluster's workers decide")
@@ -552,7 +560,6 @@ def _check_training_options(args) -> None:
 
 
 def _training_config(args):
-    from emoconf_tf.training import TrainingConfig
 
     _check_training_options(args)
     return TrainingConfig(

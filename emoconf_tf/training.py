@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 
@@ -12,36 +10,7 @@ from emoconf_tf.models import (
     build_classifier, build_confidence_head, build_emoconfidnet, build_tcp_head, penultimate_model,
 )
 from emoconf_tf.row_batches import CHUNK_ROWS, row_batches, row_chunks, row_count
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Settings shared by the classifier and the EmoConfidNet head (paper, Section 4.3).
-
-    Args:
-        units: hidden width, default 256.
-        dropout_rate: default 0.5.
-        learning_rate: Adam learning rate, default 1e-4.
-        batch_size: default 128 (the paper does not give one).
-        max_epochs: upper bound on epochs, default 200; early stopping normally ends sooner.
-        patience: early-stopping patience on validation loss, default 10; best weights are restored.
-        reshuffle_each_epoch: draw a new (seeded) order of the training rows in every epoch. False repeats
-            Keras 3's behaviour with `keras.utils.set_random_seed`: one order, drawn once, in every epoch.
-        verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
-        clip_inputs: clip each feature to its training range in the classifier (`models.ClipToRange`), default
-            True: a value far outside it (heavy-tailed functionals on an unseen speaker) no longer reaches the
-            network as is. False gives the paper's network exactly.
-    """
-
-    units: int = 256
-    dropout_rate: float = 0.5
-    learning_rate: float = 1e-4
-    batch_size: int = 128
-    max_epochs: int = 200
-    patience: int = 10
-    reshuffle_each_epoch: bool = True
-    verbose: int = 0
-    clip_inputs: bool = True
+from emoconf_tf.settings import TrainingConfig  # noqa: F401  (also importable from here, as it always was)
 
 
 def feature_range(

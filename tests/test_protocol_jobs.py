@@ -6,6 +6,9 @@ checked is where the units run and what comes back, not what they learn.
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -148,6 +151,48 @@ def test_a_worker_runs_tensorflow_on_one_thread_on_memory_mapped_features(corpus
     assert (report["models"], report["scores"]) == (0, 0)  # no Keras model is sent back
     assert (report["intra_op"], report["inter_op"]) == (1, 1)
     assert report["memmap"]
+
+
+_BALLAST = []  # in a worker process: what `_grow_and_report` keeps alive
+
+
+def _grow_and_report(megabytes: int) -> int:
+    """A task that leaves its worker `megabytes` larger and returns the worker's pid (loky checks a worker's memory
+    after a task at most once a second, hence the sleep)."""
+    protocol.recycle_worker_when_grown(2**20)
+    _BALLAST.append(np.ones(megabytes * 2**20, dtype=np.uint8))
+    time.sleep(1.1)
+    return os.getpid()
+
+
+@pytest.mark.filterwarnings("ignore:A worker stopped while some jobs were given to the executor")
+def test_a_worker_that_grew_past_the_bound_is_replaced_and_no_task_is_lost():
+    from joblib import Parallel, delayed
+
+    pids = Parallel(n_jobs=2, backend="loky", batch_size=1)(delayed(_grow_and_report)(20) for _ in range(6))
+    assert len(pids) == 6 and os.getpid() not in pids
+    # two workers at a time; each grows 20 MB a task against a bound of 1 MB, so it leaves after its second task at
+    # the latest: six tasks need at least three processes (without the guard, two would run them all)
+    assert len(set(pids)) >= 3
+
+
+def test_the_process_that_dispatches_units_to_workers_never_loads_tensorflow():
+    # A fresh interpreter: this one has TensorFlow loaded by other tests. The workers train; the parent only sends
+    # units and writes what comes back, so it holds no TensorFlow runtime (about 0.76 GB RSS).
+    script = (
+        "import sys\n"
+        "from emoconf_tf.evaluation.protocol import ProtocolConfig, run_protocol\n"
+        "from emoconf_tf.settings import TrainingConfig\n"
+        "from emoconf_tf.synthetic import make_synthetic_corpus\n"
+        "corpus = make_synthetic_corpus(n_utterances=240, num_features=12)\n"
+        "config = ProtocolConfig(cv='group', folds=3, trainings=('raw',), methods=('emoconfidnet', 'top2_margin'),\n"
+        "                        training=TrainingConfig(max_epochs=1, batch_size=64))\n"
+        "outputs = run_protocol(corpus, config, progress=False, jobs=2)\n"
+        "print(len(outputs.runs), 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-3:] == ["3", "False", "False"]
 
 
 @pytest.mark.parametrize("jobs", [0, -2])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from emoconf_tf.training import TrainingConfig
+    from emoconf_tf.settings import TrainingConfig
 
 DEFAULT_MEMBERS = 3
 """Classifiers in the ensemble, the protocol's own included."""
@@ -82,7 +82,8 @@ def ensemble_probabilities(
     Returns:
         part -> float32 `[n, K]`, the mean of the `members` softmax outputs.
     """
-    from emoconf_tf.training import TrainingConfig, embed, fit_classifier  # TensorFlow only when training
+    from emoconf_tf.settings import TrainingConfig
+    from emoconf_tf.training import embed, fit_classifier  # TensorFlow only when training
 
     config = TrainingConfig() if config is None else config
     seeds = member_seeds(seed, members)

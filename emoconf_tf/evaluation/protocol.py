@@ -32,7 +32,6 @@ from emoconf_tf.confidence import predicted_class
 from emoconf_tf.confidence_methods import (
     ALL_METHODS, METHODS, NO_AVD_REASON, PAPER_METHODS, SCORED_PARTS, ScoringContext, avd_methods,
 )
-from emoconf_tf.models import build_emoconfidnet, masked_feature_count, penultimate_model
 from emoconf_tf.evaluation.ensemble import DEFAULT_MEMBERS
 from emoconf_tf.evaluation.recommended import CRITERIA, DEFAULT_CRITERION
 from emoconf_tf.evaluation.selective import balanced_aurc, selective_summary
@@ -51,7 +50,7 @@ from emoconf_tf.adaptive import online_accept
 from emoconf_tf.thresholds import (
     PAPER_REJECTIONS, REJECTION_MODES, check_rejection_mode, check_threshold_sources, class_thresholds_table,
 )
-from emoconf_tf.training import TrainingConfig, embed, fit_classifier, fit_confidence_head
+from emoconf_tf.settings import WORKER_MEMORY_GROWTH, TrainingConfig
 
 OUTPUT_FORMAT = 3  # bump when parts/ or the tables change incompatibly
 FILTER_COUNT_COLUMNS = ("fold", "seed", "rule", "removed")
@@ -227,7 +226,12 @@ def check_training_rows(
 
 
 def run_unit(corpus: Corpus, fold: Fold, seed: int, training: str, config: ProtocolConfig) -> UnitResult:
-    """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows."""
+    """Trains the classifier and EmoConfidNet on one fold's training rows and evaluates every score on its test rows.
+
+    TensorFlow is loaded here, by the first unit a process runs (a process that only dispatches units to workers
+    never loads it)."""
+    from emoconf_tf.models import masked_feature_count
+
     train_rows, counts = check_training_rows(corpus, fold, training, config)
     context, models, epochs = train_networks(corpus, fold, train_rows, seed, config)
     choices, modes = score_methods(context)
@@ -263,6 +267,9 @@ def train_networks(corpus: Corpus, fold: Fold, train_rows: np.ndarray, seed: int
     `confidence_epochs`). On a corpus without AVD ratings there are no targets for the head: the classifier alone
     (`{"classifier"}`, `confidence_epochs` 0, empty `p_hat` and `distances`).
     """
+    from emoconf_tf.models import build_emoconfidnet, penultimate_model
+    from emoconf_tf.training import embed, fit_classifier, fit_confidence_head
+
     # Row indices of each part; features are read through them (the labels and AVD are small enough to copy).
     rows = {"train": train_rows, "validation": fold.validation, "test": fold.test}
     labels = {part: corpus.labels[r] for part, r in rows.items()}
@@ -429,7 +436,10 @@ def run_protocol(
         jobs: units trained at once. 1 (default): one after the other, in this process. N >= 2: in N worker
             processes (joblib, loky backend), each running TensorFlow on one intra-op and one inter-op thread and
             reading the feature matrix from one memory-mapped copy (written beside `parts/`, or to the temporary
-            directory without `out_dir`, and deleted at the end); -1: one worker per CPU core. Finished units are
+            directory without `out_dir`, and deleted at the end); -1: one worker per CPU core. A worker is replaced
+            by a fresh process once it has grown `WORKER_MEMORY_GROWTH` beyond its size after its first unit
+            (TensorFlow keeps some memory of every network it trained), and this process, which only dispatches
+            units and writes what comes back, does not load TensorFlow. Finished units are
             kept as they arrive, and the tables are in the same (fold, seed, training) order whatever `jobs` is.
             An execution setting, not part of `config`: a run may resume with another `jobs`.
         backend: where the units run. "loky" (default): worker processes on this machine, as `jobs` says.
@@ -619,6 +629,9 @@ def _run_units_in_workers(corpus: Corpus, config: ProtocolConfig, units: list[tu
             with warnings.catch_warnings(), contextlib.closing(outputs):
                 warnings.filterwarnings("ignore", message=".*still being processed by the workers have been "
                                         "cancelled", category=UserWarning)
+                # loky's words when it replaces a worker that grew (recycle_worker_when_grown): expected here
+                warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the "
+                                        "executor", category=UserWarning)
                 for index, unit in outputs:
                     fold, seed, training = units[index]
                     part = _part_path(parts_dir, fold, seed, training)
@@ -631,12 +644,27 @@ def _run_units_in_workers(corpus: Corpus, config: ProtocolConfig, units: list[tu
     return [finished[index] for index in range(len(units))], skipped
 
 
+def recycle_worker_when_grown(limit_bytes: int = WORKER_MEMORY_GROWTH) -> None:
+    """In a loky worker process: have loky replace this process once its RSS has grown `limit_bytes` beyond its
+    size after its first task (checked after each task, at most once a second, with psutil).
+
+    This is loky's own memory-leak guard (`joblib.externals.loky.process_executor`: the worker leaves cleanly and
+    the executor starts another; the tasks and their results are not disturbed), whose bound, 300 MB, is a
+    module constant read by the worker loop of this very process: lowering it here touches this worker only.
+    """
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = int(limit_bytes)
+
+
 def _run_unit_in_worker(index: int, corpus: Corpus, fold: Fold, seed: int, training: str,
                         config: ProtocolConfig) -> tuple[int, UnitResult]:
     """`run_unit` in a worker process, on one TensorFlow thread; returns `(index, unit)` without models or scores
-    (they stay in the worker: Keras models would be pickled back for nothing)."""
+    (they stay in the worker: Keras models would be pickled back for nothing). The worker is replaced once it has
+    grown `WORKER_MEMORY_GROWTH` (`recycle_worker_when_grown`)."""
     import tensorflow as tf
 
+    recycle_worker_when_grown()
     # Before TensorFlow's first op in this process (setting the same value again is allowed later); several workers
     # share the cores, and TensorFlow's default is a pool of every core's threads in each.
     tf.config.threading.set_intra_op_parallelism_threads(1)
