@@ -448,26 +448,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _quiet_tensorflow(debug: bool = False) -> None:
-    """Imports TensorFlow without its C++ start-up lines (oneDNN, "no CUDA drivers"): noise for a CPU user.
+def _quiet_tensorflow(debug: bool = False, *, load: bool = True) -> None:
+    """`import_tensorflow_quietly`; with `load` False (the units train in worker processes, which load it
+    themselves), only its settings: this process then holds no TensorFlow runtime."""
+    from emoconf_tf.tensorflow_import import import_tensorflow_quietly
 
-    TensorFlow 2.21 prints them before absl logging is initialised, ignoring TF_CPP_MIN_LOG_LEVEL,
-    so the C-level stderr is muted for the import only (never with --debug).
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", message=".*Skipping variable loading for optimizer.*")
-    if debug or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    stderr_fd = 2  # the process's C-level stderr, whatever sys.stderr is (pytest, notebooks replace it)
-    saved = os.dup(stderr_fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), stderr_fd)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, stderr_fd)
-        os.close(saved)
+    import_tensorflow_quietly(debug, load=load)
+
+
+def _units_here(args) -> bool:
+    """Whether the protocol's units train in this process (`--jobs 1`, loky), not in workers."""
+    return args.jobs == 1 and args.backend == "loky"
 
 
 def _cpu_count() -> int:
@@ -760,7 +751,7 @@ def _run_and_report(corpus, config, out: Path, *, jobs: int = 1, backend: str = 
 
 def _demo(args) -> int:
     _check_arguments(args)
-    _quiet_tensorflow(args.debug)
+    _quiet_tensorflow(args.debug, load=_units_here(args))
     config = _protocol_config(args, cv=args.cv, seeds=_seeds(args.seeds),
                               trainings=_training_names(args.trainings or DEFAULT_TRAININGS))
     corpus = _synthetic_corpus(args)
@@ -770,7 +761,7 @@ def _demo(args) -> int:
 
 def _reproduce(args) -> int:
     _check_arguments(args)
-    _quiet_tensorflow(args.debug)
+    _quiet_tensorflow(args.debug, load=_units_here(args))
     corpus = _load_table(args)
     cv = args.cv
     if args.tfds and cv == "split" and not (corpus.split != "").all():

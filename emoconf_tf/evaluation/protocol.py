@@ -662,6 +662,9 @@ def _run_unit_in_worker(index: int, corpus: Corpus, fold: Fold, seed: int, train
     """`run_unit` in a worker process, on one TensorFlow thread; returns `(index, unit)` without models or scores
     (they stay in the worker: Keras models would be pickled back for nothing). The worker is replaced once it has
     grown `WORKER_MEMORY_GROWTH` (`recycle_worker_when_grown`)."""
+    from emoconf_tf.tensorflow_import import import_tensorflow_quietly
+
+    import_tensorflow_quietly(debug=os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0")
     import tensorflow as tf
 
     recycle_worker_when_grown()
