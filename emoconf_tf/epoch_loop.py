@@ -9,7 +9,7 @@ same steps, in the same order, on the same batches:
 - the batch positions come from `row_batches.batch_positions`, one iterator per epoch as `fit` makes them
   (including the one `fit` makes and drops at the end of every epoch, which moves a reshuffled order on);
 - a batch's rows are gathered inside the compiled epoch: from one constant copy of the selected rows when they
-  are small (`max_copied_bytes`), else from the matrix through `tf.numpy_function` as `row_batches` does;
+  are small (`MAX_COPIED_BYTES`, 16 MiB), else from the matrix through `tf.numpy_function` as `row_batches` does;
 - each step is the model's own `train_step` (forward, compiled loss, gradients, optimizer), each validation
   batch its `test_step`, so the loss tracker averages the validation loss as `evaluate` does;
 - Keras's own `EarlyStopping` decides when to stop and restores the best weights.
@@ -27,9 +27,11 @@ import tensorflow as tf
 
 from emoconf_tf.row_batches import batch_positions, checked_rows
 
-MAX_COPIED_BYTES = 256 * 2**20
-"""Selected rows up to this size (float32) are copied once into a constant the epoch gathers from in the graph;
-larger ones (MSP-Podcast's ComParE training rows are about 1.3 GB) are gathered batch by batch from the matrix."""
+MAX_COPIED_BYTES = 16 * 2**20
+"""Selected rows up to this size (float32) are copied once into a constant the epoch gathers from in the graph (the
+heads' 256-d embeddings and IEMOCAP-sized feature tables, a few MB); larger ones (ComParE's 6,373 features: 119 MB
+for IEMOCAP's training rows, 1.3 GB at MSP-Podcast size) are gathered batch by batch from the matrix, never copied,
+where the per-batch gather is small beside the first layer's arithmetic."""
 
 
 def fit_early_stopped(
