@@ -23,6 +23,9 @@ DEFAULT_EXPORT_KEYS = (
     "serving_default_export_vs_paper_batch256", "serving_default_export_1thread_p50_ms",
     "serving_default_export_classifiers", "serving_default_export_flops_vs_paper",
 )
+# the protocol's early-stopped fit, epoch_loop beside Keras's model.fit (part training)
+EARLY_STOPPED_FIT_KEYS = ("early_stopped_fit_s", "early_stopped_keras_fit_s", "early_stopped_fit_speedup",
+                          "early_stopped_fit_identical")
 # issue 22 item 4: protocol_small, the serial run (baseline) beside the --jobs run, one after the other
 PROTOCOL_SMALL_KEYS = (
     "protocol_small_serial_s", "protocol_small_jobs_s", "protocol_small_jobs_vs_serial",
@@ -78,7 +81,8 @@ def test_table_shows_the_default_export_beside_the_paper_export_with_one_target_
 
 def test_bench_tiny_writes_every_figure_as_a_number(tiny_bench):
     results, out = dict(tiny_bench[0]), tiny_bench[1]
-    missing = [key for key in ISSUE_KEYS + DEFAULT_EXPORT_KEYS + PROTOCOL_SMALL_KEYS if key not in results]
+    missing = [key for key in ISSUE_KEYS + DEFAULT_EXPORT_KEYS + PROTOCOL_SMALL_KEYS + EARLY_STOPPED_FIT_KEYS
+               if key not in results]
     assert not missing
     # what the default export serves is text (ExportResult.score); every other figure is a number
     assert results.pop("serving_default_export_score").startswith("recommended")
@@ -96,6 +100,10 @@ def test_bench_tiny_writes_every_figure_as_a_number(tiny_bench):
     assert math.isclose(results["serving_default_export_flops_vs_paper"], 1 + members * 3396608 / 3661312)
     for target in TARGETS:
         assert target.text in out
+    # the epoch loop trains the weights of Keras's fit, and the ratio is of the two times beside it
+    assert results["early_stopped_fit_identical"] is True
+    assert math.isclose(results["early_stopped_fit_speedup"],
+                        results["early_stopped_keras_fit_s"] / results["early_stopped_fit_s"])
 
 
 def test_bench_tiny_protocol_small_gives_the_serial_results_with_two_workers(tiny_bench):

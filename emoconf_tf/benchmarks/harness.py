@@ -56,6 +56,8 @@ from typing import Callable
 
 import numpy as np
 
+from emoconf_tf.benchmarks.early_stopped_fit import TABLE_ROWS as EARLY_STOPPED_FIT_ROWS
+from emoconf_tf.benchmarks.early_stopped_fit import early_stopped_fit_figures
 from emoconf_tf.errors import EmoconfError
 
 
@@ -176,6 +178,7 @@ TABLE_ROWS = (
     ("train_steps1_vs_roofline", "  baseline: Keras default, steps_per_execution=1", "{:.2f}"),
     ("sklearn_samples_per_s", "training: scikit-learn MLPClassifier", "{:,.0f} samples/s"),
     ("train_vs_sklearn", "training: fit / scikit-learn", "{:.1f}x"),
+    *EARLY_STOPPED_FIT_ROWS,
     # serving_*: the paper export (--score emoconfidnet: the classifier and EmoConfidNet's head, as before
     # scores could be served); serving_default_export_*: the default export of the same run (recommended).
     ("serving_p50_ms", "serving_default batch 1, p50, paper export", "{:.3f} ms"),
@@ -514,7 +517,7 @@ def serving_figures(size: BenchSize, work_dir: Path, log: Callable[[str], None])
     from emoconf_tf.serving.rundir import load_run, train_run
     from emoconf_tf.serving.served_score import SCORE_ASSET
     from emoconf_tf.synthetic import make_synthetic_corpus
-    from emoconf_tf.training import TrainingConfig
+    from emoconf_tf.settings import TrainingConfig
 
     corpus = make_synthetic_corpus(n_utterances=size.serving_utterances, num_features=size.num_features, seed=0)
     config = ProtocolConfig(methods=PAPER_METHODS, training=TrainingConfig(max_epochs=2))
@@ -848,6 +851,8 @@ def run_bench(size: str | BenchSize = "full", *, max_epochs: int | None = None, 
                 log("training: scikit-learn MLPClassifier")
                 results.update(sklearn_fit_rate(size))
                 results["train_vs_sklearn"] = results["train_samples_per_s"] / results["sklearn_samples_per_s"]
+                log("training: the protocol's early-stopped fit, epoch_loop vs Keras model.fit")
+                results.update(early_stopped_fit_figures(size, log))
             if "serving" in parts:
                 log("serving: train a small run, export, time the signatures")
                 results.update(serving_figures(size, work_dir, log))
@@ -1034,7 +1039,7 @@ def _protocol_child(arguments: dict) -> dict:
     print(f"generated the corpus in {generator_s:.0f} s", flush=True)
 
     from emoconf_tf.evaluation.protocol import PAPER_METHODS, ProtocolConfig, run_protocol
-    from emoconf_tf.training import TrainingConfig
+    from emoconf_tf.settings import TrainingConfig
 
     def on_unit(summary, resumed):
         print(f"{time.perf_counter() - start:.0f} s: {summary['training']} done, epochs "
@@ -1090,7 +1095,7 @@ def _protocol_small_child(arguments: dict) -> dict:
     results table written to `arguments["results_csv"]` at full precision (pandas' shortest round-trip floats)."""
     from emoconf_tf.evaluation.protocol import ProtocolConfig, run_protocol
     from emoconf_tf.synthetic import make_synthetic_corpus
-    from emoconf_tf.training import TrainingConfig
+    from emoconf_tf.settings import TrainingConfig
 
     # five session groups (make_synthetic_corpus's default), one fold each, as IEMOCAP's five sessions
     corpus = make_synthetic_corpus(n_utterances=arguments["utterances"], num_features=arguments["num_features"],
