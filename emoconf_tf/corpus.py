@@ -232,7 +232,7 @@ def read_features_table(
     """
     path = Path(path)
     scale = None if scale is None else parse_scale(scale)
-    frame = _read_frame(path)
+    frame = read_table_frame(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise EmoconfError(
@@ -293,7 +293,7 @@ def read_features_table(
             )
         avd[:, j] = values
 
-    features = _feature_matrix(path, frame, feature_names, ids)
+    features = feature_matrix(path, frame, feature_names, ids)
     label_ids = {c: i for i, c in enumerate(class_names)}
     labels = np.array([label_ids[c] for c in labels_text], dtype=np.int64)
 
@@ -437,7 +437,12 @@ def check_table_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+def read_table_frame(path: Path) -> pd.DataFrame:
+    """The table at `path` (`.csv`, `.csv.gz`, `.parquet`/`.pq`) as a DataFrame, after `check_table_path`.
+
+    Raises:
+        EmoconfError: naming the file, when it is missing, empty, or cannot be parsed as CSV or Parquet.
+    """
     check_table_path(path)
     suffixes = "".join(path.suffixes).lower()
     try:
@@ -450,7 +455,17 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise EmoconfError(f"{path}: cannot be read as a features table ({type(error).__name__}: {error})") from None
 
 
-def _feature_matrix(path: Path, frame: pd.DataFrame, feature_names: list[str], ids: np.ndarray) -> np.ndarray:
+def feature_matrix(path: Path, frame: pd.DataFrame, feature_names: list[str], ids: np.ndarray) -> np.ndarray:
+    """The columns `feature_names` of `frame` as a C-contiguous float32 matrix `[N, D]`.
+
+    Args:
+        path: the file `frame` was read from (named in errors).
+        frame: the table, N rows; feature_names: the D columns, in order; ids: the N row ids (named in errors).
+
+    Raises:
+        EmoconfError: naming the file, for a non-numeric column (with a row id and its value) or a NaN or
+            infinite value (with the row ids).
+    """
     block = frame[feature_names]
     non_numeric = [c for c in feature_names if not pd.api.types.is_numeric_dtype(block[c])]
     if non_numeric:

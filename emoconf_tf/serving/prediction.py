@@ -224,16 +224,16 @@ def table_features(path: str | os.PathLike, feature_names: Sequence[str]) -> tup
             is not a finite number (the row id is named).
     """
     # The features-table reader's checks, with its messages (corpus.py owns the format).
-    from emoconf_tf.corpus import _feature_matrix, _read_frame
+    from emoconf_tf.corpus import feature_matrix, read_table_frame
 
     path = Path(path)
-    frame = _read_frame(path)
+    frame = read_table_frame(path)
     if len(frame) == 0:
         raise EmoconfError(f"{path}: the table has no rows")
     ids = (frame["id"].astype(str).to_numpy() if "id" in frame.columns
            else np.array([f"{path}:{row}" for row in range(1, len(frame) + 1)]))
     _check_columns(path, frame.columns, feature_names)
-    return [str(i) for i in ids], _feature_matrix(path, frame, list(feature_names), ids)
+    return [str(i) for i in ids], feature_matrix(path, frame, list(feature_names), ids)
 
 
 def audio_features(
