@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from emoconf_tf.row_batches import batch_positions, checked_rows
+from emoconf_tf.row_batches import batch_positions, checked_rows, gathered_rows
 
 MAX_COPIED_BYTES = 16 * 2**20
 """Selected rows up to this size (float32) are copied once into a constant the epoch gathers from in the graph (the
@@ -128,8 +128,7 @@ class _Part:
                                          reshuffle_each_epoch=reshuffle_each_epoch, seed=seed)
         self.num_batches = int(self.positions.cardinality())
         self.targets = tf.constant(targets)
-        self.width = features.shape[1]
-        if count * self.width * 4 <= max_copied_bytes:
+        if count * features.shape[1] * 4 <= max_copied_bytes:
             self.copied = tf.constant(features if rows is None else features[rows])
         else:
             self.copied, self.features, self.rows = None, features, rows
@@ -138,9 +137,5 @@ class _Part:
         if self.copied is not None:
             x = tf.gather(self.copied, positions)
         else:
-            x = tf.numpy_function(self._gather_rows, [positions], tf.float32, stateful=False)
-            x.set_shape([None, self.width])
+            x = gathered_rows(self.features, self.rows, positions)
         return x, tf.gather(self.targets, positions)
-
-    def _gather_rows(self, positions: np.ndarray) -> np.ndarray:
-        return self.features[positions if self.rows is None else self.rows[positions]]

@@ -74,14 +74,9 @@ def row_batches(
     indices_dataset = batch_positions(num_samples, batch_size, shuffle=shuffle,
                                       reshuffle_each_epoch=reshuffle_each_epoch, seed=seed)
 
-    def gather_rows(positions: np.ndarray) -> np.ndarray:
-        return features[positions if rows is None else rows[positions]]
-
     def grab_batch(positions, data):
         (target_tensor,) = data
-        x = tf.numpy_function(gather_rows, [positions], tf.float32, stateful=False)
-        x.set_shape([None, features.shape[1]])
-        return x, tf.gather(target_tensor, positions, axis=0)
+        return gathered_rows(features, rows, positions), tf.gather(target_tensor, positions, axis=0)
 
     dataset = tf.data.Dataset.zip(
         (indices_dataset, tf.data.Dataset.from_tensors((tf.convert_to_tensor(targets),)).repeat())
@@ -181,6 +176,24 @@ def row_count(features: np.ndarray, rows: np.ndarray | None = None) -> int:
         return int(np.shape(features)[0])
     rows = np.asarray(rows)
     return int(np.count_nonzero(rows) if rows.dtype == bool else rows.shape[0])
+
+
+def gathered_rows(features: np.ndarray, rows: np.ndarray | None, positions):
+    """A TensorFlow op: `features[rows[positions]]` (`features[positions]` with rows None), float32 `[b, D]`,
+    gathered in NumPy from the matrix (`tf.numpy_function`), so that no tensor copy of the matrix is made.
+
+    Args:
+        features: float32 `[N, D]` (as from `checked_rows`); rows: int64 `[n]` or None.
+        positions: int64 tensor `[b]`, positions into `rows` (or rows of `features`).
+    """
+    import tensorflow as tf
+
+    def gather(batch_positions: np.ndarray) -> np.ndarray:
+        return features[batch_positions if rows is None else rows[batch_positions]]
+
+    batch = tf.numpy_function(gather, [positions], tf.float32, stateful=False)
+    batch.set_shape([None, features.shape[1]])
+    return batch
 
 
 def checked_rows(features, targets, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

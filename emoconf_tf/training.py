@@ -94,23 +94,29 @@ def _fit(model: keras.Model, x, y, x_val, y_val, config: TrainingConfig, *, rows
     so that neither Keras nor the caller copies the feature rows. Silent (`config.verbose` 0), the epochs run in
     `epoch_loop.fit_early_stopped` (the same weights, in less time); with a progress bar, in `model.fit`.
     """
-    if not config.verbose:
-        return len(fit_early_stopped(
-            model, x, y, x_val, y_val, rows=rows, validation_rows=validation_rows, batch_size=config.batch_size,
-            max_epochs=config.max_epochs, patience=config.patience,
-            reshuffle_each_epoch=config.reshuffle_each_epoch, seed=seed,
-        ))
+    settings = dict(rows=rows, validation_rows=validation_rows, batch_size=config.batch_size,
+                    max_epochs=config.max_epochs, patience=config.patience,
+                    reshuffle_each_epoch=config.reshuffle_each_epoch, seed=seed)
+    if config.verbose:
+        return len(keras_fit_early_stopped(model, x, y, x_val, y_val, verbose=config.verbose, **settings))
+    return len(fit_early_stopped(model, x, y, x_val, y_val, **settings))
+
+
+def keras_fit_early_stopped(model: keras.Model, x, y, x_val, y_val, *, rows=None, validation_rows=None,
+                            batch_size: int, max_epochs: int, patience: int, reshuffle_each_epoch: bool = False,
+                            seed: int | None = None, verbose: int = 0) -> list[float]:
+    """`epoch_loop.fit_early_stopped` done by Keras itself: `model.fit` on `row_batches` with `EarlyStopping`
+    (the same weights; Keras's progress bar with `verbose` 1 or 2). Returns the validation loss of each epoch."""
     history = model.fit(
-        row_batches(x, y, rows, batch_size=config.batch_size, shuffle=True,
-                    reshuffle_each_epoch=config.reshuffle_each_epoch, seed=seed),
-        validation_data=row_batches(x_val, y_val, validation_rows, batch_size=config.batch_size),
+        row_batches(x, y, rows, batch_size=batch_size, shuffle=True, reshuffle_each_epoch=reshuffle_each_epoch,
+                    seed=seed),
+        validation_data=row_batches(x_val, y_val, validation_rows, batch_size=batch_size),
         shuffle=False,  # the batches come shuffled; Keras would only warn that it cannot shuffle a dataset
-        epochs=config.max_epochs,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
-                                                 restore_best_weights=True)],
-        verbose=config.verbose,
+        epochs=max_epochs,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)],
+        verbose=verbose,
     )
-    return len(history.history["loss"])
+    return history.history["val_loss"]
 
 
 def fit_classifier(

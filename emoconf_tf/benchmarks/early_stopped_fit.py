@@ -1,5 +1,6 @@
 """Bench, part of `training`: the protocol's early-stopped fit, `epoch_loop.fit_early_stopped` (ours) against
-Keras's `model.fit` with `EarlyStopping` on the same `row_batches` (the baseline, what `training` ran before).
+Keras's `model.fit` with `EarlyStopping` on the same `row_batches` (`training.keras_fit_early_stopped`, the
+baseline: what `training` ran before).
 
 Each round builds the classifier afresh from the same seed and fits it both ways, the baseline first, on an
 IEMOCAP-sized synthetic set (`BenchSize.small_features` features; 4,667 training and 1,348 validation rows at full
@@ -30,7 +31,7 @@ def early_stopped_fit_figures(size, log: Callable[[str], None]) -> dict:
 
     from emoconf_tf.epoch_loop import fit_early_stopped
     from emoconf_tf.models import build_classifier
-    from emoconf_tf.row_batches import row_batches
+    from emoconf_tf.training import keras_fit_early_stopped
 
     train_rows = {"full": 4667, "quick": 1200}.get(size.name, 200)
     validation_rows = max(50, train_rows * 1348 // 4667)
@@ -47,30 +48,19 @@ def early_stopped_fit_figures(size, log: Callable[[str], None]) -> dict:
         keras.utils.set_random_seed(0)
         return build_classifier(mean, variance, 5, seed=0)
 
-    def keras_fit():
+    def fitted(fit):
         model = fresh()
-        model.fit(row_batches(features, targets[train], train, batch_size=128, shuffle=True,
-                              reshuffle_each_epoch=True, seed=0),
-                  validation_data=row_batches(features, targets[validation], validation, batch_size=128),
-                  shuffle=False, epochs=epochs, verbose=0,
-                  callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
-                                                           restore_best_weights=True)])
-        return model
-
-    def ours():
-        model = fresh()
-        fit_early_stopped(model, features, targets[train], features, targets[validation], rows=train,
-                          validation_rows=validation, batch_size=128, max_epochs=epochs, patience=epochs,
-                          reshuffle_each_epoch=True, seed=0)
+        fit(model, features, targets[train], features, targets[validation], rows=train, validation_rows=validation,
+            batch_size=128, max_epochs=epochs, patience=epochs, reshuffle_each_epoch=True, seed=0)
         return model
 
     seconds: dict[str, list[float]] = {"keras": [], "ours": []}
     identical = True
     for round_ in range(size.rounds):
         weights = {}
-        for name, fit in (("keras", keras_fit), ("ours", ours)):
+        for name, fit in (("keras", keras_fit_early_stopped), ("ours", fit_early_stopped)):
             start = time.perf_counter()
-            weights[name] = fit().get_weights()
+            weights[name] = fitted(fit).get_weights()
             seconds[name].append(time.perf_counter() - start)
         identical &= all(a.tobytes() == b.tobytes() for a, b in zip(weights["keras"], weights["ours"]))
         log(f"  round {round_ + 1}: early-stopped fit of {epochs} epochs, {train_rows} rows: Keras "
