@@ -551,7 +551,6 @@ def _check_training_options(args) -> None:
 
 
 def _training_config(args):
-
     _check_training_options(args)
     return TrainingConfig(
         max_epochs=args.max_epochs, batch_size=args.batch_size, patience=args.patience,
