@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from sklearn.metrics import precision_recall_fscore_support
 
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.thresholds import accept
@@ -111,6 +110,10 @@ def selective_scores(
     correct = y_true == y_pred
     labels = np.arange(num_classes)
     if kept.any():
+        # scikit-learn (2 s to import) when counted, not on import: the score registry, which the CLI loads
+        # to check its options, imports this module.
+        from sklearn.metrics import precision_recall_fscore_support
+
         precision, recall, class_f1, _ = precision_recall_fscore_support(
             y_true[kept], y_pred[kept], labels=labels, average=None, zero_division=0
         )

@@ -60,13 +60,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from emoconf_tf.confidence import emoconfidnet_confidence, top2_margin
 from emoconf_tf.corpus import read_features_table
 from emoconf_tf.datasets import classifier_dataset, confidence_dataset
 from emoconf_tf.filtering import conflict_mask
 from emoconf_tf.losses import PairwiseConfidenceLoss
 from emoconf_tf.metrics import selective_scores
 from emoconf_tf.models import build_classifier, build_emoconfidnet
+from emoconf_tf.scores import emoconfidnet_confidence, top2_margin
 from emoconf_tf.synthetic import make_synthetic_corpus
 from emoconf_tf.targets import confidence_targets
 from emoconf_tf.thresholds import rejection_threshold

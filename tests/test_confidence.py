@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emoconf_tf.confidence import emoconfidnet_confidence, macro_gain, top2_margin
+from emoconf_tf.scores import emoconfidnet_confidence, macro_gain, top2_margin
 
 # validation: softmax rows predict 0, 0, 1; labels 0, 1, 1
 # precision P = (1/2, 1/1), recall R = (1/1, 1/2); predictions per class M + 1 = (3, 2); true N + 1 = (2, 3)

@@ -4,12 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoconf_tf import EmoconfError, confidence_methods
+from emoconf_tf import EmoconfError
 from emoconf_tf.evaluation import tables
-from emoconf_tf.confidence_methods import (
-    ALL_METHODS, METHODS, PAPER_METHODS, SCORED_PARTS, Scored, ScoringContext, register_method,
-)
-from emoconf_tf.evaluation.protocol import ProtocolConfig, evaluation_rows, score_methods
+from emoconf_tf.evaluation.unit import evaluation_rows, score_methods
+from emoconf_tf.scores import METHODS, SCORED_PARTS, Scored, ScoringContext, register_method
+from emoconf_tf.settings import ALL_METHODS, PAPER_METHODS, ProtocolConfig
 
 
 def _context(methods=("emoconfidnet", "top2_margin", "msp"), **overrides):
@@ -47,6 +46,25 @@ def test_report_names_and_colours_come_from_the_registry():
     assert (METHODS["emoconfidnet"].color, METHODS["top2_margin"].color) == ("tab:red", "tab:green")
 
 
+def test_a_scorer_returns_its_scores_by_name_validation_first():
+    with pytest.raises(TypeError):
+        Scored(np.zeros(2), np.zeros(1))  # keyword-only: never a split's scores by position
+    asked = []
+    scored = Scored.from_parts(lambda part: asked.append(part) or np.full(1, len(asked)))
+    assert asked == ["validation", "test"] == list(SCORED_PARTS)  # the order a scorer draws random numbers in
+    assert (scored.validation.tolist(), scored.test.tolist()) == ([1], [2])
+
+
+def test_the_registry_loads_without_tensorflow_or_scikit_learn():
+    import subprocess
+    import sys
+
+    # the CLI checks --methods and --score with it before TensorFlow loads; scikit-learn alone takes 2 s to import
+    code = ("import sys, emoconf_tf.scores; "
+            "loaded = {'tensorflow', 'keras', 'sklearn'} & set(sys.modules); assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_the_simple_scorers_give_the_hand_computed_scores():
     context = _context()
     choices, modes = score_methods(context)
@@ -65,18 +83,24 @@ def test_the_paper_pair_is_always_scored():
     assert list(context.scores["validation"]) == ["emoconfidnet", "top2_margin", "msp"]
 
 
-def test_a_new_score_is_one_registered_function(monkeypatch):
-    monkeypatch.setattr(confidence_methods, "METHODS", dict(METHODS))
-    monkeypatch.setattr("emoconf_tf.evaluation.protocol.METHODS", confidence_methods.METHODS)
-    monkeypatch.setattr("emoconf_tf.evaluation.tables.METHODS", confidence_methods.METHODS)
+@pytest.fixture
+def registry():
+    """The registry, restored after the test: every module that imported `METHODS` sees the same dict."""
+    saved = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(saved)
 
+
+def test_a_new_score_is_one_registered_function(registry):
     @register_method("second_probability", display_name="Second probability", color="tab:pink")
     def _second(context):
-        return Scored(*(1 - np.sort(context.probabilities[part], axis=1)[:, -2] for part in SCORED_PARTS),
-                      choice={"choice": "none", "rejection_mode": "global", "criterion": "-", "validation_value": 0.0},
-                      rejection_modes=("global",))
+        return Scored.from_parts(lambda part: 1 - np.sort(context.probabilities[part], axis=1)[:, -2],
+                                 choice={"choice": "none", "rejection_mode": "global", "criterion": "-",
+                                         "validation_value": 0.0},
+                                 rejection_modes=("global",))
 
-    assert list(confidence_methods.METHODS)[-2:] == ["second_probability", "recommended"]  # recommended stays last
+    assert list(registry)[-2:] == ["second_probability", "recommended"]  # recommended stays last
     assert tables.method_display_name("second_probability") == "Second probability"
     context = _context(methods=("second_probability",))
     choices, modes = score_methods(context)
@@ -91,9 +115,24 @@ def test_a_new_score_is_one_registered_function(monkeypatch):
     assert len(per_class) == len(results) * 3 and len(selective) == 3
 
 
-def test_protocol_config_accepts_only_registered_methods():
-    with pytest.raises(EmoconfError, match="choose from emoconfidnet"):
-        ProtocolConfig(methods=("nope",))
+def test_the_protocol_accepts_only_registered_methods():
+    from emoconf_tf.scores import check_methods
+    from emoconf_tf.evaluation.protocol import config_for_corpus
+    from emoconf_tf.synthetic import make_synthetic_corpus
+
+    with pytest.raises(EmoconfError, match=r"methods \['nope'\]: choose from emoconfidnet") as caught:
+        check_methods(("msp", "nope"))
+    assert caught.value.argument == "methods"
+    assert check_methods(["msp", "recommended"]) == ("msp", "recommended")
+    corpus = make_synthetic_corpus(n_utterances=60, num_features=4)
+    with pytest.raises(EmoconfError, match="methods \\['nope'\\]"):  # checked when the protocol starts
+        config_for_corpus(ProtocolConfig(methods=("nope",)), corpus)
+
+
+def test_settings_lists_the_registered_built_in_scores_in_their_order():
+    from emoconf_tf.scores import method_names
+
+    assert method_names()[:len(ALL_METHODS)] == ALL_METHODS
 
 
 def test_a_one_member_ensemble_is_macro_gain_and_recommended_defaults_to_the_ensemble():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.evaluation.ensemble import ensemble_probabilities, member_seeds
 from emoconf_tf.evaluation.protocol import ProtocolConfig
+from emoconf_tf.scores.ensemble import ensemble_probabilities, member_seeds
 from emoconf_tf.training import TrainingConfig, embed, fit_classifier
 
 FAST = TrainingConfig(max_epochs=2, patience=1)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_score, recall_score
 
-from emoconf_tf.confidence import emoconfidnet_confidence, top2_margin
+from emoconf_tf.scores import emoconfidnet_confidence, top2_margin
 from emoconf_tf.metrics import selective_scores
 from emoconf_tf.thresholds import rejection_threshold
 
@@ -72,7 +72,7 @@ def test_emoconfidnet_confidence_reads_p_hat_at_the_classifier_prediction():
 
 
 def test_negative_entropy_by_hand():
-    from emoconf_tf.confidence import negative_entropy
+    from emoconf_tf.scores import negative_entropy
 
     # uniform over 4 -> H = log 4 -> 0; one-hot -> 1; (0.5, 0.5, 0, 0) -> H = log 2 -> 1 - log2/log4 = 0.5
     np.testing.assert_allclose(

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.confidence import validation_quantile
-from emoconf_tf.evaluation.recommended import (
+from emoconf_tf.scores.functions import validation_quantile
+from emoconf_tf.scores.recommended import (
     candidates, choose_recommended, criterion_value, crossfit_parts, default_choice, recommended_confidence,
     selective_curve_area,
 )

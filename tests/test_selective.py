@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.evaluation.selective import (
+from emoconf_tf.selective import (
     aurc, auroc, balanced_aurc, balanced_risk_coverage_curve, eaurc, fpr_at_95_tpr, optimal_aurc, risk_coverage_curve,
 )
 

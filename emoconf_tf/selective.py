@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import roc_curve
 
 from emoconf_tf.errors import EmoconfError
 
@@ -145,6 +143,8 @@ def auroc(correct, confidence) -> float:
     half; the same number as `sklearn.metrics.roc_auc_score(correct, confidence)`, at a fraction of its cost in
     bootstrap loops (`emoconf_tf.evaluation.statistics`). Reference: Hanley & McNeil, Radiology 143(1), 1982.
     """
+    from scipy.stats import rankdata  # SciPy (a second to import) when measured, not when the score registry loads
+
     correct, confidence = _check(correct, confidence)
     n_correct = int(correct.sum())
     n_wrong = correct.size - n_correct
@@ -156,6 +156,8 @@ def auroc(correct, confidence) -> float:
 
 def fpr_at_95_tpr(correct, confidence) -> float:
     """Fraction of wrong predictions accepted at the lowest threshold that accepts 95 % of the correct ones."""
+    from sklearn.metrics import roc_curve  # scikit-learn likewise
+
     correct, confidence = _check(correct, confidence)
     if correct.all() or not correct.any():
         return float("nan")

@@ -7,20 +7,15 @@ The protocol's classifier still makes every prediction (the paper's predictions,
 ensemble); the extra members only estimate better how likely each of its predictions is to be right. Each member
 is `fit_classifier` on the same training rows, early-stopped on the same validation rows, from its own seed
 (`member_seeds`), so a unit stays deterministic. The cost is `members - 1` more classifier trainings per unit.
-This module loads TensorFlow only when it trains, so the CLI can read its defaults first.
+This module loads TensorFlow only when it trains, so the score registry imports it without TensorFlow.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from emoconf_tf.settings import TrainingConfig
+from emoconf_tf.settings import DEFAULT_MEMBERS, TrainingConfig
 
-DEFAULT_MEMBERS = 3
-"""Classifiers in the ensemble, the protocol's own included."""
 MEMBER_SEED_STRIDE = 1000
 """Member `j` (1, 2, ...) of a unit with seed `s` trains from seed `s + 1000 j`: other seeds than the protocol's own."""
 
@@ -82,7 +77,6 @@ def ensemble_probabilities(
     Returns:
         part -> float32 `[n, K]`, the mean of the `members` softmax outputs.
     """
-    from emoconf_tf.settings import TrainingConfig
     from emoconf_tf.training import embed, fit_classifier  # TensorFlow only when training
 
     config = TrainingConfig() if config is None else config

@@ -1,14 +1,20 @@
 """Monte-Carlo dropout confidence: the classifier's dropout kept on at inference, T stochastic passes.
 
 Reference: Gal & Ghahramani, "Dropout as a Bayesian approximation", ICML 2016.
+
+Keras (and with it TensorFlow) loads when the passes run, not on import, so the score registry stays TensorFlow-free.
 """
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from emoconf_tf.row_batches import row_chunks, row_count
+
+if TYPE_CHECKING:
+    import keras
 
 
 def mc_dropout_probabilities(classifier: keras.Model, features: np.ndarray, *, passes: int = 10, seed: int = 0,
@@ -26,6 +32,8 @@ def mc_dropout_probabilities(classifier: keras.Model, features: np.ndarray, *, p
         batch_size: rows per call. The masks are drawn per call, so the same `seed` with another `batch_size`
             gives other (equally valid) masks.
     """
+    import keras  # TensorFlow only when the passes run
+
     if passes < 1:
         raise ValueError(f"passes must be at least 1, got {passes}")
     generator = keras.random.SeedGenerator(seed)

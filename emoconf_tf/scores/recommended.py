@@ -41,17 +41,16 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from emoconf_tf.confidence import validation_quantile
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.metrics import macro_f1_uar
-from emoconf_tf.evaluation.selective import aurc
+from emoconf_tf.scores.functions import validation_quantile
+from emoconf_tf.selective import aurc
+from emoconf_tf.settings import CRITERIA, DEFAULT_CRITERION
 from emoconf_tf.thresholds import REJECTION_MODES, accept, check_rejection_mode, class_thresholds
 
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 EMOCONFIDNET_SCORES = ("emoconfidnet", "emoconfidnet_tau")
 CLASSIFIER_SCORES = ("top2_margin", "msp")
-CRITERIA = ("f1_uar_area", "f1_area", "uar_area", "aurc")
-DEFAULT_CRITERION = "f1_uar_area"
 AREA_REJECTIONS = tuple(round(0.05 * i, 2) for i in range(11))
 """Rejection rates over which the F1 and UAR curves are averaged: 0, 0.05, ..., 0.5 (coverage 1 to 0.5)."""
 CROSSFIT_FOLDS = 2
