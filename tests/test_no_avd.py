@@ -15,7 +15,9 @@ import pytest
 from emoconf_tf import EmoconfError, read_features_table
 from emoconf_tf.cli import main
 from emoconf_tf.corpus import NO_AVD_RATINGS, corpus_frame, write_features_table
-from emoconf_tf.evaluation.protocol import ProtocolConfig, config_for_corpus, run_protocol, training_rows
+from emoconf_tf.evaluation.protocol import config_for_corpus, run_protocol
+from emoconf_tf.evaluation.unit import training_rows
+from emoconf_tf.settings import ProtocolConfig
 from emoconf_tf.folds import make_folds
 from emoconf_tf.synthetic import make_synthetic_corpus
 from emoconf_tf.training import TrainingConfig

@@ -9,9 +9,11 @@ import pytest
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.evaluation.protocol import (
-    ALL_METHODS, CHOICE_COLUMNS, FILTER_COUNT_COLUMNS, PAPER_METHODS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS,
-    SELECTIVE_COLUMNS, ProtocolConfig, run_protocol, training_rows, write_tables,
+    CHOICE_COLUMNS, FILTER_COUNT_COLUMNS, PER_CLASS_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, SELECTIVE_COLUMNS,
+    run_protocol, write_tables,
 )
+from emoconf_tf.evaluation.unit import training_rows
+from emoconf_tf.settings import ALL_METHODS, PAPER_METHODS, ProtocolConfig
 from emoconf_tf.folds import make_folds
 from emoconf_tf.filtering import ConflictRule, conflict_mask
 from emoconf_tf.synthetic import make_synthetic_corpus
@@ -209,7 +211,7 @@ def test_a_class_with_no_training_rows_after_filtering_is_named(corpus):
 
 def test_recommended_choice_ignores_test_labels(corpus, raw_only):
     # flipping test labels changes test metrics but not what validation chose
-    from emoconf_tf.evaluation.protocol import run_unit
+    from emoconf_tf.evaluation.unit import run_unit
 
     (fold,) = make_folds(corpus, "split")
     flipped = dataclasses.replace(corpus, labels=corpus.labels.copy())
@@ -221,7 +223,7 @@ def test_recommended_choice_ignores_test_labels(corpus, raw_only):
 
 
 def test_mc_dropout_differs_from_the_deterministic_pass_and_is_seeded(corpus):
-    from emoconf_tf.evaluation.mc_dropout import mc_dropout_probabilities
+    from emoconf_tf.scores.mc_dropout import mc_dropout_probabilities
     from emoconf_tf.training import fit_classifier
 
     (fold,) = make_folds(corpus, "split")
@@ -274,7 +276,7 @@ def test_a_unit_reads_the_feature_rows_without_copying_them(corpus):
     # standardisation statistics, 1.3 times more.
     import tracemalloc
 
-    from emoconf_tf.evaluation.protocol import run_unit
+    from emoconf_tf.evaluation.unit import run_unit
 
     config = ProtocolConfig(training=TrainingConfig(max_epochs=1), trainings=("raw",), methods=PAPER_METHODS)
     run_unit(corpus, make_folds(corpus, "split")[0], 0, "raw", config)  # Keras's one-time set-up, not counted
@@ -292,7 +294,7 @@ def test_a_unit_reads_the_feature_rows_without_copying_them(corpus):
 
 def _hand_context(sources=("validation", "batch", "online")):
     """One method's scores on 4 validation and 5 test rows, K = 2 (no network: the scores are given)."""
-    from emoconf_tf.confidence_methods import ScoringContext
+    from emoconf_tf.scores import ScoringContext
 
     predicted = {"validation": np.array([0, 0, 1, 1]), "test": np.array([0, 1, 0, 1, 1])}
     context = ScoringContext(
@@ -308,7 +310,7 @@ def _hand_context(sources=("validation", "batch", "online")):
 
 
 def test_batch_rows_take_their_thresholds_from_the_test_scores():
-    from emoconf_tf.evaluation.protocol import evaluation_rows
+    from emoconf_tf.evaluation.unit import evaluation_rows
     from emoconf_tf.thresholds import class_thresholds
 
     context = _hand_context()
@@ -347,7 +349,7 @@ def test_batch_rows_take_their_thresholds_from_the_test_scores():
 
 
 def test_sources_not_asked_for_have_no_rows_and_nan_coverage_errors():
-    from emoconf_tf.evaluation.protocol import evaluation_rows
+    from emoconf_tf.evaluation.unit import evaluation_rows
 
     results, _, selective = evaluation_rows(_hand_context(("validation",)), {"emoconfidnet": ("global",)},
                                             ["a", "b"], (0.0, 0.2), {"fold": 0})
@@ -393,7 +395,7 @@ def test_an_out_dir_of_output_format_2_is_refused(corpus, tmp_path):
     # written before the threshold_source column: its finished parts lack the batch rows
     (tmp_path / "protocol.json").write_text(json.dumps({"version": "0.1.0", "format": 2}))
     with pytest.raises(EmoconfError, match=r"\(output format 2\); .* \(format 3\), whose finished parts are not "
-                                           "compatible; use another --out"):
+                                           "compatible; use another `out_dir`"):
         run_protocol(corpus, ProtocolConfig(training=FAST), tmp_path, progress=False)
 
 

@@ -113,13 +113,14 @@ def test_a_cluster_of_one_worker_or_of_a_worker_of_two_threads_is_refused(corpus
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"backend": "ray"}, r"backend 'ray': choose 'loky' .* or 'dask'"),
-    ({"scheduler": "tcp://127.0.0.1:8786"}, r"scheduler 'tcp://127.0.0.1:8786': .* for backend 'dask', not 'loky'"),
-    ({"backend": "dask", "jobs": 1}, r"jobs 1: backend 'dask' without a scheduler starts a LocalCluster"),
-    ({"backend": "dask", "jobs": 4, "scheduler": "tcp://127.0.0.1:8786"}, r"jobs 4: with a dask scheduler"),
+    ({"scheduler": "tcp://127.0.0.1:8786"}, r"scheduler 'tcp://127.0.0.1:8786': .* for `backend` 'dask', not 'loky'"),
+    ({"backend": "dask", "jobs": 1}, r"jobs 1: `backend` 'dask' without a `scheduler` starts a LocalCluster"),
+    ({"backend": "dask", "jobs": 4, "scheduler": "tcp://127.0.0.1:8786"}, r"jobs 4: with a dask `scheduler`"),
 ])
 def test_backend_options_are_checked_before_anything_is_written(corpus, tmp_path, options, message):
-    with pytest.raises(EmoconfError, match=message):
+    with pytest.raises(EmoconfError, match=message) as caught:
         run_protocol(corpus, CONFIG, tmp_path / "out", progress=False, **options)
+    assert caught.value.argument == next(iter(options)) if len(options) == 1 else caught.value.argument == "jobs"
     assert not (tmp_path / "out").exists()
 
 
@@ -141,9 +142,12 @@ def test_cli_accepts_backend_dask_with_a_scheduler():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    (["--backend", "dask"], "--jobs 1: --backend dask without --scheduler starts a local cluster"),
-    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler tcp://127.0.0.1:8786: a scheduler is for --backend dask"),
-    (["--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--jobs", "3"], "--jobs 3: with --scheduler"),
+    (["--backend", "dask"], "--jobs 1: --backend 'dask' without a --scheduler starts a LocalCluster of --jobs worker"),
+    (["--scheduler", "tcp://127.0.0.1:8786"],
+     "--scheduler 'tcp://127.0.0.1:8786': a scheduler address is for --backend 'dask', not 'loky'"),
+    (["--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--jobs", "3"],
+     "--jobs 3: with a dask --scheduler, its cluster's worker threads decide how many units run at once; leave "
+     "--jobs at 1"),
 ])
 def test_cli_refuses_backend_options_that_do_not_fit_in_one_line(tmp_path, capsys, options, message):
     from emoconf_tf.cli import main
@@ -164,5 +168,5 @@ def test_cli_with_a_scheduler_that_does_not_answer_prints_one_error_line(tmp_pat
     err = capsys.readouterr().err
     # the progress bar, still at 0 units, stays above the error (it is drawn before the cluster is reached)
     assert "Traceback" not in err and err.count("emoconf demo: error: ") == 1
-    assert err.strip().splitlines()[-1].startswith(f"emoconf demo: error: scheduler '{address}': no dask scheduler "
+    assert err.strip().splitlines()[-1].startswith(f"emoconf demo: error: --scheduler '{address}': no dask scheduler "
                                                    "answered (Timed out trying to connect")

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from emoconf_tf import EmoconfError
-from emoconf_tf.evaluation import protocol
+from emoconf_tf.evaluation import protocol, workers
 from emoconf_tf.evaluation.protocol import ProtocolConfig, run_protocol, write_tables
 from emoconf_tf.folds import make_folds
 from emoconf_tf.synthetic import make_synthetic_corpus
@@ -133,7 +133,7 @@ def _unit_in_worker(corpus, config):
     import tensorflow as tf
 
     fold = make_folds(corpus, config.cv, config.folds)[0]
-    index, unit = protocol._run_unit_in_worker(7, corpus, fold, 0, "raw", config)
+    index, unit = workers._run_unit_in_worker(7, corpus, fold, 0, "raw", config)
     return {"index": index, "models": len(unit.models), "scores": len(unit.scores),
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
@@ -143,7 +143,7 @@ def _unit_in_worker(corpus, config):
 def test_a_worker_runs_tensorflow_on_one_thread_on_memory_mapped_features(corpus, tmp_path):
     from joblib import Parallel, delayed
 
-    with protocol._memory_mapped_features(corpus, tmp_path) as shared:
+    with workers._memory_mapped_features(corpus, tmp_path) as shared:
         assert isinstance(shared.features, np.memmap) and np.array_equal(shared.features, corpus.features)
         [report] = Parallel(n_jobs=2, backend="loky")([delayed(_unit_in_worker)(shared, CONFIG)])
     assert not list(tmp_path.iterdir())  # the copy is deleted on exit
@@ -159,7 +159,7 @@ _BALLAST = []  # in a worker process: what `_grow_and_report` keeps alive
 def _grow_and_report(megabytes: int) -> int:
     """A task that leaves its worker `megabytes` larger and returns the worker's pid (loky checks a worker's memory
     after a task at most once a second, hence the sleep)."""
-    protocol.recycle_worker_when_grown(2**20)
+    workers.recycle_worker_when_grown(2**20)
     _BALLAST.append(np.ones(megabytes * 2**20, dtype=np.uint8))
     time.sleep(1.1)
     return os.getpid()

@@ -1,4 +1,11 @@
-"""Evaluating confidence scores: the paper's protocol (`protocol`), selective-classification figures (`selective`),
-statistics over runs (`statistics`), the validation-chosen `recommended` score (`recommended`), MC dropout
-(`mc_dropout`), deep-ensemble probabilities (`ensemble`), and the report: tables (`tables`), plots (`plots`) and
-markdown (`markdown`)."""
+"""Evaluating confidence scores.
+
+- The paper's protocol: `protocol` (`run_protocol`, every fold x seed x training), `unit` (one of them: train,
+  score, evaluate), `parts` (the output directory's finished units, for resuming), `workers` (units in worker
+  processes or on a dask cluster), `run_outputs` (a run's tables, report and manifest written together).
+- Statistics over runs: `statistics`.
+- The report: the input tables' columns and views (`protocol_tables`, `tables`), the tables computed for it
+  (`report_tables`), plots (`plots`) and markdown (`markdown`, `statistics_text`, `markdown_table`).
+
+The scores themselves are `emoconf_tf.scores`; the selective-classification metrics, `emoconf_tf.selective`.
+"""
