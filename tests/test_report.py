@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoconf_tf.evaluation import tables, plots, markdown
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.evaluation import markdown, plots, report_tables, tables
+from emoconf_tf.evaluation.markdown_table import markdown_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 N_TEST = 100  # test predictions per fold
@@ -273,7 +274,7 @@ def test_method_display_names():
 
 def test_markdown_table_formats_floats_and_nan():
     df = pd.DataFrame({"a": [0.12345, np.nan], "b": ["x|y", "z"]}, index=pd.Index(["r1", "r2"], name="row"))
-    assert markdown._markdown_table(df).splitlines() == [
+    assert markdown_table(df).splitlines() == [
         "| row | a | b |",
         "| :--- | ---: | :--- |",
         "| r1 | 0.123 | x\\|y |",
@@ -418,8 +419,8 @@ def _ranked_runs(n_folds=3):
 
 
 def test_recommendation_is_generated_from_the_numbers():
-    from emoconf_tf.evaluation.markdown import recommendation_paragraph
     from emoconf_tf.evaluation.statistics import paired_comparison, ranking
+    from emoconf_tf.evaluation.statistics_text import recommendation_paragraph
 
     for gain, expected in ((0.10, "reliably better than the top-two margin"),
                            (0.01, "the top-two margin is better here")):
@@ -476,6 +477,72 @@ def test_report_single_run_bootstraps_utterances_with_per_class_thresholds(tmp_p
     text = (tmp_path / "report.md").read_text()
     assert "test utterances of the single run" in text
     assert "chosen on validation (per_class ×1)" in text
+
+
+def _single_run_with_predictions():
+    results, per_class, selective = (t[t.fold == 0] for t in _ranked_tables(0.10))
+    rng = np.random.default_rng(0)
+    predictions = pd.DataFrame({"fold": 0, "seed": 0, "training": "filtered", "id": np.arange(40),
+                                "label": rng.integers(0, 2, 40), "predicted": rng.integers(0, 2, 40),
+                                **{m: rng.random(40) for m in ("emoconfidnet", "top2_margin", "msp", "recommended")}})
+    return tables.ReportTables(results, per_class, _ranked_runs(1), selective=selective, predictions=predictions)
+
+
+def test_report_written_from_computed_tables_is_the_report_computed_inside(tmp_path):
+    protocol_outputs = _single_run_with_predictions()
+    options = markdown.ReportOptions("toy", False, ["a", "b"], n_boot=20)
+    computed = report_tables.compute_report_tables(protocol_outputs, class_names=["a", "b"], n_boot=20)
+    given = markdown.write_report(tmp_path / "given", None, options, computed=computed)
+    inside = markdown.write_report(tmp_path / "inside", protocol_outputs, options)
+    assert given.read_text() == inside.read_text()
+    pictures = ["curves.png", "curves_per_class.png", "risk_coverage.png"]
+    assert sorted(p.name for p in given.parent.iterdir()) == sorted([*pictures, "report.md"])
+    for name in pictures:
+        assert (given.parent / name).read_bytes() == (inside.parent / name).read_bytes()
+
+
+def test_computed_tables_hold_the_ranking_only_beyond_the_paper_pair():
+    computed = report_tables.compute_report_tables(tables.ReportTables(_results(), _per_class(), _runs()),
+                                                   class_names=CLASSES)
+    assert computed.ranking is None and computed.risk_coverage is None and computed.operating_point is None
+    assert list(computed.table2) == ["filtered", "raw"] and computed.rejection == 0.2
+    ranked = report_tables.compute_report_tables(_single_run_with_predictions(), class_names=["a", "b"], n_boot=20)
+    assert set(ranked.ranking["method"]) == {"emoconfidnet", "top2_margin", "msp", "recommended"}
+    assert ranked.comparison is not None and ranked.risk_coverage is not None
+
+
+def test_write_report_needs_tables_or_computed_tables(tmp_path):
+    with pytest.raises(EmoconfError, match="compute_report_tables"):
+        markdown.write_report(tmp_path, None, markdown.ReportOptions("toy", False, ["a", "b"]))
+
+
+def test_runs_summary_means_by_hand():
+    summary = report_tables.runs_summary(_runs())
+    assert list(summary.index) == ["raw", "filtered"]
+    # filtered: n_train 740 in both folds; classifier epochs (12 + 13) / 2 = 12.5
+    assert summary.loc["filtered", "runs"] == 2 and summary.loc["filtered", "n_train"] == pytest.approx(740)
+    assert summary.loc["filtered", "classifier_epochs"] == pytest.approx(12.5)
+
+
+def test_risk_coverage_curves_by_hand():
+    predictions = pd.DataFrame({"fold": 0, "seed": 0, "training": ["raw"] * 4, "id": range(4),
+                                "label": [0, 1, 1, 0], "predicted": [0, 0, 1, 0],
+                                "top2_margin": [0.9, 0.8, 0.2, 0.1], "my_score": [0.1, 0.2, 0.3, 0.4]})
+    curves = report_tables.risk_coverage_curves(predictions)
+    assert list(curves.columns) == ["training", "method", "coverage", "risk"]
+    assert list(dict.fromkeys(curves["method"])) == ["top2_margin", "my_score"]  # registered first, then others
+    margin = curves[curves.method == "top2_margin"]
+    # most confident first: correct, wrong, correct, correct -> errors 0, 1, 1, 1 among the top 1, 2, 3, 4
+    np.testing.assert_allclose(margin["coverage"], [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(margin["risk"], [0 / 1, 1 / 2, 1 / 3, 1 / 4])
+
+
+def test_plot_risk_coverage_draws_computed_curves(tmp_path):
+    curves = pd.DataFrame({"training": ["raw"] * 2 + ["filtered"] * 2, "method": "msp",
+                           "coverage": [0.5, 1.0] * 2, "risk": [0.0, 0.5] * 2})
+    path = plots.plot_risk_coverage(curves, tmp_path / "risk_coverage.png", title="toy")
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    assert [p.name for p in tmp_path.iterdir()] == ["risk_coverage.png"]
 
 
 # --- rejection modes -----------------------------------------------------------------------------
@@ -560,7 +627,7 @@ def test_choices_grouped_by_mode():
         for f, mode in enumerate(("global", "per_class", "per_class"))
     ] + [dict(fold=0, seed=0, training="filtered", method="emoconfidnet_tau", choice="tau=2", rejection_mode=np.nan,
               criterion="aurc", validation_value=0.2)])
-    counts = markdown._choice_counts(choices)
+    counts = report_tables.choice_counts(choices)
     assert counts[["method", "rejection_mode", "runs"]].values.tolist() == [
         ["emoconfidnet_tau", "—", 1], ["recommended", "per_class", 2], ["recommended", "global", 1],
     ]

@@ -8,27 +8,32 @@ each mode, except `recommended`, which has one mode per run, the one validation 
 With several runs (folds x seeds) the bootstrap resamples runs; with a single run it resamples the
 test utterances of that run (thresholds stay those set on validation: the global one from
 `results`, the per-class ones from `per_class`). Percentile intervals; the resampling is
-`scipy.stats.bootstrap`'s, the figures those of `emoconf_tf.metrics` and `emoconf_tf.evaluation.selective`.
+`scipy.stats.bootstrap`'s, the figures those of `emoconf_tf.metrics` and `emoconf_tf.selective`.
 
-Every figure comes from the rows of validation thresholds (`tables.threshold_source_view`), except those of
+Every figure comes from the rows of validation thresholds (`protocol_tables.threshold_source_view`), except those of
 `operating_point`, which compares the threshold sources.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import DegenerateDataWarning, bootstrap
 
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.metrics import macro_f1_uar
-from emoconf_tf.evaluation.tables import (
-    CHOSEN_MODE_METHODS, PER_CLASS_COLUMNS, RESULTS_COLUMNS, SELECTIVE_COLUMNS, VALIDATION_CHOICE, _checked,
+from emoconf_tf.evaluation.protocol_tables import (
+    CHOSEN_MODE_METHODS,
+    PER_CLASS_COLUMNS,
+    RESULTS_COLUMNS,
+    SELECTIVE_COLUMNS,
+    VALIDATION_CHOICE,
+    checked_table,
 )
-from emoconf_tf.evaluation.selective import aurc, auroc, balanced_aurc
+from emoconf_tf.metrics import macro_f1_uar
+from emoconf_tf.selective import aurc, auroc, balanced_aurc
 from emoconf_tf.thresholds import REJECTION_MODES, accept
 
 RUN_KEYS = ["fold", "seed"]
@@ -64,8 +69,8 @@ def per_run_figures(results: pd.DataFrame, selective: pd.DataFrame, rejection: f
     Columns: fold, seed, training, method, rejection_mode, f1_t0, uar_t0, f1_gain, uar_gain, aurc, aurc_balanced,
     auroc.
     """
-    results = _checked(results, RESULTS_COLUMNS, "results")
-    selective = _checked(selective, SELECTIVE_COLUMNS, "selective")
+    results = checked_table(results, RESULTS_COLUMNS, "results")
+    selective = checked_table(selective, SELECTIVE_COLUMNS, "selective")
     level = round(float(rejection), 6)
     at_level = results[results.rejection == level]
     if at_level.empty:
@@ -106,7 +111,7 @@ def _thresholds(results: pd.DataFrame, per_class: pd.DataFrame | None, level: fl
     if per_class is None:
         raise EmoconfError(f"results has per_class rows at rejection {level:g}: the utterance bootstrap needs their "
                            "thresholds; pass the per_class table (per_class.csv)")
-    per_class = _checked(per_class, PER_CLASS_COLUMNS, "per_class")
+    per_class = checked_table(per_class, PER_CLASS_COLUMNS, "per_class")
     names = [str(c) for c in class_names] if class_names is not None else list(dict.fromkeys(per_class["class"]))
     if len(names) != num_classes:
         raise EmoconfError(f"per_class names {len(names)} classes ({', '.join(names)}) but num_classes is "
@@ -154,7 +159,7 @@ def utterance_bootstrap(
         DataFrame with columns fold, seed, training, method, rejection_mode, boot, f1_gain, uar_gain, aurc,
         aurc_balanced, auroc.
     """
-    results = _checked(results, RESULTS_COLUMNS, "results")
+    results = checked_table(results, RESULTS_COLUMNS, "results")
     level = round(float(rejection), 6)
     thresholds = _thresholds(results, per_class, level, num_classes, class_names)
     by_run: dict[tuple, list[tuple[str, str, float | np.ndarray]]] = {}
@@ -312,7 +317,7 @@ def paired_comparison(
     a_runs, b_runs = _side(per_run, a, a_mode, "a"), _side(per_run, b, b_mode, "b")
     n_runs = per_run.groupby(RUN_KEYS).ngroups
     if n_runs == 1 and predictions is not None and len(predictions):
-        checked = _checked(results, RESULTS_COLUMNS, "results")
+        checked = checked_table(results, RESULTS_COLUMNS, "results")
         wanted = pd.Series(False, index=checked.index)
         for method, mode in ((a, a_mode), (b, b_mode)):
             wanted |= (checked.method == method) & ((checked.rejection_mode == mode) if mode else True)
@@ -362,13 +367,17 @@ def operating_point(results: pd.DataFrame, rejection: float = 0.2, *, n_boot: in
         mean itself for one run), and `f1_gain_<s>`, `uar_gain_<s>` (`tables.relative_gains`, in %: computed on the
         means over runs, as the report's gains are).
     """
-    from emoconf_tf.confidence_methods import method_names
+    from emoconf_tf.evaluation.protocol_tables import rejection_view
     from emoconf_tf.evaluation.tables import (
-        _TRAINING_ORDER, _ordered, coverage_errors, rejection_view, relative_gains,
+        TRAINING_ORDER,
+        coverage_errors,
+        ordered,
+        relative_gains,
     )
+    from emoconf_tf.scores import method_names
     from emoconf_tf.thresholds import THRESHOLD_SOURCES
 
-    results = _checked(results, RESULTS_COLUMNS, "results", threshold_source=None)
+    results = checked_table(results, RESULTS_COLUMNS, "results", threshold_source=None)
     if "threshold_source" not in results.columns:
         results = results.assign(threshold_source="validation")
     sources = [s for s in THRESHOLD_SOURCES if s in set(results.threshold_source)]
@@ -390,9 +399,9 @@ def operating_point(results: pd.DataFrame, rejection: float = 0.2, *, n_boot: in
     rows = []
     groups = errors.groupby(["training", "method", "ranking_mode"], sort=False)
     mode_order = (*REJECTION_MODES, VALIDATION_CHOICE)
-    for training in _ordered(errors.training.unique(), _TRAINING_ORDER):
-        for method in _ordered(errors.method.unique(), method_names()):
-            for mode in _ordered(errors.ranking_mode.unique(), mode_order):
+    for training in ordered(errors.training.unique(), TRAINING_ORDER):
+        for method in ordered(errors.method.unique(), method_names()):
+            for mode in ordered(errors.ranking_mode.unique(), mode_order):
                 if (training, method, mode) not in groups.groups:
                     continue
                 group = groups.get_group((training, method, mode))

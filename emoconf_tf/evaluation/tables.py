@@ -1,25 +1,10 @@
 """The paper's tables (Section 5, Fig. 2, Table 2) computed from the protocol's result tables: pure functions,
-DataFrames in, DataFrames out. `plots.py` draws them; `markdown.py` writes the terminal summary and report.md.
+DataFrames in, DataFrames out; and the names and order the report shows them in. `plots.py` draws them,
+`report_tables.py` gathers those of report.md, `markdown.py` writes the terminal summary and report.md.
 
-The input tables are the protocol's:
-
-- `results`: one row per fold, seed, training (`"raw"` | `"filtered"`), method, rejection mode, threshold
-  source and rejection level, with columns `fold, seed, training, method, rejection_mode, threshold_source,
-  rejection, threshold, coverage, f1, uar, n_test, removed, removed_correct`. `rejection` is a fraction (0.2
-  is the paper's t20%); `rejection_mode` is `"global"` (the paper's: one threshold, `threshold`) or
-  `"per_class"` (one threshold per predicted class, in `per_class`; `threshold` is NaN). Every method has
-  rows in every mode the protocol ran, except `recommended`: one set of rows per run, in the mode validation
-  chose. `threshold_source` (`thresholds.THRESHOLD_SOURCES`) says whose confidences set the thresholds:
-  `"validation"` (the paper's), `"batch"` (the test fold's own) or `"online"` (adaptive, `threshold` NaN).
-- `per_class`: `fold, seed, training, method, rejection_mode, threshold_source, rejection, class, threshold,
-  precision, recall, f1` (`threshold` is that class's; in global mode the same for every class).
-- `runs`: `fold, seed, training, n_train, n_validation, n_test, n_filtered_out, classifier_epochs,
-  confidence_epochs`.
-- `selective` (`fold, seed, training, method, aurc, eaurc, auroc, fpr95, aurc_balanced`, one row per
-  method: the ranking of the confidence, independent of the mode, then `coverage_error_<source>_<mode>`,
-  `metrics.coverage_error` of the method's rows in that source and mode, NaN where not computed) and
-  `choices` (`fold, seed, training, method, choice, rejection_mode, criterion, validation_value`), for the
-  ranking of every method.
+The input tables (`results`, `per_class`, `runs`, `selective`, `choices`), their columns and their views of one
+threshold source and one rejection mode are those of `evaluation.protocol_tables` (its docstring describes them);
+the column tuples and views are importable from here too.
 
 The functions summarise one rejection mode at a time (`rejection_view`): by default the paper's
 view, `"global"`, which also holds `recommended`'s rows whatever mode it chose. They read the rows with
@@ -35,44 +20,47 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from emoconf_tf.confidence_methods import METHODS, method_names
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.thresholds import REJECTION_MODES, THRESHOLD_SOURCES, check_rejection_mode, check_threshold_source
+from emoconf_tf.evaluation.protocol_tables import (
+    CHOICE_COLUMNS,
+    CHOSEN_MODE_METHODS,
+    COVERAGE_ERROR_COLUMNS,
+    PER_CLASS_COLUMNS,
+    REJECTION_DECIMALS,
+    RESULTS_COLUMNS,
+    RUNS_COLUMNS,
+    SELECTIVE_COLUMNS,
+    VALIDATION_CHOICE,
+    checked_level,
+    checked_table,
+    one_mode_view,
+    rejection_view,
+    threshold_source_view,
+)
+from emoconf_tf.scores import METHODS, method_names
 
-RESULTS_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection_mode", "threshold_source", "rejection", "threshold",
-    "coverage", "f1", "uar", "n_test", "removed", "removed_correct",
-)
-PER_CLASS_COLUMNS = (
-    "fold", "seed", "training", "method", "rejection_mode", "threshold_source", "rejection", "class", "threshold",
-    "precision", "recall", "f1",
-)
-COVERAGE_ERROR_COLUMNS = tuple(f"coverage_error_{source}_{mode}" for source in THRESHOLD_SOURCES
-                               for mode in REJECTION_MODES)
-SELECTIVE_COLUMNS = (
-    "fold", "seed", "training", "method", "aurc", "eaurc", "auroc", "fpr95", "aurc_balanced", *COVERAGE_ERROR_COLUMNS,
-)
-# Columns of output format 3 that a table may lack (format 2, or built by hand): it then holds validation rows only.
-# Columns a table written before they existed lacks (read as validation rows / not measured / nothing masked).
-_OPTIONAL_COLUMNS = ("threshold_source", *COVERAGE_ERROR_COLUMNS, "n_masked_features")
-CHOICE_COLUMNS = ("fold", "seed", "training", "method", "choice", "rejection_mode", "criterion", "validation_value")
-RUNS_COLUMNS = (
-    "fold", "seed", "training", "n_train", "n_validation", "n_test", "n_filtered_out", "n_masked_features",
-    "classifier_epochs", "confidence_epochs",
-)
+# The public names, with the columns and views of `protocol_tables`, which `evaluation.protocol`, `serving.rundir`
+# and notebooks import from here.
+__all__ = [
+    "CHOICE_COLUMNS", "CHOSEN_MODE_METHODS", "COVERAGE_ERROR_COLUMNS", "METRIC_NAMES", "MODE_NAMES",
+    "PER_CLASS_COLUMNS", "RESULTS_COLUMNS", "RUNS_COLUMNS", "SELECTIVE_COLUMNS", "TRAINING_ORDER",
+    "VALIDATION_CHOICE", "ReportTables", "coverage_errors", "fig2_table", "filter_counts_table",
+    "method_display_name", "methods_in", "mode_display_name", "ordered", "rejection_curves", "rejection_label",
+    "rejection_view", "relative_gains", "removed_summary", "table2", "threshold_source_view", "threshold_table",
+    "trainings_in",
+]
+
 _REFERENCE_NAMES = {"no_rejection": "No rejection"}
-# `recommended` is reported once per run, in the rejection mode validation chose; every other method in every mode.
-CHOSEN_MODE_METHODS = ("recommended",)
 MODE_NAMES = {"global": "global threshold", "per_class": "per-class thresholds"}
-VALIDATION_CHOICE = "validation's choice"  # the ranking's rejection mode of `recommended`
-_TRAINING_ORDER = ("raw", "filtered")
-_METRIC_NAMES = {"f1": "F1", "uar": "UAR", "coverage": "coverage", "precision": "Precision", "recall": "Recall"}
+TRAINING_ORDER = ("raw", "filtered")
+"""The report's order of the training sets; others follow, sorted (`ordered`)."""
+METRIC_NAMES = {"f1": "F1", "uar": "UAR", "coverage": "coverage", "precision": "Precision", "recall": "Recall"}
+"""The report's names of the metric columns (`f1` -> `"F1"`), in table headers and plot axes."""
 _RUN_KEYS = ["fold", "seed"]
-_REJECTION_DECIMALS = 6  # 0.1 + 0.1 and 0.2 are one level
 
 
 def method_display_name(method: str) -> str:
@@ -84,7 +72,7 @@ def method_display_name(method: str) -> str:
 
 def rejection_label(rejection: float) -> str:
     """The paper's threshold name for a rejection fraction: 0.2 -> `"t20"`, 0.125 -> `"t12.5"`."""
-    percent = round(float(rejection) * 100, _REJECTION_DECIMALS - 2)
+    percent = round(float(rejection) * 100, REJECTION_DECIMALS - 2)
     return f"t{percent:g}"
 
 
@@ -93,153 +81,27 @@ def mode_display_name(mode: str) -> str:
     return MODE_NAMES.get(mode, mode)
 
 
-def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
-    """Known values in `order` first, then the others sorted."""
+def ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
+    """The distinct `values`: those in `order` first, in that order, then the others sorted.
+
+    Example:
+    >>> ordered(["x", "filtered", "raw", "a", "raw"], TRAINING_ORDER)
+    ['raw', 'filtered', 'a', 'x']
+    """
     values = set(values)
     return [v for v in order if v in values] + sorted(values - set(order))
 
 
-def _methods(df: pd.DataFrame) -> list[str]:
-    return _ordered(df["method"].unique(), method_names())
+def methods_in(df: pd.DataFrame) -> list[str]:
+    """The methods of `df["method"]` in the report's order: registered ones as registered, then the others sorted."""
+    return ordered(df["method"].unique(), method_names())
 
 
-def _trainings(df: pd.DataFrame) -> list[str]:
-    return _ordered(df["training"].unique(), _TRAINING_ORDER)
+def trainings_in(df: pd.DataFrame) -> list[str]:
+    """The training sets of `df["training"]` in the report's order (`TRAINING_ORDER`: raw, then filtered)."""
+    return ordered(df["training"].unique(), TRAINING_ORDER)
 
 
-def threshold_source_view(table: pd.DataFrame, threshold_source: str = "validation", *,
-                          name: str = "results") -> pd.DataFrame:
-    """The rows whose thresholds came from `threshold_source` (`thresholds.THRESHOLD_SOURCES`), columns unchanged.
-
-    Every figure of the paper's view is computed from the `"validation"` rows (the default); a table without a
-    `threshold_source` column (output format 2, or built by hand) holds validation rows only.
-
-    Example:
-    >>> rows = pd.DataFrame({"threshold_source": ["validation", "batch"], "coverage": [0.7, 0.8]})
-    >>> threshold_source_view(rows)["coverage"].tolist()
-    [0.7]
-    """
-    check_threshold_source(threshold_source)
-    if "threshold_source" not in table.columns:
-        return table if threshold_source == "validation" else table.iloc[:0]
-    sources = table["threshold_source"].astype(str)
-    for source in sorted(set(sources)):
-        check_threshold_source(source, f"{name}: threshold_source")
-    return table[sources == threshold_source]
-
-
-def _checked(df: pd.DataFrame, required: Sequence[str], name: str, *,
-             threshold_source: str | None = "validation") -> pd.DataFrame:
-    """A copy of `df` with the required columns present (`_OPTIONAL_COLUMNS` may be absent), `rejection` rounded
-    to one key per level, and only the rows of `threshold_source` (`threshold_source_view`; None keeps them all)."""
-    if not isinstance(df, pd.DataFrame):
-        raise EmoconfError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in required if c not in df.columns and c not in _OPTIONAL_COLUMNS]
-    if missing:
-        raise EmoconfError(
-            f"{name} is missing column(s) {', '.join(missing)}; expected columns: {', '.join(required)}"
-        )
-    if df.empty:
-        raise EmoconfError(f"{name} has no rows; run the protocol first")
-    if threshold_source is not None:
-        df = threshold_source_view(df, threshold_source, name=name)
-        if df.empty:
-            raise EmoconfError(f"{name} has no rows with {threshold_source} thresholds (threshold_source column)")
-    df = df.copy()
-    if "rejection" in df.columns:
-        rejection = pd.to_numeric(df["rejection"], errors="coerce")
-        bad = rejection.isna() | (rejection < 0) | (rejection >= 1)
-        if bad.any():
-            raise EmoconfError(
-                f"{name}: rejection must be a fraction in [0, 1); got {df.loc[bad, 'rejection'].iloc[0]!r} "
-                f"in row {df.index[bad][0]!r}"
-            )
-        df["rejection"] = rejection.round(_REJECTION_DECIMALS)
-    for column in ("training", "method", "rejection_mode", "threshold_source", "class"):
-        if column in df.columns:
-            df[column] = df[column].astype(str)
-    return df
-
-
-def _check_level(df: pd.DataFrame, rejection: float, name: str) -> float:
-    level = round(float(rejection), _REJECTION_DECIMALS)
-    levels = sorted(df["rejection"].unique())
-    if level not in levels:
-        raise EmoconfError(
-            f"{name} has no rows at rejection {rejection:g}; available levels: {', '.join(f'{r:g}' for r in levels)}"
-        )
-    if 0.0 not in levels:
-        raise EmoconfError(f"{name} has no rows at rejection 0 (t0, no rejection), needed as the reference")
-    return level
-
-
-def rejection_view(table: pd.DataFrame, rejection_mode: str = "global", *, recommended: bool | None = None,
-                   name: str = "results", threshold_source: str = "validation") -> pd.DataFrame:
-    """The rows of one rejection mode: one row per run, training, method and rejection (and class).
-
-    Args:
-        table: the protocol's `results` or `per_class` table (with a `rejection_mode` column).
-        rejection_mode: `"global"` (default, the paper's: one threshold from all validation confidences) or
-            `"per_class"` (one threshold per predicted class).
-        recommended: also keep `recommended`'s rows, in whatever mode validation chose for each run; default
-            True for `"global"` (the paper's view shows it beside the others) and False for `"per_class"`
-            (its per-class rows exist only for the runs where validation chose that mode, so their means would
-            run over other runs than the other methods').
-        name: the table's name, for errors.
-        threshold_source: whose thresholds (`threshold_source_view`): `"validation"` (default, the paper's),
-            `"batch"` or `"online"`.
-
-    Returns:
-        The selected rows (a copy), columns unchanged.
-
-    Example:
-    >>> rows = pd.DataFrame({"method": ["msp", "msp", "recommended"], "rejection_mode": ["global", "per_class",
-    ...                      "per_class"], "rejection": [0.2, 0.2, 0.2]})
-    >>> rejection_view(rows, "global")["rejection_mode"].tolist()
-    ['global', 'per_class']
-    """
-    check_rejection_mode(rejection_mode)
-    missing = [c for c in ("method", "rejection_mode") if c not in table.columns]
-    if missing:
-        raise EmoconfError(f"{name} is missing column(s) {', '.join(missing)}; the output format has a rejection "
-                           "mode per row since emoconf-tf output format 2: rerun the protocol")
-    table = threshold_source_view(table, threshold_source, name=name)
-    modes = table["rejection_mode"].astype(str)
-    for mode in sorted(set(modes)):
-        check_rejection_mode(mode, f"{name}: rejection_mode")
-    chosen = table["method"].astype(str).isin(CHOSEN_MODE_METHODS)
-    if recommended is None:
-        recommended = rejection_mode == "global"
-    keep = (modes == rejection_mode) & ~chosen
-    if recommended:
-        keep |= chosen
-    return _one_mode(table[keep].copy(), name)
-
-
-def _one_mode(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """`df`, refused when it holds more than one rejection mode of a method in one run (means would mix them)."""
-    keys = [c for c in ("fold", "seed", "training", "method", "rejection", "class") if c in df.columns]
-    repeated = df.duplicated(keys, keep=False)
-    if repeated.any():
-        first = df[repeated].iloc[0]
-        modes = sorted(set(df.loc[repeated, "rejection_mode"].astype(str))) if "rejection_mode" in df else []
-        raise EmoconfError(
-            f"{name} has more than one row for {', '.join(f'{k}={first[k]}' for k in keys)}"
-            + (f" (rejection modes {', '.join(modes)})" if modes else "")
-            + "; select one mode with report.rejection_view(table, mode)"
-        )
-    return df
-
-
-def _view(df: pd.DataFrame, rejection_mode: str | None, name: str,
-          threshold_source: str = "validation") -> pd.DataFrame:
-    """`rejection_view(df, rejection_mode)`, or `df` as it is (checked for one mode per method) when None."""
-    view = _one_mode(df, name) if rejection_mode is None else rejection_view(
-        df, rejection_mode, name=name, threshold_source=threshold_source)
-    if view.empty:
-        raise EmoconfError(f"{name} has no rows in rejection mode {rejection_mode}; modes present: "
-                           f"{', '.join(sorted(set(df['rejection_mode'])))}")
-    return view
 
 
 def rejection_curves(
@@ -260,7 +122,7 @@ def rejection_curves(
         others; raw before filtered; rejection ascending. Columns `method, training, rejection,
         n_runs` and `{metric}_mean`, `{metric}_std` (std NaN when `n_runs == 1`).
     """
-    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
+    results = one_mode_view(checked_table(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
     unknown = [m for m in metrics if m not in results.columns]
     if unknown:
         raise EmoconfError(f"results has no metric column(s) {', '.join(unknown)}")
@@ -270,8 +132,8 @@ def rejection_curves(
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out.insert(0, "n_runs", grouped.size())
     out = out.reset_index()
-    method_rank = {m: i for i, m in enumerate(_methods(results))}
-    training_rank = {t: i for i, t in enumerate(_trainings(results))}
+    method_rank = {m: i for i, m in enumerate(methods_in(results))}
+    training_rank = {t: i for i, t in enumerate(trainings_in(results))}
     out = out.sort_values(
         keys, key=lambda col: col.map(method_rank) if col.name == "method"
         else col.map(training_rank) if col.name == "training" else col
@@ -279,8 +141,20 @@ def rejection_curves(
     return out.reset_index(drop=True)
 
 
-def _wide(curves: pd.DataFrame, metrics: Sequence[str], column_name: Callable[[str, str, str], str]) -> pd.DataFrame:
-    """Pivots `rejection_curves` means: rows t0, t10, ...; one column per metric x method x training."""
+def threshold_table(curves: pd.DataFrame, metrics: Sequence[str],
+                    column_name: Callable[[str, str, str], str]) -> pd.DataFrame:
+    """The means of `rejection_curves` pivoted to one row per threshold: the layout of the paper's Fig. 2 numbers.
+
+    Args:
+        curves: a `rejection_curves` table.
+        metrics: the metrics to show, e.g. `("f1", "uar")`; each needs its `{metric}_mean` column in `curves`.
+        column_name: `column_name(metric, method, training)` -> the column's name.
+
+    Returns:
+        DataFrame indexed by threshold `"t0", "t10", ...` (name `threshold`, rejection ascending), one column per
+        metric x method x training (metrics outermost, then `curves`' order), holding the mean over folds x seeds
+        (F1 and UAR in [0, 1]; coverage the fraction of the test set kept).
+    """
     columns = {}
     for metric in metrics:
         for (method, training), group in curves.groupby(["method", "training"], sort=False):
@@ -312,7 +186,7 @@ def fig2_table(
         `"f1 emoconfidnet (filtered)"`; metrics outermost, then methods, then raw before filtered.
     """
     curves = rejection_curves(results, metrics=metrics, rejection_mode=rejection_mode)
-    return _wide(curves, metrics, _fig2_column)
+    return threshold_table(curves, metrics, _fig2_column)
 
 
 def filter_counts_table(filter_counts: pd.DataFrame | Mapping[str, int]) -> pd.DataFrame:
@@ -379,9 +253,9 @@ def relative_gains(
         `{column}_std` for each of those: the standard deviation over folds x seeds of the per-run
         values (for gains: of each run's own relative gain).
     """
-    results = _checked(results, RESULTS_COLUMNS, "results", threshold_source=threshold_source)
-    results = _view(results, rejection_mode, "results", threshold_source)
-    level = _check_level(results, rejection, "results")
+    results = checked_table(results, RESULTS_COLUMNS, "results", threshold_source=threshold_source)
+    results = one_mode_view(results, rejection_mode, "results", threshold_source)
+    level = checked_level(results, rejection, "results")
     label = rejection_label(level)
     reference = (
         results[results["rejection"] == 0.0]
@@ -400,8 +274,8 @@ def relative_gains(
 
     values = ["f1_t0", f"f1_{label}", "uar_t0", f"uar_{label}", f"coverage_{label}"]
     rows = []
-    for method in _methods(per_run):
-        for training in _trainings(per_run):
+    for method in methods_in(per_run):
+        for training in trainings_in(per_run):
             group = per_run[(per_run["method"] == method) & (per_run["training"] == training)]
             if group.empty:
                 continue
@@ -450,13 +324,13 @@ def table2(
         DataFrame indexed by (`metric` in precision, recall, f1; `method` in `"no_rejection"`, then
         the methods), one column per class.
     """
-    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
-    per_class = _view(_checked(per_class, PER_CLASS_COLUMNS, "per_class"), rejection_mode, "per_class")
+    results = one_mode_view(checked_table(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
+    per_class = one_mode_view(checked_table(per_class, PER_CLASS_COLUMNS, "per_class"), rejection_mode, "per_class")
     if training not in set(per_class["training"]):
         raise EmoconfError(
-            f"per_class has no rows for training {training!r}; available: {', '.join(_trainings(per_class))}"
+            f"per_class has no rows for training {training!r}; available: {', '.join(trainings_in(per_class))}"
         )
-    level = _check_level(per_class[per_class["training"] == training], rejection, f"per_class ({training})")
+    level = checked_level(per_class[per_class["training"] == training], rejection, f"per_class ({training})")
     if level == 0.0:
         raise EmoconfError("table2 compares against no rejection; choose a rejection level above 0")
     classes = list(dict.fromkeys(per_class["class"]))
@@ -477,7 +351,7 @@ def table2(
     )
     at_level = rows[rows["rejection"] == level].groupby(["method", "class"])[metrics].mean().reset_index("method")
     combined = pd.concat([no_rejection, at_level]).reset_index()
-    method_order = ["no_rejection"] + _ordered(
+    method_order = ["no_rejection"] + ordered(
         set(results["method"]) | set(at_level["method"]), method_names()
     )
     long = combined.melt(id_vars=["method", "class"], value_vars=metrics, var_name="metric")
@@ -510,12 +384,12 @@ def removed_summary(
         removed_correct_total` (sum over folds, mean over seeds) and `correct_fraction`
         (`removed_correct_total / removed_total`, NaN when nothing was removed).
     """
-    results = _view(_checked(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
-    level = _check_level(results, rejection, "results")
+    results = one_mode_view(checked_table(results, RESULTS_COLUMNS, "results"), rejection_mode, "results")
+    level = checked_level(results, rejection, "results")
     rows = results[results["rejection"] == level]
     out = []
-    for training in _trainings(rows):
-        for method in _methods(rows):
+    for training in trainings_in(rows):
+        for method in methods_in(rows):
             group = rows[(rows["training"] == training) & (rows["method"] == method)]
             if group.empty:
                 continue
@@ -558,7 +432,7 @@ def coverage_errors(results: pd.DataFrame) -> pd.DataFrame:
     from emoconf_tf.metrics import coverage_error
 
     required = ("fold", "seed", "training", "method", "rejection_mode", "rejection", "coverage")
-    results = _checked(results, required, "results", threshold_source=None)
+    results = checked_table(results, required, "results", threshold_source=None)
     if "threshold_source" not in results.columns:
         results = results.assign(threshold_source="validation")
     keys = ["fold", "seed", "training", "method", "rejection_mode", "threshold_source"]
@@ -569,8 +443,9 @@ def coverage_errors(results: pd.DataFrame) -> pd.DataFrame:
 
 @dataclasses.dataclass
 class ReportTables:
-    """The protocol's tables a report is made of (see the module docstring); `evaluation.protocol.ProtocolOutputs`
-    is one. Only `results`, `per_class` and `runs` are required; the others add sections when present.
+    """The protocol's tables a report is made of (see `evaluation.protocol_tables`);
+    `evaluation.protocol.ProtocolOutputs` is one. Only `results`, `per_class` and `runs` are required; the others
+    add sections when present.
 
     `filter_counts`: the rows each conflict rule removed (`ProtocolOutputs.filter_counts`, or one training set's
     `{rule: rows}`). `selective`, `predictions`, `choices`: the protocol's selective.csv, predictions.csv and
