@@ -23,10 +23,11 @@ import tensorflow as tf
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
-from emoconf_tf.confidence import emoconfidnet_confidence, top2_margin
-from emoconf_tf.serving.export import (
-    WARMUP_REQUESTS, EmoconfServingModule, export_run, serialize_examples, warmup_features, warmup_records,
-)
+from emoconf_tf.scores import emoconfidnet_confidence, top2_margin
+from emoconf_tf.serving.examples import serialize_examples
+from emoconf_tf.serving.export import export_run
+from emoconf_tf.serving.serving_module import EmoconfServingModule
+from emoconf_tf.serving.warmup import WARMUP_REQUESTS, warmup_features, warmup_records
 from emoconf_tf.serving.model_card import model_card, recorded_feature_set
 from emoconf_tf.serving.inspect import TensorSpecInfo, signatures
 from emoconf_tf.serving.versions import model_versions, version_dir
@@ -384,14 +385,16 @@ def test_failure_while_saving_leaves_nothing_behind(exported, tmp_path, monkeypa
 
 @pytest.mark.parametrize("rejection", [1.0, -0.2, float("inf")])
 def test_bad_default_rejection_is_refused_before_writing(exported, tmp_path, rejection):
-    with pytest.raises(EmoconfError, match=r"--default-rejection .* is outside \[0, 1\)"):
+    with pytest.raises(EmoconfError, match=r"^default_rejection .* is outside \[0, 1\)") as caught:
         export_run(exported.run_dir, tmp_path / "emoconf", default_rejection=rejection)
+    assert caught.value.argument == "default_rejection"
     assert not (tmp_path / "emoconf").exists()
 
 
 def test_out_pointing_at_a_version_directory_is_refused(exported):
-    with pytest.raises(EmoconfError, match="holds a SavedModel itself; --out is the model base path"):
+    with pytest.raises(EmoconfError, match=r"^out_dir .*: holds a SavedModel itself; give the model base path") as caught:
         export_run(exported.run_dir, exported.path)
+    assert caught.value.argument == "out_dir"
 
 
 # === Assets ===
@@ -536,7 +539,7 @@ def test_warmup_records_equal_the_tensorflow_serving_protos(shape):
 
 def test_a_batching_server_gets_warmup_requests_for_the_batchable_signatures_only(exported, tmp_path):
     from emoconf_tf.cli import build_parser
-    from emoconf_tf.serving.export import BATCHABLE_SIGNATURES, SIGNATURE_NAMES
+    from emoconf_tf.serving.serving_module import BATCHABLE_SIGNATURES, SIGNATURE_NAMES
 
     default = build_parser().parse_args(["export", "run"]).warmup
     assert tuple(default.split(",")) == SIGNATURE_NAMES  # every signature unless --warmup says otherwise
@@ -552,6 +555,14 @@ def test_a_batching_server_gets_warmup_requests_for_the_batchable_signatures_onl
 def test_bad_warmup_signatures_are_refused_before_tensorflow(value, capsys):
     assert main(["export", "no_run", "--warmup", value]) == 2
     assert "--warmup" in capsys.readouterr().err
+
+
+def test_bad_warmup_signatures_name_the_python_argument():
+    from emoconf_tf.serving.warmup import check_warmup_signatures
+
+    with pytest.raises(EmoconfError, match=r"^warmup_signatures 'predict,scores': give distinct signatures") as caught:
+        check_warmup_signatures("predict,scores")
+    assert caught.value.argument == "warmup_signatures"
 
 
 @pytest.mark.parametrize("shape", [(0, D), (D,)])

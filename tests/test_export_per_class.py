@@ -15,12 +15,14 @@ import tensorflow as tf
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
-from emoconf_tf.confidence import predicted_class
-from emoconf_tf.serving.export import _verify, export_run, serialize_examples
+from emoconf_tf.scores import predicted_class
+from emoconf_tf.serving.examples import serialize_examples
+from emoconf_tf.serving.export import export_run
 from emoconf_tf.serving.inspect import rejection_mode
 from emoconf_tf.serving.prediction import ExportedModel, predict
 from emoconf_tf.evaluation.protocol import ProtocolConfig
 from emoconf_tf.serving.rundir import MANIFEST, load_run, train_run
+from emoconf_tf.serving.verification import verify_saved_model
 from emoconf_tf.synthetic import make_synthetic_corpus
 from emoconf_tf.thresholds import accept as numpy_accept
 from emoconf_tf.thresholds import class_thresholds, rejection_threshold
@@ -185,8 +187,10 @@ def test_verify_refuses_thresholds_of_the_other_mode(per_class):
     run = per_class["run"]
     validation = run.validation
     with pytest.raises(EmoconfError, match=r"threshold \(global\) thresholds or accept decisions at rejection 0\.1 differ"):
-        _verify(per_class["path"], run.emoconfidnet, D, validation_confidence=validation["confidence"].to_numpy(),
-                validation_predicted=validation["predicted"].map(CLASSES.index).to_numpy(), rejection_mode="global")
+        verify_saved_model(per_class["path"], run.emoconfidnet, D,
+                           validation_confidence=validation["confidence"].to_numpy(),
+                           validation_predicted=validation["predicted"].map(CLASSES.index).to_numpy(),
+                           rejection_mode="global")
 
 
 def test_model_card_states_the_mode_and_lists_the_per_class_thresholds(per_class):
@@ -323,7 +327,7 @@ def test_saved_threshold_at_zero_rejection_is_zero_for_any_validation_size(tmp_p
     # Regression: the position ceil(n (1 - r)) was computed as ceil(round(x * 1e9) / 1e9); in the saved graph
     # Grappler turns the division into a multiplication by 1e-9 and 6e10 * 1e-9 = 60.00000000000001, so at
     # r = 0 with 60 validation scores the position became 61 and the threshold signature failed.
-    from emoconf_tf.serving.export import EmoconfServingModule
+    from emoconf_tf.serving.serving_module import EmoconfServingModule
     from emoconf_tf.models import build_classifier, build_emoconfidnet
 
     classifier = build_classifier(np.zeros(4, np.float32), np.ones(4, np.float32), 3, seed=0)

@@ -128,7 +128,7 @@ def _fit_with_constant_column(x_train, y_train):
 
 
 def test_feature_constant_in_training_folds_and_exports_like_keras(tmp_path):
-    from emoconf_tf.serving.export import EmoconfServingModule
+    from emoconf_tf.serving.serving_module import EmoconfServingModule
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 200)

@@ -102,7 +102,7 @@ def test_export_refuses_score_emoconfidnet_naming_avd(no_avd, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"{no_avd['run_dir']}: --score emoconfidnet: not available: the corpus has no AVD ratings" in err
-    with pytest.raises(EmoconfError, match=r"--score emoconfidnet: not available: the corpus has no AVD ratings"):
+    with pytest.raises(EmoconfError, match=r": score emoconfidnet: not available: the corpus has no AVD ratings"):
         export_run(no_avd["run_dir"], out, score="emoconfidnet")
     assert not out.exists()  # nothing left behind
 

@@ -22,7 +22,8 @@ import tensorflow as tf
 from emoconf_tf import EmoconfError
 from emoconf_tf.cli import main
 from emoconf_tf.corpus import META_COLUMNS, corpus_frame
-from emoconf_tf.serving.prediction import ExportedModel, extract_features_safely, predict, read_model_assets
+from emoconf_tf.serving.prediction import ExportedModel, predict, read_model_assets
+from emoconf_tf.serving.prediction_inputs import extract_features_safely
 from emoconf_tf.serving.versions import version_dir
 
 D = 16

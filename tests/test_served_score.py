@@ -16,11 +16,11 @@ import pytest
 import tensorflow as tf
 
 from emoconf_tf.cli import main
-from emoconf_tf.confidence import MacroGainStatistics, macro_gain_statistics
-from emoconf_tf.confidence_methods import check_servable, servable_methods
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.evaluation.protocol import ProtocolConfig
-from emoconf_tf.evaluation.recommended import recommended_confidence
+from emoconf_tf.scores import (
+    MacroGainStatistics, check_servable, macro_gain_statistics, recommended_confidence, servable_methods,
+)
 from emoconf_tf.serving.export import export_run
 from emoconf_tf.serving.rundir import load_run, train_run
 from emoconf_tf.serving.served_score import ServedScore, reference_confidence
@@ -170,7 +170,7 @@ def test_export_refuses_a_score_the_run_did_not_compute(tmp_path):
     with pytest.raises(EmoconfError, match=r"did not compute macro_gain_ensemble; retrain with `emoconf train --score "
                                            r"macro_gain_ensemble`"):
         export_run(run_dir, tmp_path / "m", score="macro_gain_ensemble")
-    with pytest.raises(EmoconfError, match=r"--score recommended, but the run was trained for emoconfidnet"):
+    with pytest.raises(EmoconfError, match=r"^score recommended: the run .* was trained for emoconfidnet"):
         export_run(run_dir, tmp_path / "m", score="recommended")
     assert not (tmp_path / "m").exists()
     assert export_run(run_dir, tmp_path / "m", score="msp", verify=True).score == "msp"  # cheap scores: always

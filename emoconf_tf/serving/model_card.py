@@ -48,8 +48,8 @@ def model_card(run, *, default_rejection: float, default_threshold: float, date:
         served: the `served_score.ServedScore` exported; default None, EmoConfidNet's `p_hat[c]`.
         validation_confidence: float `[n]`, its validation scores; default None, validation.csv's `confidence`.
     """
-    from emoconf_tf.confidence_methods import METHODS
     from emoconf_tf.corpus import NO_AVD_RATINGS
+    from emoconf_tf.scores import METHODS
     from emoconf_tf.serving.served_score import ServedScore
 
     rejection_mode = check_rejection_mode(rejection_mode)
@@ -203,7 +203,7 @@ def _clipping(run) -> str:
 
 
 def _served_how(served) -> str:
-    from emoconf_tf.confidence_methods import METHODS
+    from emoconf_tf.scores import METHODS
 
     return "; ".join(f"{m}: {METHODS[m].serving}" for m in served.methods)
 

@@ -1,15 +1,8 @@
 """Predictions of an exported SavedModel on audio files and features tables: class, confidence, accept.
 
 `emoconf export` writes `savedmodels/NAME/<version>/` (see `emoconf_tf.serving.export`); this module runs such an
-export in-process, the way TF Serving would, on
-
-- **features tables** (`.csv`, `.csv.gz`, `.parquet`): the model's feature columns are taken by name, in
-  the order of its `assets/feature_names.txt` (other columns, such as `label` or AVD, are ignored); the
-  row id is the `id` column, or `<table>:<row>` (1-based data row) when there is none;
-- **audio files** (`.wav`, `.flac`, `.ogg`): their openSMILE functionals are extracted with the feature set
-  the model records in `assets/feature_set.txt` (`compare_2016` or `egemaps_v02`); the id is the path as
-  given. A model trained on synthetic features, or on a table whose feature set was not given
-  (`emoconf train --feature-set`), cannot predict from audio.
+export in-process, the way TF Serving would, on features tables and audio files (read by
+`emoconf_tf.serving.prediction_inputs`: a table's feature columns by name, audio through openSMILE).
 
 Without a rejection rate, the `serving_default` signature answers (its `accept` is at the export's default
 operating point); with one, the `threshold` signature gives the confidence and `accept` at that rate and
@@ -33,28 +26,26 @@ for row in result.predictions:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from emoconf_tf.errors import EmoconfError
-from emoconf_tf.feature_sets import FEATURE_SET_NAMES
-from emoconf_tf.serving.export import check_rejection, serialize_examples
-from emoconf_tf.serving.model_card import FEATURE_SET_ASSET, UNKNOWN_FEATURE_SET
-from emoconf_tf.serving.served_score import SCORE_ASSET
+from emoconf_tf.serving.examples import serialize_examples
+from emoconf_tf.serving.export import check_rejection
+from emoconf_tf.serving.model_assets import ModelAssets, read_model_assets  # noqa: F401 (imported from here)
 from emoconf_tf.serving.model_dir import check_model_dir, reexport
+from emoconf_tf.serving.prediction_inputs import (  # noqa: F401 (AUDIO_SUFFIXES, preload_opensmile: imported from here)
+    AUDIO_SUFFIXES,
+    audio_features,
+    input_kind,
+    preload_opensmile,
+    table_features,
+)
 from emoconf_tf.serving.versions import version_dir
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-# What an export written before score.json existed serves: EmoConfidNet's p_hat[c].
-LEGACY_SCORE = {"score": "emoconfidnet", "served": "emoconfidnet", "components": [["emoconfidnet", 1.0]],
-                "chosen_on": {}, "legacy": True}
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 # Rows per signature call: bounds memory for large tables (1,024 x 6,373 float32 = 26 MB).
 BATCH_SIZE = 1024
 
@@ -126,189 +117,6 @@ class PredictionResult:
         ]
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelAssets:
-    """What an export says about its inputs and outputs (read from `assets/`, without TensorFlow).
-
-    Attributes:
-        path: the SavedModel version directory.
-        class_names: `labels.txt`, in class-id order.
-        feature_names: `feature_names.txt`, the D inputs in order.
-        feature_set: `feature_set.txt`; `"unknown"` for an export that has none.
-        score: `score.json` (the served score: `score`, `served`, `components`, `rejection_mode`, `chosen_on`,
-            ...); for an export written before scores could be chosen, EmoConfidNet's (`legacy` True).
-    """
-
-    path: Path
-    class_names: list[str]
-    feature_names: list[str]
-    feature_set: str
-    score: dict = dataclasses.field(default_factory=lambda: dict(LEGACY_SCORE))
-
-    @property
-    def score_description(self) -> str:
-        """What `confidence` is, e.g. `recommended (macro_gain_ensemble)`."""
-        return str(self.score.get("served") or self.score.get("score") or "emoconfidnet")
-
-    @property
-    def has_avd(self) -> bool:
-        """False for an export of a run without AVD ratings (`score.json`'s `has_avd`; no EmoConfidNet head, no
-        `emoconfidnet_confidence` output); True when absent (exports with AVD ratings, older exports)."""
-        return self.score.get("has_avd") is not False
-
-    @property
-    def feature_set_description(self) -> str:
-        """`feature_set` for messages: `"unknown"` says what it means."""
-        if self.feature_set == UNKNOWN_FEATURE_SET:
-            return "unknown (a features table trained without --feature-set)"
-        return self.feature_set
-
-
-def read_model_assets(directory: str | os.PathLike) -> ModelAssets:
-    """Reads `labels.txt`, `feature_names.txt` and `feature_set.txt` of a SavedModel version directory."""
-    directory = Path(directory)
-    assets = directory / "assets"
-
-    def lines(name: str) -> list[str]:
-        path = assets / name
-        if not path.is_file():
-            raise EmoconfError(f"{path}: missing; the model was not written by `emoconf export`")
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-    feature_set_path = assets / FEATURE_SET_ASSET
-    # Exports written before feature_set.txt existed record no feature set.
-    feature_set = (feature_set_path.read_text(encoding="utf-8").strip() if feature_set_path.is_file()
-                   else UNKNOWN_FEATURE_SET)
-    score_path = assets / SCORE_ASSET
-    score = dict(LEGACY_SCORE)
-    if score_path.is_file():
-        try:
-            score = json.loads(score_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise EmoconfError(f"{score_path}: not valid JSON ({error}); re-export the run with `emoconf export`"
-                               ) from None
-    return ModelAssets(directory, lines("labels.txt"), lines("feature_names.txt"), feature_set or UNKNOWN_FEATURE_SET,
-                       score)
-
-
-def input_kind(path: str | os.PathLike) -> str:
-    """`"audio"` or `"table"` by the file's suffix; `EmoconfError` for anything else or a missing file."""
-    name = os.fspath(path).lower()
-    if name.endswith(AUDIO_SUFFIXES):
-        kind = "audio"
-    elif name.endswith(TABLE_SUFFIXES):
-        kind = "table"
-    else:
-        raise EmoconfError(
-            f"{path}: not an audio file ({', '.join(AUDIO_SUFFIXES)}) or a features table "
-            f"({', '.join(TABLE_SUFFIXES)})"
-        )
-    if not os.path.isfile(path):
-        raise EmoconfError(f"{path}: no such {'audio file' if kind == 'audio' else 'features table'}")
-    return kind
-
-
-def table_features(path: str | os.PathLike, feature_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """The model's feature columns of a features table, by name.
-
-    Args:
-        path: `.csv`, `.csv.gz` or `.parquet` with a column per name in `feature_names` (others ignored)
-            and optionally `id`.
-        feature_names: the D column names the model takes, in input order.
-
-    Returns:
-        `(ids, features)`: N row ids (the `id` column, else `<path>:<row>` 1-based) and float32 `[N, D]`.
-
-    Raises:
-        EmoconfError: the file is unreadable or empty, a column is missing (they are named), or a value
-            is not a finite number (the row id is named).
-    """
-    # The features-table reader's checks, with its messages (corpus.py owns the format).
-    from emoconf_tf.corpus import feature_matrix, read_table_frame
-
-    path = Path(path)
-    frame = read_table_frame(path)
-    if len(frame) == 0:
-        raise EmoconfError(f"{path}: the table has no rows")
-    ids = (frame["id"].astype(str).to_numpy() if "id" in frame.columns
-           else np.array([f"{path}:{row}" for row in range(1, len(frame) + 1)]))
-    _check_columns(path, frame.columns, feature_names)
-    return [str(i) for i in ids], feature_matrix(path, frame, list(feature_names), ids)
-
-
-def audio_features(
-    paths: Sequence[str | os.PathLike],
-    assets: ModelAssets,
-    *,
-    num_workers: int | None = 1,
-    progress: bool = False,
-) -> tuple[list[str], np.ndarray]:
-    """openSMILE functionals of audio files, in the model's feature order.
-
-    Args:
-        paths: the audio files.
-        assets: the model's `ModelAssets`; its `feature_set` must be an openSMILE set.
-        num_workers: files extracted at once (default 1; None = every CPU).
-        progress: show a progress bar (default False).
-
-    Returns:
-        `(ids, features)`: the paths as given and float32 `[N, D]`.
-    """
-    _check_audio_possible(paths[0], assets)
-    frame = extract_features_safely(paths, assets.feature_set, num_workers=num_workers, progress=progress)
-    _check_columns(f"openSMILE {assets.feature_set}", frame.columns, assets.feature_names)
-    features = frame[list(assets.feature_names)].to_numpy(dtype=np.float32)
-    return [os.fspath(p) for p in paths], np.ascontiguousarray(features)
-
-
-def preload_opensmile() -> None:
-    """Loads openSMILE's C library now, so that it comes before TensorFlow's (call it before importing TensorFlow).
-
-    `libSMILEapi.so` and `libtensorflow_framework.so.2` both define Ooura's FFT functions (`rdft`, `cdft`,
-    `bitrv2`, ...). When TensorFlow is loaded first, openSMILE's calls reach TensorFlow's copies and corrupt
-    the heap: `malloc(): invalid size` or a segmentation fault some files later (openSMILE 2.6, TensorFlow
-    2.21). Loaded first, openSMILE keeps its own.
-    """
-    import opensmile  # noqa: F401  (opensmile.core.lib loads libSMILEapi.so on import)
-
-
-def extract_features_safely(
-    wav_paths: Sequence[str | os.PathLike],
-    feature_set: str,
-    *,
-    num_workers: int | None = 1,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """`emoconf_tf.extraction.extract_features`, in a child process when TensorFlow was loaded before openSMILE.
-
-    In-process when openSMILE's library can still be loaded first (TensorFlow not imported yet) or already
-    was (see `preload_opensmile`); otherwise in a fresh `spawn`ed process that never imports TensorFlow,
-    which costs a few seconds of start-up but cannot crash this one.
-
-    Args:
-        wav_paths: the audio files.
-        feature_set: `"compare_2016"` or `"egemaps_v02"`.
-        num_workers: files extracted at once (default 1; None = every CPU).
-        progress: show a progress bar (default False).
-
-    Returns:
-        The float32 DataFrame of `extract_features`, indexed by the paths as given.
-    """
-    from emoconf_tf.extraction import extract_features
-
-    paths = [os.fspath(path) for path in wav_paths]
-    order = {name: index for index, name in enumerate(sys.modules)}  # sys.modules keeps import order
-    if "tensorflow" not in order or order.get("opensmile.core.lib", len(order)) < order["tensorflow"]:
-        preload_opensmile()
-        return extract_features(paths, feature_set, num_workers=num_workers, progress=progress)
-    import concurrent.futures
-    import multiprocessing
-
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(extract_features, paths, feature_set, num_workers=num_workers,
-                           progress=progress).result()
-
-
 class ExportedModel:
     """A SavedModel written by `emoconf export`, loaded in-process with `tf.saved_model.load`.
 
@@ -368,9 +176,10 @@ class ExportedModel:
         if features.ndim != 2 or features.shape[1] != num_features:
             raise EmoconfError(f"features: expected shape [N, {num_features}], got {features.shape}")
         if rejection is not None:
-            rejection = check_rejection(rejection, "--rejection")
+            rejection = check_rejection(rejection)
         elif per_batch:
-            raise EmoconfError("per-batch thresholds need a rejection rate, e.g. 0.2")
+            raise EmoconfError("per_batch needs rejection: the fraction of these rows to reject, e.g. 0.2",
+                               argument="per_batch")
         signatures = self._loaded.signatures
         if per_batch:
             return self._predict_per_batch(features, rejection)
@@ -451,9 +260,10 @@ def predict(
             model version (its part named; `model_dir.check_model_dir`).
     """
     if rejection is not None:
-        rejection = check_rejection(rejection, "--rejection")
+        rejection = check_rejection(rejection)
     elif per_batch:
-        raise EmoconfError("--per-batch needs --rejection: the fraction of these inputs to reject, e.g. 0.2")
+        raise EmoconfError("per_batch needs rejection: the fraction of these inputs to reject, e.g. 0.2",
+                           argument="per_batch")
     if not inputs:
         raise EmoconfError("no inputs: give audio files or features tables")
     # Checked before TensorFlow loads the model (and before any extraction): a wrong call fails at once.
@@ -498,23 +308,3 @@ def predict(
         score=exported.assets.score_description,
         has_avd=exported.assets.has_avd,
     )
-
-
-def _check_audio_possible(path, assets: ModelAssets) -> None:
-    if assets.feature_set not in FEATURE_SET_NAMES:
-        raise EmoconfError(
-            f"{path}: the model {assets.path} was trained on {assets.feature_set_description} features, so it cannot "
-            f"extract them from audio; give a features table (CSV or Parquet) with the columns of "
-            f"{assets.path / 'assets' / 'feature_names.txt'}"
-        )
-
-
-def _check_columns(where, columns, feature_names: Sequence[str]) -> None:
-    present = set(map(str, columns))
-    missing = [name for name in feature_names if name not in present]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise EmoconfError(
-            f"{where}: missing {len(missing)} of the model's {len(feature_names)} feature columns: {shown} "
-            f"(columns are matched by name to the model's feature_names.txt)"
-        )

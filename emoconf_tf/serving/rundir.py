@@ -29,8 +29,6 @@ Layout of `RUN_DIR` (written under a temporary name and renamed, `manifest.json`
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,23 +38,23 @@ import pandas as pd
 
 from emoconf_tf import __version__
 from emoconf_tf.atomic import atomic_path, write_json
-from emoconf_tf.confidence import macro_gain_statistics
-from emoconf_tf.confidence_methods import DEFAULT_SERVED_SCORE, check_servable, servable_methods
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
 from emoconf_tf.folds import make_folds
 from emoconf_tf.evaluation.tables import RESULTS_COLUMNS as RESULT_COLUMNS
+from emoconf_tf.scores import check_servable, macro_gain_statistics, servable_methods
+from emoconf_tf.serving.run_files import (
+    MANIFEST, RUN_FORMAT, check_class_names, checked_has_avd, ensemble_member_files, load_keras_file,
+    read_feature_names, read_manifest, read_run_csv, read_run_json, write_manifest,
+)
+from emoconf_tf.settings import DEFAULT_SERVED_SCORE
 
 if TYPE_CHECKING:
     from emoconf_tf.evaluation.protocol import ProtocolConfig
 
-RUN_FORMAT = 1
 # run.json's `score` for a run trained before the served score could be chosen: EmoConfidNet's p_hat[c].
 LEGACY_SCORE_RECORD = {"name": "emoconfidnet", "components": [["emoconfidnet", 1.0]], "ensemble_members": 1,
                        "macro_gain_statistics": None, "chosen_on": {}}
-MANIFEST = "manifest.json"
-# What a user can do about a damaged or missing part: a finished run directory is never rewritten in place.
-_REDO = "restore it from a backup of the run, or train the run again (`emoconf train ... --out NEW_DIR`)"
 # The columns `load_run`'s callers read (export, model card); later columns are optional.
 VALIDATION_COLUMNS = ("id", "label", "predicted", "confidence")
 RESULTS_REQUIRED_COLUMNS = ("method", "rejection_mode", "rejection", "threshold", "coverage", "f1", "uar")
@@ -178,18 +176,21 @@ def train_run(
             `"per_class"` (one per predicted class; `emoconf_tf.thresholds.class_thresholds`). Default None:
             for `recommended`, the mode validation chooses among `config.rejection_modes`; else global.
             Given with `recommended`, validation chooses the score within that mode.
-        score: the confidence score an export serves (`confidence_methods.servable_methods(has_avd=...)`; default
+        score: the confidence score an export serves (`scores.servable_methods(has_avd=...)`; default
             `recommended`; `emoconfidnet` is refused on a corpus without AVD ratings). The run computes it and
-            every cheap servable score on validation and test (columns of validation.csv / test.csv; `confidence` = `score`), trains the ensemble members when
-            `score` is `macro_gain_ensemble` or `recommended`, and for `recommended` makes the choice on
-            validation by the same rule as `emoconf reproduce` (`evaluation/recommended.py`).
+            every cheap servable score on validation and test (columns of validation.csv / test.csv; `confidence` =
+            `score`), trains the ensemble members when `score` is `macro_gain_ensemble` or `recommended`, and for
+            `recommended` makes the choice on validation by the same rule as `emoconf reproduce` (`scores/recommended.py`).
 
     Returns:
         The run directory path.
     """
     from emoconf_tf.thresholds import check_rejection_mode
 
-    score = check_servable(score, has_avd=corpus.has_avd)
+    try:
+        score = check_servable(score, "score", has_avd=corpus.has_avd)
+    except EmoconfError as error:  # check_servable names the argument but does not set it
+        raise EmoconfError(str(error), argument="score") from None
     if rejection_mode is not None:
         rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
     config = dataclasses.replace(
@@ -197,15 +198,18 @@ def train_run(
         rejection_modes=(rejection_mode,) if rejection_mode is not None else config.rejection_modes)
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).exists():
-        raise EmoconfError(f"{out_dir}: already holds a finished run; choose another --out or delete it")
+        raise EmoconfError(f"out_dir {out_dir}: already holds a finished run; choose another or delete it",
+                           argument="out_dir")
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise EmoconfError(f"{out_dir}: exists and is not a finished run directory; choose another --out")
+        raise EmoconfError(f"out_dir {out_dir}: exists and is not a finished run directory; choose another",
+                           argument="out_dir")
     folds = make_folds(corpus, config.cv, config.folds)
     if not 0 <= fold_index < len(folds):
-        raise EmoconfError(f"--fold {fold_index}: the corpus has {len(folds)} fold(s) with --cv {config.cv}")
+        raise EmoconfError(f"fold_index {fold_index}: the corpus has {len(folds)} fold(s) with cv {config.cv!r}",
+                           argument="fold_index")
     fold = folds[fold_index]
     feature_set = _check_feature_set(feature_set, corpus)
-    from emoconf_tf.evaluation.protocol import run_unit  # TensorFlow: not for this module's readers before training
+    from emoconf_tf.evaluation.unit import run_unit  # TensorFlow: not for this module's readers before training
 
     unit = run_unit(corpus, fold, seed, training, config)
     val_out, val_scores = unit.scores["validation"]
@@ -268,7 +272,7 @@ def train_run(
             "protocol": config.fingerprint(),
         }
         write_json(tmp / "run.json", info)
-        _write_manifest(tmp)
+        write_manifest(tmp)
     return out_dir
 
 
@@ -369,31 +373,31 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
         raise EmoconfError(
             f"{path}: no {MANIFEST}, so the run is unfinished or not a run directory; rerun `emoconf train`"
         )
-    recorded = _read_manifest(path / MANIFEST)
-    info = _read_run_json(path / "run.json", recorded=recorded.get("run.json"))
+    recorded = read_manifest(path / MANIFEST)
+    info = read_run_json(path / "run.json", recorded=recorded.get("run.json"))
     if info.get("format") != RUN_FORMAT:
         raise EmoconfError(
             f"{path}: run format {info.get('format')!r} written by emoconf-tf {info.get('version', '?')}; this is "
             f"emoconf-tf {__version__} (format {RUN_FORMAT}); retrain the run with this version"
         )
-    _check_class_names(path / "run.json", info)
-    has_avd = _has_avd(path / "run.json", info)
-    member_files = _ensemble_member_files(path / "run.json", info)
-    validation = _read_run_csv(path / "validation.csv", VALIDATION_COLUMNS, recorded=recorded.get("validation.csv"),
-                               what="the validation split's predictions and confidences")
+    check_class_names(path / "run.json", info)
+    has_avd = checked_has_avd(path / "run.json", info)
+    member_files = ensemble_member_files(path / "run.json", info)
+    validation = read_run_csv(path / "validation.csv", VALIDATION_COLUMNS, recorded=recorded.get("validation.csv"),
+                              what="the validation split's predictions and confidences")
     results_path = path / "results.csv"
     # Listed in the manifest = written by train_run, so a missing one was deleted; runs without one have no figures.
-    results = (_read_run_csv(results_path, RESULTS_REQUIRED_COLUMNS, recorded=recorded.get("results.csv"),
-                             what="the protocol's results of the run")
+    results = (read_run_csv(results_path, RESULTS_REQUIRED_COLUMNS, recorded=recorded.get("results.csv"),
+                            what="the protocol's results of the run")
                if results_path.exists() or "results.csv" in recorded else None)
-    feature_names = _read_feature_names(path / "feature_names.txt", info, recorded=recorded.get("feature_names.txt"))
-    classifier = _load_keras_file(path / "classifier.keras", "the classifier",
-                                  recorded=recorded.get("classifier.keras"), compile=compile)
-    emoconfidnet = (_load_keras_file(path / "emoconfidnet.keras", "the classifier with its EmoConfidNet head",
-                                     recorded=recorded.get("emoconfidnet.keras"), compile=compile)
+    feature_names = read_feature_names(path / "feature_names.txt", info, recorded=recorded.get("feature_names.txt"))
+    classifier = load_keras_file(path / "classifier.keras", "the classifier",
+                                 recorded=recorded.get("classifier.keras"), compile=compile)
+    emoconfidnet = (load_keras_file(path / "emoconfidnet.keras", "the classifier with its EmoConfidNet head",
+                                    recorded=recorded.get("emoconfidnet.keras"), compile=compile)
                     if has_avd else None)
-    members = [_load_keras_file(path / name, f"ensemble member {j} of run.json's ensemble_members",
-                                recorded=recorded.get(name), compile=compile)
+    members = [load_keras_file(path / name, f"ensemble member {j} of run.json's ensemble_members",
+                               recorded=recorded.get(name), compile=compile)
                for j, name in enumerate(member_files, start=1)]
     return Run(
         path=path,
@@ -407,187 +411,12 @@ def load_run(path: str | Path, *, compile: bool = False) -> Run:
     )
 
 
-# === Checked reading of a run directory's parts ===
-# Each raises EmoconfError in one line naming the file, what is wrong and what to do (`_REDO`). `recorded` is the
-# file's manifest.json entry ({"bytes": ..., "sha256": ...}) or None when the manifest does not list it.
-
-
-def _read_manifest(path: Path) -> dict[str, dict]:
-    """manifest.json's `files`: run-relative file name -> {"bytes": int, "sha256": str}."""
-    data = _read_part(path, "the run's file list")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EmoconfError(f"{path}: not valid JSON ({_one_line(error)}); {_REDO}") from error
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not all(
-            isinstance(entry, dict) and isinstance(entry.get("bytes"), int) and isinstance(entry.get("sha256"), str)
-            for entry in files.values()):
-        raise EmoconfError(f"{path}: not a run manifest (expected 'files': name -> bytes and sha256); {_REDO}")
-    return files
-
-
-def _read_run_json(path: Path, *, recorded: dict | None = None) -> dict:
-    """run.json as a dict (not checked against `recorded` unless it fails to parse: it may be edited by hand)."""
-    data = _read_part(path, "the run's settings")
-    note = _manifest_note(data, recorded)
-    try:
-        info = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise EmoconfError(f"{path}: not UTF-8 text ({_one_line(error)}{note}); {_REDO}") from error
-    except json.JSONDecodeError as error:
-        raise EmoconfError(f"{path}: not valid JSON ({error.msg}: line {error.lineno} column {error.colno}"
-                           f"{note}); {_REDO}") from error
-    if not isinstance(info, dict):
-        raise EmoconfError(f"{path}: not a JSON object of run settings (a {type(info).__name__}{note}); {_REDO}")
-    return info
-
-
-def _check_class_names(path: Path, info: dict) -> None:
-    names = info.get("class_names")
-    if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
-        raise EmoconfError(f"{path}: 'class_names' is missing or not a list of class names; {_REDO}")
-
-
-def _has_avd(path: Path, info: dict) -> bool:
-    """run.json's `has_avd`: true or false (absent: true, runs trained before it existed had AVD ratings)."""
-    value = info.get("has_avd", True)
-    if not isinstance(value, bool):
-        raise EmoconfError(f"{path}: 'has_avd' must be true or false (whether the corpus had AVD ratings), got "
-                           f"{value!r}; {_REDO}")
-    return value
-
-
-def _ensemble_member_files(path: Path, info: dict) -> list[str]:
-    """run.json's `ensemble_members`: file names in the run directory (none when absent: older runs)."""
-    names = info.get("ensemble_members")
-    if names is None:
-        return []
-    if not isinstance(names, list) or not all(
-            isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name for name in names):
-        raise EmoconfError(f"{path}: 'ensemble_members' must list file names in the run directory, got {names!r}; "
-                           f"{_REDO}")
-    return names
-
-
-def _read_run_csv(path: Path, required_columns, *, recorded: dict | None = None,
-                  what: str = "a table of the run") -> pd.DataFrame:
-    """A CSV part of the run with at least `required_columns` (`what` it holds names it in messages)."""
-    data = _read_part(path, what)
-    note = _manifest_note(data, recorded)
-    if not data:
-        raise EmoconfError(f"{path}: empty (0 bytes{note}); {_REDO}")
-    _refuse_truncated_text(path, data, note)
-    try:
-        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
-        raise EmoconfError(f"{path}: not a readable CSV table ({_one_line(error)}{note}); {_REDO}") from error
-    missing = [column for column in required_columns if column not in frame.columns]
-    if missing:
-        raise EmoconfError(f"{path}: missing column(s) {', '.join(missing)} (a run's {path.name} has "
-                           f"{', '.join(required_columns)}, ...{note}); {_REDO}")
-    return frame
-
-
-def _read_feature_names(path: Path, info: dict, *, recorded: dict | None = None) -> list[str]:
-    """feature_names.txt's lines, as many as run.json's `num_features` (when it records it)."""
-    data = _read_part(path, "the model's input names")
-    note = _manifest_note(data, recorded)
-    try:
-        names = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise EmoconfError(f"{path}: not UTF-8 text ({_one_line(error)}{note}); {_REDO}") from error
-    _refuse_truncated_text(path, data, note)
-    expected = info.get("num_features")
-    if not names or (isinstance(expected, int) and len(names) != expected):
-        raise EmoconfError(f"{path}: {len(names)} feature name(s), but run.json records num_features {expected} "
-                           f"(one name per input{note}); {_REDO}")
-    return names
-
-
-def _load_keras_file(path: Path, what: str, *, recorded: dict | None = None, compile: bool = False):
-    """A Keras model from a `.keras` archive of the run, checked first: present, as `recorded` (its manifest.json
-    entry, when listed: same size and SHA-256), a zip archive; then loaded.
-
-    Args:
-        path: the `.keras` file.
-        what: what it holds, for messages (e.g. `"the classifier"`).
-        recorded: its manifest.json entry, or None (not listed: the manifest check is skipped).
-        compile: passed to `keras.saving.load_model`.
-    """
-    import warnings
-    import zipfile
-    import zlib
-
-    import keras
-
-    data = _read_part(path, what)
-    note = _manifest_note(data, recorded)
-    is_zip = zipfile.is_zipfile(io.BytesIO(data))
-    if note:
-        # A zip keeps its directory at the end: a cut archive is no zip; a shorter zip is another file.
-        state = "truncated" if len(data) < recorded["bytes"] and not is_zip else "damaged"
-        raise EmoconfError(f"{path}: {state} ({what}{note}); {_REDO}")
-    # keras reports a file that is not a zip as "File not found": say what it is.
-    if not is_zip:
-        raise EmoconfError(f"{path}: not a Keras archive (not a zip file; {what}); {_REDO}")
-    try:
-        # Keras warns as it goes ("Skipping nested container ..."): noise when the load then fails, so kept until
-        # it succeeds.
-        with warnings.catch_warnings(record=True) as caught:
-            model = keras.saving.load_model(path, compile=compile, safe_mode=True)
-        for warning in caught:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        return model
-    # What keras raises for a damaged archive: KeyError (no config.json), JSONDecodeError (a ValueError; a bad
-    # config.json), TypeError (a config it cannot deserialise), OSError (h5py: a bad model.weights.h5), ValueError
-    # (no weights file, weights of another model), BadZipFile (CRC mismatch).
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise EmoconfError(f"{path}: not a loadable Keras archive ({what}; {type(error).__name__}: "
-                           f"{_one_line(error)}); {_REDO}") from error
-
-
-def _read_part(path: Path, what: str) -> bytes:
-    """The bytes of one file of the run; EmoconfError when it is missing, not a file or unreadable."""
-    if not path.exists():
-        raise EmoconfError(f"{path}: missing ({what}); {_REDO}")
-    if not path.is_file():
-        raise EmoconfError(f"{path}: not a file ({what}); {_REDO}")
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise EmoconfError(f"{path}: cannot be read ({error.strerror or error}); check its permissions") from error
-
-
-def _manifest_note(data: bytes, recorded: dict | None) -> str:
-    """`"; N of the M bytes manifest.json records"` (or how else `data` differs from `recorded`); "" when equal."""
-    if recorded is None:
-        return ""
-    if len(data) < recorded["bytes"]:
-        return f"; {len(data)} of the {recorded['bytes']} bytes manifest.json records"
-    if len(data) != recorded["bytes"]:
-        return f"; {len(data)} bytes where manifest.json records {recorded['bytes']}"
-    if hashlib.sha256(data).hexdigest() != recorded["sha256"]:
-        return "; its SHA-256 differs from manifest.json's"
-    return ""
-
-
-def _refuse_truncated_text(path: Path, data: bytes, note: str) -> None:
-    # train_run ends every CSV and .txt with a line break; an edit by hand keeps it, a cut file loses it.
-    if note and not data.endswith(b"\n"):
-        raise EmoconfError(f"{path}: truncated (its last line is incomplete{note}); {_REDO}")
-
-
-def _one_line(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _check_feature_set(feature_set: str | None, corpus: Corpus) -> str | None:
     """The `feature_set` value for run.json: checked against the corpus's feature dimension."""
     if corpus.synthetic:
         if feature_set not in (None, "none", "synthetic"):
-            raise EmoconfError(f"--feature-set {feature_set}: the synthetic corpus has synthetic features")
+            raise EmoconfError(f"feature_set {feature_set}: the synthetic corpus has synthetic features",
+                               argument="feature_set")
         return "synthetic"
     if feature_set is None or feature_set == "none":
         return None
@@ -597,16 +426,8 @@ def _check_feature_set(feature_set: str | None, corpus: Corpus) -> str | None:
     expected = member.dimension
     if corpus.num_features != expected:
         raise EmoconfError(
-            f"--feature-set {member.value}: {member.value} has {expected} features but the table has "
-            f"{corpus.num_features}; give the set the table was extracted with, or none"
+            f"feature_set {member.value}: {member.value} has {expected} features but the table has "
+            f"{corpus.num_features}; give the set the table was extracted with, or none", argument="feature_set"
         )
     return member.value
-
-
-def _write_manifest(directory: Path) -> None:
-    files = {}
-    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
-        files[str(file.relative_to(directory))] = {"bytes": file.stat().st_size, "sha256": digest}
-    write_json(directory / MANIFEST, {"version": __version__, "format": RUN_FORMAT, "files": files})
 

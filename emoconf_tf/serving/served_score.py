@@ -1,7 +1,7 @@
 """The confidence score an export serves: what it is made of (`ServedScore`, pure data) and how it is computed,
 in NumPy (`reference_confidence`, the library's scores) and in the SavedModel's graph (`score_graph`).
 
-Every score of the registry that says it is servable (`confidence_methods.servable_methods()`) is computed from
+Every score of the registry that says it is servable (`scores.servable_methods()`) is computed from
 three network outputs on the same features:
 
     probabilities  float32 [N, K]  the classifier's softmax (its argmax is the predicted class c)
@@ -10,11 +10,11 @@ three network outputs on the same features:
     ensemble       float32 [N, K]  the mean softmax of the classifier and the ensemble members
 
 - `emoconfidnet`: `p_hat[c]` (only with AVD ratings); `top2_margin`, `msp`, `entropy`: of `probabilities`
-  (`emoconf_tf.confidence`);
+  (`emoconf_tf.scores.functions`);
 - `macro_gain`: `macro_gain_from_statistics(probabilities, c, statistics)`, the validation precision, recall and
   counts per class (`MacroGainStatistics`) stored as constants; `macro_gain_ensemble`: the same on `ensemble`;
-- `recommended`: the candidate `emoconf train` chose on validation (`evaluation/recommended.py`): one of the above,
-  or a blend `sum_m w_m q_m(score_m)` of validation quantiles `q_m` (`confidence.validation_quantile`), whose
+- `recommended`: the candidate `emoconf train` chose on validation (`scores/recommended.py`): one of the above,
+  or a blend `sum_m w_m q_m(score_m)` of validation quantiles `q_m` (`scores.validation_quantile`), whose
   sorted validation scores are stored as constants.
 
 A `ServedScore` is what `emoconf export` records; `score_graph` computes it with TensorFlow in float64 where the
@@ -29,12 +29,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from emoconf_tf.confidence import (
-    MacroGainStatistics, emoconfidnet_confidence, macro_gain_from_statistics, max_probability, negative_entropy,
-    predicted_class, top2_margin,
-)
-from emoconf_tf.confidence_methods import METHODS, check_servable
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.scores import (
+    METHODS, MacroGainStatistics, check_servable, emoconfidnet_confidence, macro_gain_from_statistics,
+    macro_gain_statistics, max_probability, negative_entropy, predicted_class, recommended_confidence, top2_margin,
+)
 from emoconf_tf.thresholds import check_rejection_mode
 
 BASE_SCORES = ("emoconfidnet", "top2_margin", "msp", "entropy", "macro_gain", "macro_gain_ensemble")
@@ -73,7 +72,7 @@ class ServedScore:
     has_avd: bool = True
 
     def __post_init__(self):
-        check_servable(self.name, has_avd=self.has_avd)
+        check_servable(self.name, "name", has_avd=self.has_avd)
         check_rejection_mode(self.rejection_mode)
         if not self.components or any(m not in BASE_SCORES for m, _ in self.components):
             raise EmoconfError(f"score {self.name}: components {list(self.components)} are not all among "
@@ -167,8 +166,6 @@ def reference_confidence(served: ServedScore, probabilities: np.ndarray, p_hat: 
         p_hat: float32 `[N, K]`, EmoConfidNet's output (needed when a component is `emoconfidnet`).
         ensemble: float32 `[N, K]`, the ensemble's mean softmax (needed for `macro_gain_ensemble`).
     """
-    from emoconf_tf.evaluation.recommended import recommended_confidence
-
     scores = base_scores(served.methods, probabilities, p_hat, ensemble, served.statistics)
     if not served.blended:
         return scores[served.methods[0]]
@@ -317,13 +314,15 @@ def served_score_for_run(run, name: str | None = None, rejection_mode: str | Non
     record = run.score
     path = run.path
     # A run without AVD ratings has no EmoConfidNet head: emoconfidnet is refused, naming the run.
-    name = check_servable(name or record["name"], "--score" if run.has_avd else f"{path}: --score",
+    name = check_servable(name or record["name"], "score" if run.has_avd else f"{path}: score",
                           has_avd=run.has_avd)
     if name == "recommended":
         if record["name"] != "recommended":
             raise EmoconfError(
-                f"{path}: --score recommended, but the run was trained for {record['name']} and made no choice on "
-                f"validation; retrain with `emoconf train --score recommended` or export --score {record['name']}")
+                f"score recommended: the run {path} was trained for {record['name']} and made no choice on "
+                f"validation; retrain it with `emoconf train --score recommended`, or export the score it was "
+                f"trained for ({record['name']})",
+                argument="score")
         components = tuple((str(m), float(w)) for m, w in record["components"])
         chosen_on = dict(record.get("chosen_on") or {})
     else:
@@ -349,8 +348,6 @@ def served_score_for_run(run, name: str | None = None, rejection_mode: str | Non
     predicted = run.validation_predicted()
     statistics = None
     if any(m in NEEDS_STATISTICS for m, _ in components):
-        from emoconf_tf.confidence import macro_gain_statistics
-
         index = {label: i for i, label in enumerate(run.class_names)}
         labels = run.validation["label"].astype(str).map(index)
         if labels.isna().any():
@@ -367,7 +364,5 @@ def served_score_for_run(run, name: str | None = None, rejection_mode: str | Non
     elif len(components) == 1:
         confidence = scores[components[0][0]]
     else:
-        from emoconf_tf.evaluation.recommended import recommended_confidence
-
         confidence = recommended_confidence(components, scores, scores).astype(np.float32).astype(np.float64)
     return served, confidence, predicted

@@ -55,8 +55,8 @@ def version_dir(model: str | os.PathLike, version: int | None = None) -> Path:
         if version is None:
             return path
         raise EmoconfError(
-            f"{path}: is a version directory itself; give the model base path ({path.parent}) with --version, "
-            f"or this path without --version"
+            f"version {version}: {path} is a version directory itself; give the model base path ({path.parent}) "
+            f"with this version, or this path without one", argument="version"
         )
     if not path.is_dir():
         raise EmoconfError(f"{path}: no such model directory; export one with `emoconf export RUN_DIR --out {path}`")
