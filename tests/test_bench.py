@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from emoconf_tf.benchmarks.harness import PARTS, TARGETS, bench_table, forward_flops, layer_shapes, train_flops
+from emoconf_tf.benchmarks.figures import TARGETS
+from emoconf_tf.benchmarks.harness import PARTS, bench_table
+from emoconf_tf.benchmarks.roofline import forward_flops, layer_shapes, train_flops
 from emoconf_tf.cli import main
 
 ISSUE_KEYS = (
