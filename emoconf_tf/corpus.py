@@ -82,7 +82,7 @@ def parse_scale(text: str | Sequence[float]) -> tuple[float, float]:
         except ValueError:
             values = []
         if len(values) != 2:
-            raise EmoconfError(f"--scale {text!r}: expected two numbers 'LO,HI', e.g. '1,7'")
+            raise EmoconfError(f"scale {text!r}: expected two numbers 'LO,HI', e.g. '1,7'", argument="scale")
     else:
         values = [float(v) for v in text]
         if len(values) != 2:
@@ -91,6 +91,16 @@ def parse_scale(text: str | Sequence[float]) -> tuple[float, float]:
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise EmoconfError(f"scale {text!r}: expected LO < HI, both finite")
     return lo, hi
+
+
+def check_class_names(classes: Sequence[str]) -> tuple[str, ...]:
+    """The category names to keep (`read_features_table`'s `classes`), stripped (`["angry", " happy"]` ->
+    `("angry", "happy")`), if they are unique and non-empty; else `EmoconfError` (`argument="classes"`)."""
+    class_names = tuple(str(c).strip() for c in classes)
+    if len(set(class_names)) != len(class_names) or not all(class_names):
+        raise EmoconfError(f"classes {','.join(map(str, classes))}: class names must be unique and non-empty",
+                           argument="classes")
+    return class_names
 
 
 def format_scale(scale: Sequence[float]) -> str:
@@ -266,9 +276,7 @@ def read_features_table(
     if classes is None:
         class_names = tuple(sorted(set(labels_text)))
     else:
-        class_names = tuple(str(c).strip() for c in classes)
-        if len(set(class_names)) != len(class_names) or not all(class_names):
-            raise EmoconfError(f"--classes {','.join(class_names)}: class names must be unique and non-empty")
+        class_names = check_class_names(classes)
     if len(class_names) < 2:
         raise EmoconfError(f"{path}: need at least two classes, found {list(class_names)}")
     keep = np.isin(labels_text, class_names)

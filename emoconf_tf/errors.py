@@ -1,9 +1,29 @@
 """The one exception family the library raises for problems a user can fix."""
 
+from __future__ import annotations
+
 
 class EmoconfError(ValueError):
     """Bad input or an unusable state, with a message that names the file, row or field.
 
-    The CLI prints these in one line (no traceback unless `--debug`). It subclasses
-    `ValueError` so that library callers can catch the usual type.
+    Args:
+        message: what is wrong and what to do, in one line. When one argument of the call is at fault, the message
+            starts with its Python name and value (`"folds 2: need at least 3 ..."`).
+        argument: that argument's Python name (`"folds"`), or None. The CLI prints the message with the argument's
+            command-line flag in its place (`"--folds 2: ..."`); from Python the message reads as it is.
+
+    The CLI prints these in one line (no traceback unless `--debug`). It subclasses `ValueError` so that library
+    callers can catch the usual type.
+
+    Example:
+    >>> error = EmoconfError("folds 2: need at least 3 (a test, a validation and a training fold)", argument="folds")
+    >>> error.argument, str(error)
+    ('folds', 'folds 2: need at least 3 (a test, a validation and a training fold)')
     """
+
+    def __init__(self, message: str, *, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
+
+    def __reduce__(self):  # keeps `argument` across processes (joblib workers send errors back pickled)
+        return type(self), (str(self),), {"argument": self.argument}

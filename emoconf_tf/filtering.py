@@ -65,16 +65,32 @@ PAPER_RULES: tuple[ConflictRule, ...] = (
 
 
 def parse_rules(text: str) -> tuple[ConflictRule, ...]:
-    """Parses `"happy=low_arousal|low_valence;sad=high_valence"` into rules (for the CLI)."""
+    """Parses `"happy=low_arousal|low_valence;sad=high_valence"` into rules, the `filter_rules` of a
+    `ProtocolConfig` (the CLI's `--filter-rules`).
+
+    Raises:
+        EmoconfError: a part without `=`, or a rule with an unknown condition; the message starts with
+            `filter_rules`, its `argument`.
+    """
     rules = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
         category, _, conditions = part.partition("=")
         if not conditions:
             raise EmoconfError(
-                f"--filter-rules {part!r}: expected CATEGORY=COND|COND, e.g. happy=low_arousal|low_valence"
+                f"filter_rules {part!r}: expected CATEGORY=COND|COND, e.g. happy=low_arousal|low_valence",
+                argument="filter_rules",
             )
-        rules.append(ConflictRule(category.strip(), tuple(c.strip() for c in conditions.split("|"))))
+        try:
+            rules.append(ConflictRule(category.strip(), tuple(c.strip() for c in conditions.split("|"))))
+        except EmoconfError as error:  # the rule's own message names the rule, not the argument
+            raise EmoconfError(f"filter_rules: {error}", argument="filter_rules") from None
     return tuple(rules)
+
+
+def default_training(has_avd: bool) -> str:
+    """The training set one model is trained on unless another is asked for (`emoconf train`): `"filtered"`, the
+    paper's, on a corpus with AVD ratings; `"raw"` on one without, where the filter cannot run."""
+    return "filtered" if has_avd else "raw"
 
 
 def rule_masks(

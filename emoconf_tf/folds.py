@@ -9,11 +9,11 @@ import numpy as np
 
 from emoconf_tf.corpus import Corpus
 from emoconf_tf.errors import EmoconfError
+from emoconf_tf.settings import CV_MODES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-CV_MODES = ("split", "group")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,14 +44,15 @@ def make_folds(corpus: Corpus, cv: str = "split", folds: int | None = None) -> l
         EmoconfError: when a part is empty or the table lacks what the mode needs.
     """
     if cv not in CV_MODES:
-        raise EmoconfError(f"--cv {cv!r}: choose one of {', '.join(CV_MODES)}")
+        raise EmoconfError(f"cv {cv!r}: choose one of {', '.join(CV_MODES)}", argument="cv")
     if folds is not None and cv != "group":
-        raise EmoconfError(f"--folds {folds}: folds are made from groups or speakers; use it with --cv group")
+        raise EmoconfError(f"folds {folds}: folds are made from groups or speakers; use it with cv='group'",
+                           argument="folds")
     if cv == "split":
         if not any(corpus.split):
             raise EmoconfError(
                 f"{corpus.name}: the table has no 'split' column; add one (train/validation/test) "
-                "or use --cv group with a 'group' (or 'speaker') column"
+                "or use cv='group' with a 'group' (or 'speaker') column"
             )
         parts = {s: np.flatnonzero(corpus.split == s) for s in ("train", "validation", "test")}
         for part, rows in parts.items():
@@ -69,7 +70,7 @@ def make_folds(corpus: Corpus, cv: str = "split", folds: int | None = None) -> l
     groups = sorted(set(values))
     if len(groups) < 3:
         raise EmoconfError(
-            f"{corpus.name}: --cv group needs at least 3 {column}s or folds (test, validation, training); found "
+            f"{corpus.name}: cv='group' needs at least 3 {column}s or folds (test, validation, training); found "
             f"{len(groups)}: {', '.join(map(str, groups))}"
         )
     out = []
@@ -93,8 +94,41 @@ def group_column(corpus: Corpus) -> tuple[str, np.ndarray]:
     speaker = getattr(corpus, "speaker", None)
     if speaker is not None and any(speaker):
         return "speaker", np.asarray(speaker, dtype=object)
-    raise EmoconfError(f"{corpus.name}: --cv group needs a non-empty 'group' column (e.g. the recording session) or, "
+    raise EmoconfError(f"{corpus.name}: cv='group' needs a non-empty 'group' column (e.g. the recording session) or, "
                        "for leave-speakers-out folds, a 'speaker' column")
+
+
+def check_fold_count(folds: int) -> int:
+    """`folds` if that many leave-one-group-out folds can be made, 3 or more (a test, a validation and at least one
+    training fold); else `EmoconfError` naming it (`argument="folds"`).
+
+    Example:
+    >>> check_fold_count(5)
+    5
+    """
+    if folds < 3:
+        raise EmoconfError(f"folds {folds}: need at least 3 (a test, a validation and a training fold)",
+                           argument="folds")
+    return folds
+
+
+def cv_for_dataset(corpus: Corpus, cv: str, dataset: str) -> tuple[str, str]:
+    """The fold mode a dataset prepared with `emoconf build` runs with, and one line saying why when it is not `cv`
+    ("" when it is).
+
+    A dataset split by recording session has no train/validation/test split to use (IEMOCAP: its TFDS splits are
+    its sessions, which `tfds_builders.build.load_corpus` puts in `corpus.group`, leaving `corpus.split` empty), so
+    `cv="split"` becomes `"group"`: leave one session out.
+
+    Args:
+        corpus: the dataset's corpus.
+        cv: the mode asked for, one of `CV_MODES`.
+        dataset: its name for the line, e.g. `"iemocap/egemaps_v02"`.
+    """
+    if cv == "split" and not (corpus.split != "").all():
+        return "group", (f"folds: leave one session out ({', '.join(sorted(set(corpus.group)))}); {dataset} has no "
+                         "train/validation/test split")
+    return cv, ""
 
 
 def fold_groups(groups: np.ndarray, folds: int) -> dict[str, int]:
@@ -114,11 +148,10 @@ def fold_groups(groups: np.ndarray, folds: int) -> dict[str, int]:
     >>> fold_groups(np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] * 2 + ["e"]), 3)
     {'a': 0, 'b': 1, 'c': 2, 'd': 2, 'e': 1}
     """
-    if folds < 3:
-        raise EmoconfError(f"--folds {folds}: need at least 3 (a test, a validation and a training fold)")
+    check_fold_count(folds)
     names, counts = np.unique(np.asarray(groups, dtype=str), return_counts=True)
     if len(names) < folds:
-        raise EmoconfError(f"--folds {folds}: only {len(names)} groups/speakers to gather into folds")
+        raise EmoconfError(f"folds {folds}: only {len(names)} groups/speakers to gather into folds", argument="folds")
     size = [0] * folds
     assignment = {}
     for index in sorted(range(len(names)), key=lambda i: (-counts[i], names[i])):

@@ -36,9 +36,10 @@ REJECTION_MODES = ("global", "per_class")
 THRESHOLD_SOURCES = ("validation", "batch", "online")
 
 
-def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
-    """`mode` if it is one of `REJECTION_MODES`, else `EmoconfError` naming the field or option that held it
-    (`name`, e.g. `"--rejection-mode"` or `"run/run.json: rejection_mode"`) and the modes allowed.
+def check_rejection_mode(mode: str, name: str = "rejection_mode") -> str:
+    """`mode` if it is one of `REJECTION_MODES`, else `EmoconfError` naming the argument or field that held it
+    (`name`: the Python argument, default `"rejection_mode"`, which is then the error's `argument`; or a field such
+    as `"run/run.json: rejection_mode"`) and the modes allowed.
 
     Example:
     >>> check_rejection_mode("per_class")
@@ -46,13 +47,13 @@ def check_rejection_mode(mode: str, name: str = "rejection mode") -> str:
     """
     if not isinstance(mode, str) or mode not in REJECTION_MODES:
         raise EmoconfError(f"{name} {mode!r}: choose global (one threshold from all validation confidences, the "
-                           "paper's) or per_class (one threshold per predicted class)")
+                           "paper's) or per_class (one threshold per predicted class)", argument=_argument(name))
     return mode
 
 
-def check_threshold_source(source: str, name: str = "threshold source") -> str:
-    """`source` if it is one of `THRESHOLD_SOURCES`, else `EmoconfError` naming the field or option that held it
-    (`name`, e.g. `"--threshold-source"`) and the sources allowed.
+def check_threshold_source(source: str, name: str = "threshold_source") -> str:
+    """`source` if it is one of `THRESHOLD_SOURCES`, else `EmoconfError` naming the argument or field that held it
+    (`name`, as for `check_rejection_mode`; default `"threshold_source"`) and the sources allowed.
 
     Example:
     >>> check_threshold_source("batch")
@@ -61,13 +62,15 @@ def check_threshold_source(source: str, name: str = "threshold source") -> str:
     if not isinstance(source, str) or source not in THRESHOLD_SOURCES:
         raise EmoconfError(f"{name} {source!r}: choose validation (thresholds from the validation confidences, the "
                            "paper's), batch (from the scored batch's own unlabelled confidences) or online (the "
-                           "validation thresholds at a rate adaptive conformal inference moves along the stream)")
+                           "validation thresholds at a rate adaptive conformal inference moves along the stream)",
+                           argument=_argument(name))
     return source
 
 
-def check_threshold_sources(sources: Sequence[str], name: str = "threshold sources") -> tuple[str, ...]:
+def check_threshold_sources(sources: Sequence[str], name: str = "threshold_sources") -> tuple[str, ...]:
     """`sources` as a tuple when each is one of `THRESHOLD_SOURCES`, none is repeated and `"validation"` is among
-    them (every figure of the paper's view is validation-based); else `EmoconfError` naming `name`.
+    them (every figure of the paper's view is validation-based); else `EmoconfError` naming `name` (as for
+    `check_rejection_mode`; default `"threshold_sources"`, `ProtocolConfig`'s field).
 
     Example:
     >>> check_threshold_sources(["validation", "online"])
@@ -77,11 +80,18 @@ def check_threshold_sources(sources: Sequence[str], name: str = "threshold sourc
     for source in sources:
         check_threshold_source(source, name)
     if len(set(sources)) != len(sources):
-        raise EmoconfError(f"{name} {', '.join(sources)}: a source is given twice")
+        raise EmoconfError(f"{name} {', '.join(sources)}: a source is given twice", argument=_argument(name))
     if "validation" not in sources:
         raise EmoconfError(f"{name} {', '.join(sources) or '(none)'}: must include validation (the paper's "
-                           "thresholds, which every other figure of the report uses), e.g. validation,batch")
+                           "thresholds, which every other figure of the report uses), e.g. validation,batch",
+                           argument=_argument(name))
     return sources
+
+
+def _argument(name: str) -> str | None:
+    """`name` as an `EmoconfError.argument` when it is a Python argument (`"rejection_mode"`), not a field of a file
+    (`"run/run.json: rejection_mode"`)."""
+    return name if name.isidentifier() else None
 
 
 def rejection_threshold(validation_confidence: np.ndarray, rejection: float) -> float:
@@ -145,7 +155,7 @@ def class_thresholds(
     >>> class_thresholds(conf, np.array([0, 0, 1, 1, 1, 1]), 0.5, 3, "per_class").tolist()
     [0.9, 0.6, 0.7]
     """
-    check_rejection_mode(mode)
+    check_rejection_mode(mode, "mode")
     confidence, predicted = _confidence_and_predicted(validation_confidence, validation_predicted)
     overall = rejection_threshold(confidence, rejection)
     out = np.full(num_classes, overall, dtype=np.float64)
@@ -200,7 +210,7 @@ class ThresholdLookup:
 
     def __init__(self, validation_confidence: np.ndarray, validation_predicted: np.ndarray, num_classes: int,
                  mode: str = "global"):
-        check_rejection_mode(mode)
+        check_rejection_mode(mode, "mode")
         confidence, predicted = _confidence_and_predicted(validation_confidence, validation_predicted)
         if confidence.size == 0:
             raise EmoconfError("no validation confidences: the validation set is empty")

@@ -222,6 +222,13 @@ def test_reproduce_tfds_not_built_is_a_one_line_error(tmp_path, capsys):
     assert "is not prepared; build it first" in capsys.readouterr().err
 
 
+def test_the_cli_names_the_datasets_tfds_builders_builds():
+    import tfds_builders.build
+    from emoconf_tf.cli.options import DATASET_NAMES
+
+    assert DATASET_NAMES == tfds_builders.build.DATASET_NAMES  # spelt out in the CLI, which does not import TFDS
+
+
 @pytest.mark.parametrize("command", DATA_DIR_COMMANDS)
 def test_data_dir_help_says_the_default_is_tfds_default(command, capsys):
     with pytest.raises(SystemExit):

@@ -14,6 +14,7 @@ import pytest
 
 from emoconf_tf import EmoconfError, __version__
 from emoconf_tf.cli import build_parser, main
+from emoconf_tf.cli.protocol_options import protocol_config
 from emoconf_tf.corpus import write_features_table
 from emoconf_tf.synthetic import make_synthetic_corpus
 
@@ -131,16 +132,23 @@ def test_bad_arguments_fail_in_one_line_before_tensorflow_is_imported(tmp_path):
     assert not any(tmp_path.iterdir())  # no corpus, no output directory
 
 
-def test_cli_names_are_the_ones_the_protocol_accepts():
-    from emoconf_tf import cli
-    from emoconf_tf.evaluation import protocol
-    from emoconf_tf.evaluation.recommended import CRITERIA
+def test_cli_defaults_and_choices_are_the_settings():
+    from emoconf_tf import settings
 
-    assert (cli.TRAININGS, cli.PAPER_METHODS, cli.ALL_METHODS) == (
-        protocol.TRAININGS, protocol.PAPER_METHODS, protocol.ALL_METHODS)
     commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
-    recommend_by = next(action for action in commands.choices["reproduce"]._actions if action.dest == "recommend_by")
-    assert tuple(recommend_by.choices) == CRITERIA
+    reproduce = {action.dest: action for action in commands.choices["reproduce"]._actions}
+    train = {action.dest: action for action in commands.choices["train"]._actions}
+    assert tuple(reproduce["recommend_by"].choices) == settings.CRITERIA
+    assert reproduce["recommend_by"].default == settings.DEFAULT_CRITERION
+    assert tuple(reproduce["cv"].choices) == settings.CV_MODES and tuple(train["training"].choices) == settings.TRAININGS
+    assert reproduce["mc_passes"].default == settings.DEFAULT_MC_DROPOUT_PASSES
+    assert reproduce["ensemble_members"].default == train["ensemble_members"].default == settings.DEFAULT_MEMBERS
+    assert reproduce["rejection_modes"].default == ",".join(settings.DEFAULT_REJECTION_MODES)
+    assert reproduce["threshold_source"].default == ",".join(settings.DEFAULT_THRESHOLD_SOURCES)
+    assert train["score"].default == settings.DEFAULT_SERVED_SCORE
+    config = protocol_config(build_parser().parse_args(["reproduce", "--table", "x.csv"]), cv="split", seeds=(0,),
+                             trainings=settings.TRAININGS)
+    assert config == settings.ProtocolConfig(methods=settings.ALL_METHODS)  # every default is the library's
 
 
 def test_build_workers_default_to_the_cpu_count_and_help_says_so(capsys):
@@ -248,11 +256,9 @@ def test_train_writes_a_loadable_run_directory(tmp_path):
 
 
 def test_threshold_source_reaches_the_protocol_config():
-    from emoconf_tf.cli import _protocol_config
-
     def sources(argv):
-        return _protocol_config(build_parser().parse_args(argv), cv="split", seeds=(0,),
-                                trainings=("raw",)).threshold_sources
+        return protocol_config(build_parser().parse_args(argv), cv="split", seeds=(0,),
+                               trainings=("raw",)).threshold_sources
 
     assert sources(["demo"]) == ("validation", "batch")  # the default
     assert sources(["reproduce", "--table", "x.csv", "--threshold-source", "validation, online"]) == (
@@ -266,3 +272,61 @@ def test_parser_defaults_are_the_papers():
     assert (args.patience, args.learning_rate, args.cv, args.seeds) == (10, 1e-4, "split", 1)
     assert args.scale is None  # the table's recorded scale; a --scale given overrides it
     assert not args.filter_inclusive  # the strict midpoint comparison
+
+
+# === A library error names its Python argument; main prints the command's flag in its place ===
+
+@pytest.mark.parametrize("command, error, printed", [
+    # the argument is the flag's dest
+    ("export", EmoconfError("default_rejection 2.0 is outside [0, 1)", argument="default_rejection"),
+     "--default-rejection 2.0 is outside [0, 1)"),
+    ("reproduce", EmoconfError("folds 2: need at least 3", argument="folds"), "--folds 2: need at least 3"),
+    # the library's name differs from the dest: the small map in cli/flags.py
+    ("demo", EmoconfError("mc_dropout_passes 0: must be at least 1", argument="mc_dropout_passes"),
+     "--mc-passes 0: must be at least 1"),
+    ("train", EmoconfError("out_dir runs/x: already holds a finished run", argument="out_dir"),
+     "--out runs/x: already holds a finished run"),
+    ("train", EmoconfError("fold_index 7: the corpus has 5 fold(s)", argument="fold_index"),
+     "--fold 7: the corpus has 5 fold(s)"),
+    ("reproduce", EmoconfError("threshold_sources batch: must include validation", argument="threshold_sources"),
+     "--threshold-source batch: must include validation"),
+    ("train", EmoconfError("trainings ['filtered']: no AVD", argument="trainings"), "--training ['filtered']: no AVD"),
+    # a later mention in backticks too
+    ("demo", EmoconfError("jobs 1: a LocalCluster of `jobs` workers; leave `jobs`", argument="jobs"),
+     "--jobs 1: a LocalCluster of --jobs workers; leave --jobs"),
+    ("reproduce", EmoconfError("out: written by 0.0.1; use another `out_dir`", argument="out_dir"),
+     "out: written by 0.0.1; use another --out"),
+    # any argument in backticks that the command has a flag for, not only the error's own
+    ("demo", EmoconfError("jobs 1: `backend` 'dask' without a `scheduler`; `nonesuch`", argument="jobs"),
+     "--jobs 1: --backend 'dask' without a --scheduler; `nonesuch`"),
+    # unchanged: no argument, no flag for it in this command, a positional, or a message not starting with it
+    ("reproduce", EmoconfError("t.csv: no such file"), "t.csv: no such file"),
+    ("reproduce", EmoconfError("taus [-1.0]: every temperature must be positive", argument="taus"),
+     "taus [-1.0]: every temperature must be positive"),
+    ("export", EmoconfError("run_dir x: missing", argument="run_dir"), "run_dir x: missing"),
+    ("train", EmoconfError("seeds is empty", argument="seed"), "seeds is empty"),  # a longer name than --seed's
+])
+def test_main_prints_a_library_errors_argument_as_the_commands_flag(command, error, printed, capsys, monkeypatch):
+    from emoconf_tf import cli
+
+    def fail(args):
+        raise error
+
+    module = {"export-table": cli.export_table}.get(command) or getattr(cli, command)
+    monkeypatch.setattr(module, "run", fail)  # what register_subparser sets as the command's run
+    argv = {"demo": ["demo"], "reproduce": ["reproduce", "--table", "t.csv"], "train": ["train", "--synthetic"],
+            "export": ["export", "run"]}[command]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"emoconf {command}: error: {printed}\n"
+
+
+def test_a_real_library_error_reaches_the_user_with_the_flag(tmp_path, capsys):
+    # folds.check_fold_count raises "folds 2: ..." with argument="folds"; the user reads --folds
+    from emoconf_tf.folds import check_fold_count
+
+    with pytest.raises(EmoconfError, match=r"^folds 2: need at least 3") as raised:
+        check_fold_count(2)
+    assert raised.value.argument == "folds"
+    assert main(["reproduce", "--table", str(tmp_path / "t.csv"), "--cv", "group", "--folds", "2"]) == 2
+    assert capsys.readouterr().err == ("emoconf reproduce: error: --folds 2: need at least 3 (a test, a validation "
+                                       "and a training fold)\n")

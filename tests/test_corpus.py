@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from emoconf_tf import EmoconfError, read_features_table
-from emoconf_tf.corpus import normalize_split, parse_scale, write_features_table
+from emoconf_tf.corpus import check_class_names, normalize_split, parse_scale, write_features_table
 
 
 def table(n=6, **extra):
@@ -205,7 +205,31 @@ def test_avd_outside_the_scale_warns_and_keeps(tmp_path):
     assert corpus.avd[0, 2] == pytest.approx(5.2)
 
 
-@pytest.mark.parametrize("text", ["1", "7,1", "a,b", "1,2,3", "1,inf"])
-def test_malformed_scale_is_refused(text):
-    with pytest.raises(EmoconfError, match="scale"):
+@pytest.mark.parametrize("text", ["1", "a,b", "1,2,3", "1-5"])
+def test_a_scale_that_is_not_two_numbers_names_the_argument(text):
+    with pytest.raises(EmoconfError, match=rf"^scale '{text}': expected two numbers 'LO,HI', e.g. '1,7'$") as raised:
         parse_scale(text)
+    assert raised.value.argument == "scale"
+
+
+@pytest.mark.parametrize("text", ["7,1", "1,inf", "3,3"])
+def test_a_scale_not_low_below_high_and_finite_is_refused(text):
+    with pytest.raises(EmoconfError, match=rf"^scale '{text}': expected LO < HI, both finite$"):
+        parse_scale(text)
+
+
+@pytest.mark.parametrize("classes", [["happy", "", "sad"], ["sad", " sad"]])
+def test_class_names_must_be_unique_and_non_empty(classes):
+    expected = rf"^classes {','.join(classes)}: class names must be unique and non-empty$"
+    with pytest.raises(EmoconfError, match=expected) as raised:
+        check_class_names(classes)
+    assert raised.value.argument == "classes"
+    assert check_class_names([" happy", "sad "]) == ("happy", "sad")
+
+
+def test_read_features_table_refuses_repeated_classes_naming_the_argument(tmp_path):
+    path = tmp_path / "t.csv"
+    table().to_csv(path, index=False)
+    with pytest.raises(EmoconfError, match=r"^classes sad,sad: class names must be unique") as raised:
+        read_features_table(path, classes=["sad", "sad"])
+    assert raised.value.argument == "classes"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from emoconf_tf import EmoconfError, conflict_mask
-from emoconf_tf.filtering import ConflictRule, filter_counts, parse_rules, rule_masks
+from emoconf_tf.filtering import ConflictRule, default_training, filter_counts, parse_rules, rule_masks
 
 
 def test_filter_drops_happy_with_low_arousal_or_low_valence():
@@ -78,8 +78,24 @@ def test_custom_rules_replace_the_paper_rules():
 
 
 def test_unknown_condition_is_rejected_with_its_name():
-    with pytest.raises(EmoconfError, match="very_high"):
+    with pytest.raises(EmoconfError, match=r"^conflict rule for 'happy': unknown condition\(s\) \['very_high'\]; "
+                                           r"choose from low_arousal, high_arousal, low_valence, high_valence$"):
         ConflictRule("happy", ("very_high",))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("happy", r"^filter_rules 'happy': expected CATEGORY=COND\|COND, e.g. happy=low_arousal\|low_valence$"),
+    ("sad=high_valence;happy=low_arousl",
+     r"^filter_rules: conflict rule for 'happy': unknown condition\(s\) \['low_arousl'\]; choose from "),
+])
+def test_parse_rules_names_the_argument(text, message):
+    with pytest.raises(EmoconfError, match=message) as raised:
+        parse_rules(text)
+    assert raised.value.argument == "filter_rules"
+
+
+def test_default_training_is_filtered_unless_the_corpus_has_no_avd():
+    assert (default_training(True), default_training(False)) == ("filtered", "raw")
 
 
 def test_mismatched_lengths_are_rejected():

@@ -3,7 +3,7 @@ import pytest
 
 from emoconf_tf import EmoconfError
 from emoconf_tf.corpus import Corpus
-from emoconf_tf.folds import fold_assignment, fold_groups, make_folds
+from emoconf_tf.folds import check_fold_count, cv_for_dataset, fold_assignment, fold_groups, make_folds
 
 
 def corpus(groups=("s1", "s2", "s3", "s4", "s5"), split=None, speakers=None):
@@ -39,7 +39,8 @@ def test_every_group_is_tested_once():
 
 
 def test_fewer_than_three_groups_is_refused():
-    with pytest.raises(EmoconfError, match="at least 3 groups.*found 1"):
+    with pytest.raises(EmoconfError, match=r"^toy: cv='group' needs at least 3 groups or folds \(test, validation, "
+                                           r"training\); found 1: s1$"):
         make_folds(corpus(groups=("s1",)), "group")
 
 
@@ -56,11 +57,18 @@ def test_split_fold_uses_the_split_column():
 
 
 def test_table_without_split_column_says_what_to_do():
-    with pytest.raises(EmoconfError, match="no 'split' column.*--cv group"):
+    with pytest.raises(EmoconfError, match=r"^toy: the table has no 'split' column; add one \(train/validation/test\) "
+                                           r"or use cv='group' with a 'group' \(or 'speaker'\) column$"):
         make_folds(corpus(), "split")
 
 
-# === Leave-speakers-out: speakers when there are no groups, and --folds K ===
+def test_an_unknown_cv_mode_names_the_argument():
+    with pytest.raises(EmoconfError, match=r"^cv 'groups': choose one of split, group$") as raised:
+        make_folds(corpus(), "groups")
+    assert raised.value.argument == "cv"
+
+
+# === Leave-speakers-out: speakers when there are no groups, and folds=K ===
 
 def test_group_folds_fall_back_to_speakers_when_the_table_has_no_groups():
     speakers = ("spk1", "spk2", "spk3", "spk4")
@@ -71,7 +79,8 @@ def test_group_folds_fall_back_to_speakers_when_the_table_has_no_groups():
 
 
 def test_neither_groups_nor_speakers_is_refused_naming_both_columns():
-    with pytest.raises(EmoconfError, match="non-empty 'group' column .* or, for leave-speakers-out folds, a 'speaker'"):
+    with pytest.raises(EmoconfError, match=r"^toy: cv='group' needs a non-empty 'group' column \(e.g. the recording "
+                                           r"session\) or, for leave-speakers-out folds, a 'speaker' column$"):
         make_folds(corpus(groups=("",) * 4), "group")
 
 
@@ -104,12 +113,37 @@ def test_fold_assignment_lists_every_utterance_in_every_fold():
     assert first["u0"] == "test" and first["u2"] == "validation" and first["u9"] == "train"
 
 
-@pytest.mark.parametrize(("folds", "message"), [(2, "at least 3"), (11, "only 10 groups/speakers")])
+@pytest.mark.parametrize(("folds", "message"), [
+    (2, r"^folds 2: need at least 3 \(a test, a validation and a training fold\)$"),
+    (11, r"^folds 11: only 10 groups/speakers to gather into folds$"),
+])
 def test_bad_fold_counts_are_refused(folds, message):
-    with pytest.raises(EmoconfError, match=message):
+    with pytest.raises(EmoconfError, match=message) as raised:
         make_folds(corpus(groups=("",) * 10, speakers=[f"s{i}" for i in range(10)]), "group", folds=folds)
+    assert raised.value.argument == "folds"
 
 
 def test_folds_with_the_split_column_is_refused():
-    with pytest.raises(EmoconfError, match="--folds 5: .*use it with --cv group"):
+    with pytest.raises(EmoconfError, match=r"^folds 5: folds are made from groups or speakers; use it with "
+                                           r"cv='group'$") as raised:
         make_folds(corpus(split=["train"] * 6 + ["validation"] * 2 + ["test"] * 2), "split", folds=5)
+    assert raised.value.argument == "folds"
+
+
+def test_check_fold_count_accepts_three_or_more():
+    assert check_fold_count(3) == 3
+    with pytest.raises(EmoconfError, match=r"^folds 2: need at least 3") as raised:
+        check_fold_count(2)
+    assert raised.value.argument == "folds"
+
+
+def test_a_dataset_without_a_split_runs_leave_one_session_out():
+    sessions = corpus(groups=("Ses01", "Ses02", "Ses03"))
+    note = "folds: leave one session out (Ses01, Ses02, Ses03); iemocap/egemaps_v02 has no train/validation/test split"
+    assert cv_for_dataset(sessions, "split", "iemocap/egemaps_v02") == ("group", note)
+    assert cv_for_dataset(sessions, "group", "iemocap") == ("group", "")
+
+
+def test_a_dataset_with_a_split_keeps_the_mode_asked_for():
+    split = corpus(split=["train"] * 6 + ["validation"] * 2 + ["test"] * 2)
+    assert cv_for_dataset(split, "split", "msp_podcast") == ("split", "")

@@ -90,8 +90,9 @@ def test_per_class_rejects_about_r_of_each_predicted_class_on_validation():
 def test_unknown_rejection_mode_is_refused():
     from emoconf_tf.thresholds import class_thresholds
 
-    with pytest.raises(EmoconfError, match="rejection mode 'per-class'"):
+    with pytest.raises(EmoconfError, match=r"^mode 'per-class': choose global \(one threshold") as raised:
         class_thresholds([0.5], [0], 0.2, 2, "per-class")
+    assert raised.value.argument == "mode"  # class_thresholds' argument
 
 
 @pytest.mark.parametrize("mode", ["global", "per_class"])
@@ -101,14 +102,24 @@ def test_check_rejection_mode_returns_a_known_mode(mode):
     assert check_rejection_mode(mode) == mode
 
 
+def test_check_rejection_mode_names_the_python_argument_by_default():
+    from emoconf_tf.thresholds import check_rejection_mode
+
+    with pytest.raises(EmoconfError, match=r"^rejection_mode 'perclass': choose global \(") as raised:
+        check_rejection_mode("perclass")
+    assert raised.value.argument == "rejection_mode"
+
+
 @pytest.mark.parametrize("mode", ["per-class", "Global", "", None, 1])
 def test_check_rejection_mode_names_the_field_and_the_allowed_modes(mode):
     from emoconf_tf.thresholds import check_rejection_mode
 
     # the message names where the value came from (`name`), the value, and both modes
-    with pytest.raises(EmoconfError, match=rf"^run/run.json: rejection_mode {re.escape(repr(mode))}: choose global "
-                                           r"\(one threshold from all .*\) or per_class \(one threshold per "):
+    expected = (rf"^run/run.json: rejection_mode {re.escape(repr(mode))}: choose global \(one threshold from all .*\) "
+                r"or per_class \(one threshold per ")
+    with pytest.raises(EmoconfError, match=expected) as raised:
         check_rejection_mode(mode, "run/run.json: rejection_mode")
+    assert raised.value.argument is None  # a field of a file, not an argument
 
 
 @pytest.mark.parametrize("source", ["validation", "batch", "online"])
@@ -122,9 +133,10 @@ def test_check_threshold_source_returns_a_known_source(source):
 def test_check_threshold_source_names_the_field_and_the_allowed_sources(source):
     from emoconf_tf.thresholds import check_threshold_source
 
-    with pytest.raises(EmoconfError, match=rf"^--threshold-source {re.escape(repr(source))}: choose validation "
-                                           r"\(.*\), batch \(.*\) or online \("):
-        check_threshold_source(source, "--threshold-source")
+    with pytest.raises(EmoconfError, match=rf"^threshold_source {re.escape(repr(source))}: choose validation "
+                                           r"\(.*\), batch \(.*\) or online \(") as raised:
+        check_threshold_source(source)
+    assert raised.value.argument == "threshold_source"
 
 
 @pytest.mark.parametrize("sources, message", [
@@ -136,8 +148,9 @@ def test_check_threshold_source_names_the_field_and_the_allowed_sources(source):
 def test_check_threshold_sources_needs_validation_once_and_known_sources(sources, message):
     from emoconf_tf.thresholds import check_threshold_sources
 
-    with pytest.raises(EmoconfError, match=f"^{message}"):
-        check_threshold_sources(sources, "threshold_sources")
+    with pytest.raises(EmoconfError, match=f"^{message}") as raised:
+        check_threshold_sources(sources)
+    assert raised.value.argument == "threshold_sources"  # ProtocolConfig's field
     assert check_threshold_sources(["validation", "online"]) == ("validation", "online")
 
 
