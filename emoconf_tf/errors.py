@@ -27,3 +27,10 @@ class EmoconfError(ValueError):
 
     def __reduce__(self):  # keeps `argument` across processes (joblib workers send errors back pickled)
         return type(self), (str(self),), {"argument": self.argument}
+
+
+def argument_named(name: str) -> str | None:
+    """A check's `name` for what it checks as an `EmoconfError.argument`: the name itself when it is a Python
+    argument (`"rejection_mode"`), None when it names something else (a field of a file,
+    `"run/run.json: rejection_mode"`, or a flag, `"--score"`)."""
+    return name if name.isidentifier() else None

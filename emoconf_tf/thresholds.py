@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emoconf_tf.errors import EmoconfError
+from emoconf_tf.errors import EmoconfError, argument_named
 
 PAPER_REJECTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 REJECTION_MODES = ("global", "per_class")
@@ -47,7 +47,7 @@ def check_rejection_mode(mode: str, name: str = "rejection_mode") -> str:
     """
     if not isinstance(mode, str) or mode not in REJECTION_MODES:
         raise EmoconfError(f"{name} {mode!r}: choose global (one threshold from all validation confidences, the "
-                           "paper's) or per_class (one threshold per predicted class)", argument=_argument(name))
+                           "paper's) or per_class (one threshold per predicted class)", argument=argument_named(name))
     return mode
 
 
@@ -63,7 +63,7 @@ def check_threshold_source(source: str, name: str = "threshold_source") -> str:
         raise EmoconfError(f"{name} {source!r}: choose validation (thresholds from the validation confidences, the "
                            "paper's), batch (from the scored batch's own unlabelled confidences) or online (the "
                            "validation thresholds at a rate adaptive conformal inference moves along the stream)",
-                           argument=_argument(name))
+                           argument=argument_named(name))
     return source
 
 
@@ -80,18 +80,12 @@ def check_threshold_sources(sources: Sequence[str], name: str = "threshold_sourc
     for source in sources:
         check_threshold_source(source, name)
     if len(set(sources)) != len(sources):
-        raise EmoconfError(f"{name} {', '.join(sources)}: a source is given twice", argument=_argument(name))
+        raise EmoconfError(f"{name} {', '.join(sources)}: a source is given twice", argument=argument_named(name))
     if "validation" not in sources:
         raise EmoconfError(f"{name} {', '.join(sources) or '(none)'}: must include validation (the paper's "
                            "thresholds, which every other figure of the report uses), e.g. validation,batch",
-                           argument=_argument(name))
+                           argument=argument_named(name))
     return sources
-
-
-def _argument(name: str) -> str | None:
-    """`name` as an `EmoconfError.argument` when it is a Python argument (`"rejection_mode"`), not a field of a file
-    (`"run/run.json: rejection_mode"`)."""
-    return name if name.isidentifier() else None
 
 
 def rejection_threshold(validation_confidence: np.ndarray, rejection: float) -> float:

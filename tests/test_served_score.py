@@ -62,6 +62,12 @@ def test_the_registry_serves_the_seven_scores_and_refuses_the_others():
             check_servable(name)
     with pytest.raises(EmoconfError, match="--score nope: is not a confidence score"):
         check_servable("nope")
+    with pytest.raises(EmoconfError, match="^score tcp: cannot be served") as raised:  # a Python argument
+        check_servable("tcp", "score")
+    assert raised.value.argument == "score"
+    with pytest.raises(EmoconfError, match="^run: score nope: ") as raised:  # a field of a file: no argument
+        check_servable("nope", "run: score")
+    assert raised.value.argument is None
 
 
 def test_the_run_records_the_served_score_members_and_every_score_column(run):

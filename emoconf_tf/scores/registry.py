@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable
 
-from emoconf_tf.errors import EmoconfError
+from emoconf_tf.errors import EmoconfError, argument_named
 from emoconf_tf.scores.context import Scored, ScoringContext
 
 Scorer = Callable[[ScoringContext], Scored]
@@ -98,12 +98,14 @@ def servable_methods(*, has_avd: bool = True) -> tuple[str, ...]:
 
 def check_servable(name: str, option: str = "--score", *, has_avd: bool = True) -> str:
     """`name` if it is a servable method (of a run with AVD ratings unless `has_avd` is False), else `EmoconfError`
-    in one line saying why not and what can be served."""
+    in one line saying why not and what can be served; `option` starts the message, and is its `argument` when it
+    is a Python argument's name (`"score"`)."""
     method = METHODS.get(name)
     if method is None or not method.servable:
         why = f" cannot be served: {method.not_served}" if method is not None else " is not a confidence score"
-        raise EmoconfError(f"{option} {name}:{why}; choose one of {', '.join(servable_methods(has_avd=has_avd))}")
+        raise EmoconfError(f"{option} {name}:{why}; choose one of {', '.join(servable_methods(has_avd=has_avd))}",
+                           argument=argument_named(option))
     if method.needs_avd and not has_avd:
         raise EmoconfError(f"{option} {name}: not available: {NO_AVD_REASON}; choose one of "
-                           f"{', '.join(servable_methods(has_avd=False))}")
+                           f"{', '.join(servable_methods(has_avd=False))}", argument=argument_named(option))
     return name

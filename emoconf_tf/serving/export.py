@@ -158,10 +158,7 @@ def export_run(
     if rejection_mode is not None:
         rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
     if score is not None:
-        try:
-            check_servable(score, "score")
-        except EmoconfError as error:  # check_servable names the argument but does not set it
-            raise EmoconfError(str(error), argument="score") from None
+        check_servable(score, "score")
     warmup_signatures = check_warmup_signatures(warmup_signatures)
     out_dir = Path(out_dir)
     _check_base_path(out_dir)

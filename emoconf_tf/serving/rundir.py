@@ -187,10 +187,7 @@ def train_run(
     """
     from emoconf_tf.thresholds import check_rejection_mode
 
-    try:
-        score = check_servable(score, "score", has_avd=corpus.has_avd)
-    except EmoconfError as error:  # check_servable names the argument but does not set it
-        raise EmoconfError(str(error), argument="score") from None
+    score = check_servable(score, "score", has_avd=corpus.has_avd)
     if rejection_mode is not None:
         rejection_mode = check_rejection_mode(rejection_mode, "rejection_mode")
     config = dataclasses.replace(
